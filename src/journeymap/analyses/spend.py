@@ -1,0 +1,84 @@
+"""Return on ad spend: attributed value and conversions beside the spend that bought them.
+
+Spend reaches a channel through its platform (``spend.platform_channels``: Google Ads spend
+is Paid Search, LinkedIn spend is Paid Social, and so on) and a campaign through its name or
+id, compared case-insensitively with the touch's ``utm_campaign``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import ibis
+
+from journeymap.common.config import SpendConfig
+from journeymap.store.schema import NOT_SET
+
+
+def spend_by_channel(ad_spend: ibis.Table, platform_channels: Mapping[str, str]) -> ibis.Table:
+    """Return ``channel``, ``platform``, ``cost``, ``impressions`` and ``clicks`` per channel and platform.
+
+    A platform that ``platform_channels`` does not name keeps its own name as the channel.
+    """
+    platform = ad_spend.platform.strip().lower()
+    channel = platform.cases(*platform_channels.items(), else_=ad_spend.platform)
+    rows = ad_spend.mutate(channel=channel, platform=platform)
+    return rows.group_by(["channel", "platform"]).aggregate(
+        cost=rows.cost.sum(),
+        impressions=rows.impressions.sum(),
+        clicks=rows.clicks.sum(),
+    )
+
+
+def roas_by_channel(credit: ibis.Table, ad_spend: ibis.Table, config: SpendConfig) -> ibis.Table:
+    """Join channel credit (``model, channel, conversions, value``) with spend.
+
+    Returns ``model, channel, conversions, value, cost, roas, cost_per_conversion`` for every
+    channel with spend; ``roas`` is value over cost and ``cost_per_conversion`` cost over
+    attributed conversions (null when a divisor is 0).
+    """
+    spend = spend_by_channel(ad_spend, config.platform_channels)
+    spend = spend.group_by("channel").aggregate(cost=spend.cost.sum())
+    joined = credit.inner_join(spend, [credit.channel.lower() == spend.channel.lower()])
+    joined = joined.select(
+        model=credit.model,
+        channel=credit.channel,
+        conversions=credit.conversions,
+        value=credit.value,
+        cost=spend.cost,
+    )
+    return _ratios(joined)
+
+
+def roas_by_campaign(credit: ibis.Table, ad_spend: ibis.Table) -> ibis.Table:
+    """Join campaign credit (``model, campaign, conversions, value``) with spend by campaign.
+
+    A spend row matches a campaign by name or by id. Returns ``model, campaign, conversions,
+    value, cost, roas, cost_per_conversion``.
+    """
+    groups = ad_spend.group_by(["campaign", "campaign_id"]).aggregate(cost=ad_spend.cost.sum())
+    by_name = groups.select(groups.campaign, groups.campaign_id, groups.cost, key=groups.campaign.strip().lower())
+    by_id = groups.select(groups.campaign, groups.campaign_id, groups.cost, key=groups.campaign_id.strip().lower())
+    # distinct() keeps one key row for a campaign whose name and id are the same text.
+    keys = by_name.union(by_id, distinct=True)
+    keys = keys.filter(keys.key.notnull() & (keys.key != ""))
+    spend = keys.group_by("key").aggregate(cost=keys.cost.sum())
+    rows = credit.filter(credit.campaign != NOT_SET)
+    joined = rows.inner_join(spend, [rows.campaign.strip().lower() == spend.key])
+    joined = joined.select(
+        model=rows.model,
+        campaign=rows.campaign,
+        conversions=rows.conversions,
+        value=rows.value,
+        cost=spend.cost,
+    )
+    return _ratios(joined)
+
+
+def _ratios(joined: ibis.Table) -> ibis.Table:
+    return joined.mutate(
+        roas=ibis.cases((joined.cost > 0, joined.value / joined.cost), else_=ibis.null(float)),
+        cost_per_conversion=ibis.cases(
+            (joined.conversions > 0, joined.cost / joined.conversions), else_=ibis.null(float)
+        ),
+    )

@@ -1,0 +1,428 @@
+"""The ``journeymap`` command: thin Typer commands over :mod:`journeymap.api`.
+
+Errors that journeymap raises on purpose print one red line (with the hint) and exit with
+status 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from journeymap import __version__, api
+from journeymap.common.config import Config, load_config
+from journeymap.common.errors import JourneymapError
+from journeymap.store.store import MEMORY, Store
+
+app = typer.Typer(
+    name="journeymap",
+    help="Customer journeys and multi-touch attribution for B2B SaaS teams.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+import_app = typer.Typer(help="Import a file into the store (all rows or none).", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("journeymap")
+
+
+class InputFormatOption(str, Enum):
+    touchpoints = "touchpoints"
+    paths = "paths"
+    snowplow = "snowplow"
+
+
+class GrainOption(str, Enum):
+    channel = "channel"
+    source_medium = "source_medium"
+    campaign = "campaign"
+    ad = "ad"
+
+
+class TransformOption(str, Enum):
+    none = "none"
+    collapse = "collapse"
+    unique = "unique"
+    first = "first"
+    frequency = "frequency"
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class EntityOption(str, Enum):
+    person = "person"
+    account = "account"
+
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML configuration file (default: ./journeymap.yaml if present).")
+]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="DuckDB store file; ':memory:' for none (default: the configured store).")
+]
+MapOpt = Annotated[
+    list[str] | None, typer.Option("--map", help="Column mapping FIELD=COLUMN; repeat for several fields.")
+]
+MappingFileOpt = Annotated[Path | None, typer.Option("--mapping", help="YAML file of FIELD: COLUMN lines.")]
+SepOpt = Annotated[str | None, typer.Option("--sep", help="Field separator of a CSV file (default: detected).")]
+PathSepOpt = Annotated[str, typer.Option("--path-sep", help="Separator between channels in a path.")]
+LookbackOpt = Annotated[
+    float | None, typer.Option("--lookback-days", min=0.0, help="Lookback window before a conversion, in days.")
+]
+TransformOpt = Annotated[TransformOption | None, typer.Option("--transform", help="Path transform.")]
+LastNOpt = Annotated[int | None, typer.Option("--last-n", min=1, help="Keep only the last N touches of a journey.")]
+KindOpt = Annotated[
+    list[str] | None, typer.Option("--kind", help="Conversion kind to attribute; repeat for several (default: all).")
+]
+EntityOpt = Annotated[EntityOption | None, typer.Option("--entity", help="Whose touches form a journey.")]
+
+
+def _config(path: Path | None) -> Config:
+    return load_config(path)
+
+
+def _overrides(
+    config: Config,
+    lookback_days: float | None,
+    transform: TransformOption | None,
+    last_n: int | None,
+    kinds: list[str] | None,
+    entity: EntityOption | None = None,
+) -> Config:
+    return api.with_overrides(
+        config,
+        lookback_days=lookback_days,
+        transform=transform.value if transform else None,
+        last_n=last_n,
+        kinds=kinds,
+        entity=entity.value if entity else None,
+    )
+
+
+def _open(store: str | None, config: Config) -> Store:
+    return api.open_store(store, config)
+
+
+def _print_frame(frame: pd.DataFrame, output: OutputFormat, *, money: set[str] | None = None) -> None:
+    if output is OutputFormat.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+        return
+    if output is OutputFormat.json:
+        sys.stdout.write(frame.to_json(orient="records", indent=2, double_precision=10) + "\n")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left")
+    for row in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, row, strict=True):
+            if isinstance(value, float):
+                cells.append(f"{value:,.2f}" if money and column in money else f"{value:,.4f}".rstrip("0").rstrip("."))
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    out.print(table)
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step to stderr.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """Customer journeys and multi-touch attribution for B2B SaaS teams."""
+    if version:
+        out.print(f"journeymap {__version__}")
+        raise typer.Exit()
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _import(kind: str, file: Path, store: str | None, config_path: Path | None, **options: object) -> None:
+    config = _config(config_path)
+    opened = _open(store, config)
+    try:
+        result = api.import_file(opened, file, input_format=kind, config=config, **options)  # type: ignore[arg-type]
+    finally:
+        opened.close()
+    err.print(result.summary())
+
+
+@import_app.command("touchpoints")
+def import_touchpoints(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file of touch and conversion rows.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+) -> None:
+    """Import touchpoint rows: person, timestamp, channel or UTM fields, conversion and value."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import("touchpoints", file, store, config, mapping=parse_mapping_options(map_ or [], mapping), separator=sep)
+
+
+@import_app.command("paths")
+def import_paths(
+    file: Annotated[Path, typer.Argument(help="CSV file of aggregated paths.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+    path_sep: PathSepOpt = ">",
+) -> None:
+    """Import aggregated paths: path; total_conversions; total_conversion_value; total_null."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "paths", file, store, config,
+        mapping=parse_mapping_options(map_ or [], mapping), separator=sep, path_separator=path_sep,
+    )
+
+
+@import_app.command("snowplow")
+def import_snowplow(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet export of Snowplow enriched events.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    sep: SepOpt = None,
+) -> None:
+    """Import Snowplow enriched events: sessions become touches, revenue events conversions."""
+    _import("snowplow", file, store, config, separator=sep)
+
+
+@import_app.command("spend")
+def import_spend(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file of ad spend rows.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+    platform: Annotated[
+        str | None, typer.Option("--platform", help="Ad platform of every row, when the file has no platform column.")
+    ] = None,
+) -> None:
+    """Import ad spend: date, platform, campaign, cost, impressions, clicks."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "spend", file, store, config,
+        mapping=parse_mapping_options(map_ or [], mapping), separator=sep, platform=platform,
+    )
+
+
+@app.command()
+def build(
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    lookback_days: LookbackOpt = None,
+    transform: TransformOpt = None,
+    last_n: LastNOpt = None,
+    kind: KindOpt = None,
+    entity: EntityOpt = None,
+) -> None:
+    """Derive journeys from the imported touchpoints, conversions and paths."""
+    settings = _overrides(_config(config), lookback_days, transform, last_n, kind, entity)
+    opened = _open(store, settings)
+    try:
+        journeys = api.build(opened, settings)
+        count = journeys.journeys.count().execute()
+        touches = journeys.touches.count().execute()
+    finally:
+        opened.close()
+    err.print(f"built {count:,} journeys with {touches:,} touches")
+
+
+@app.command()
+def attribute(
+    file: Annotated[
+        Path | None, typer.Argument(help="Input file; without it, the journeys already in the store.")
+    ] = None,
+    input_format: Annotated[
+        InputFormatOption, typer.Option("--input-format", "-f", help="Layout of FILE.")
+    ] = InputFormatOption.touchpoints,
+    models: Annotated[
+        list[str] | None, typer.Option("--models", "-m", help="Model names, comma-separated or repeated; all for every model.")
+    ] = None,
+    by: Annotated[GrainOption, typer.Option("--by", help="Grain of the credit table.")] = GrainOption.channel,
+    lookback_days: LookbackOpt = None,
+    transform: TransformOpt = None,
+    last_n: LastNOpt = None,
+    kind: KindOpt = None,
+    entity: EntityOpt = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+    path_sep: PathSepOpt = ">",
+) -> None:
+    """Print credit per model and channel (or source_medium, campaign, ad)."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    settings = _overrides(_config(config), lookback_days, transform, last_n, kind, entity)
+    if file is not None and input_format is InputFormatOption.paths and by is not GrainOption.channel:
+        raise JourneymapError(
+            f"aggregated paths hold channels only, so --by {by.value} has no data",
+            hint="Use --by channel with --input-format paths",
+        )
+    opened = _open(store if file is None else (store or MEMORY), settings)
+    try:
+        if file is not None:
+            options: dict[str, object] = {"separator": sep}
+            if input_format is not InputFormatOption.snowplow:
+                options["mapping"] = parse_mapping_options(map_ or [], mapping)
+            if input_format is InputFormatOption.paths:
+                options["path_separator"] = path_sep
+            result = api.import_file(opened, file, input_format=input_format.value, config=settings, **options)  # type: ignore[arg-type]
+            log.info("%s", result.summary())
+        journeys = api.build(opened, settings)
+        attribution = api.attribute(opened, journeys, config=settings, models=models or None)
+        table = api.credit_table(attribution.credits, by=by.value)
+    finally:
+        opened.close()
+    for note in attribution.notes:
+        err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
+    _print_frame(table, output, money={"value"})
+
+
+@app.command()
+def report(
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("journeymap-report.html"),
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the self-contained HTML report of the stored journeys and credits."""
+    settings = _config(config)
+    opened = _open(store, settings)
+    try:
+        path = api.write_report(opened, output, config=settings)
+    finally:
+        opened.close()
+    err.print(f"wrote {path}")
+
+
+@app.command()
+def run(
+    touchpoints: Annotated[list[Path] | None, typer.Option("--touchpoints", help="Touchpoint file; repeatable.")] = None,
+    paths: Annotated[list[Path] | None, typer.Option("--paths", help="Aggregated paths file; repeatable.")] = None,
+    snowplow: Annotated[list[Path] | None, typer.Option("--snowplow", help="Snowplow events file; repeatable.")] = None,
+    spend: Annotated[list[Path] | None, typer.Option("--spend", help="Ad spend file; repeatable.")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="Ad platform of spend files without a platform column.")] = None,
+    models: Annotated[list[str] | None, typer.Option("--models", "-m", help="Model names, or all.")] = None,
+    lookback_days: LookbackOpt = None,
+    transform: TransformOpt = None,
+    last_n: LastNOpt = None,
+    kind: KindOpt = None,
+    entity: EntityOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write.")] = Path("journeymap-report.html"),
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Import files, build journeys, attribute with every model and write the report."""
+    settings = _overrides(_config(config), lookback_days, transform, last_n, kind, entity)
+    opened = _open(store, settings)
+    try:
+        for kind_name, files in (("touchpoints", touchpoints), ("paths", paths), ("snowplow", snowplow)):
+            for path in files or []:
+                err.print(api.import_file(opened, path, input_format=kind_name, config=settings).summary())
+        for path in spend or []:
+            err.print(api.import_file(opened, path, input_format="spend", config=settings, platform=platform).summary())
+        _main_job(opened, settings, models, output)
+    finally:
+        opened.close()
+
+
+def _main_job(store: Store, settings: Config, models: list[str] | None, output: Path) -> None:
+    """Build journeys, attribute, print the credit table and write the report."""
+    with err.status("building journeys"):
+        journeys = api.build(store, settings)
+    with err.status("attributing"):
+        attribution = api.attribute(store, journeys, config=settings, models=models or None)
+    from journeymap.report.gather import report_kind
+
+    kind = report_kind(store, settings)
+    table = api.credit_table(attribution.credits, by="channel", kinds=[kind] if kind else None)
+    wide = table.pivot_table(index="channel", columns="model", values="conversions", aggfunc="sum", fill_value=0.0)
+    wide = wide.sort_values(wide.columns[0], ascending=False).reset_index()
+    out.print(f"[bold]Conversions credited by channel[/bold] ({kind or 'all kinds'})")
+    _print_frame(wide, OutputFormat.table)
+    for note in attribution.notes:
+        err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
+    with err.status("writing the report"):
+        path = api.write_report(store, output, config=settings, attribution=attribution)
+    out.print(f"report: {path}")
+
+
+@app.command()
+def demo(
+    people: Annotated[int, typer.Option("--people", min=10, help="People in the demo world.")] = 5000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same world.")] = 7,
+    folder: Annotated[Path, typer.Option("--out", help="Folder for the generated files and the report.")] = Path("journeymap-demo"),
+    file_format: Annotated[str, typer.Option("--file-format", help="csv or parquet.")] = "csv",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate the demo B2B SaaS world, load it, run every model and write the report."""
+    from rich.progress import Progress
+
+    from journeymap.demo.world import generate_world, write_world
+
+    settings = _config(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("generating the demo world", total=people)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        world = generate_world(people, seed=seed, progress=advance)
+        files = write_world(world, folder, format="parquet" if file_format == "parquet" else "csv")
+    store_path = store or str(folder / "journeymap.duckdb")
+    if store_path != MEMORY:
+        for suffix in ("", ".wal"):
+            Path(store_path + suffix).unlink(missing_ok=True)
+    opened = Store.open(store_path)
+    try:
+        err.print(api.import_file(opened, files["touchpoints"], input_format="touchpoints", config=settings).summary())
+        err.print(api.import_file(opened, files["ad_spend"], input_format="spend", config=settings).summary())
+        _main_job(opened, settings, None, folder / "report.html")
+    finally:
+        opened.close()
+
+
+def main() -> None:
+    """Run the command line, turning journeymap's errors into one red line."""
+    debug = "--debug" in sys.argv
+    try:
+        app()
+    except JourneymapError as exc:
+        if debug:
+            raise
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
+

@@ -1,0 +1,278 @@
+"""Typed configuration: one optional YAML file, every key with a default.
+
+``load_config(path)`` reads and validates the file; ``Config()`` is the default configuration.
+Unknown keys are errors (a typo must not silently fall back to a default), and every error
+names the file and the key path, lists the accepted values and says what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from journeymap.common.errors import ConfigError
+
+CONFIG_FILE_NAMES = ("journeymap.yaml", "journeymap.yml")
+TransformName = Literal["none", "collapse", "unique", "first", "frequency"]
+EntityKind = Literal["person", "account"]
+MATCH_FIELDS = ("source", "medium", "campaign", "click_platform", "touch_type", "referrer_host")
+SOURCE_CATEGORIES = ("search", "social", "shopping", "video")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Strict):
+    """One group of conditions on a touch; the group holds when every condition set holds.
+
+    Values are compared after lowercasing and trimming both sides. A field condition takes a
+    value or a list of values; a ``*_matches`` condition is a regular expression searched in
+    the lowercased value (RE2/Java-compatible syntax, so that every engine runs it).
+    """
+
+    source: str | list[str] | None = Field(None, description="Source equals one of these.")
+    medium: str | list[str] | None = Field(None, description="Medium equals one of these.")
+    campaign: str | list[str] | None = Field(None, description="Campaign equals one of these.")
+    click_platform: str | list[str] | None = Field(
+        None, description="Ad platform of the click id (google_ads, microsoft_ads, ...)."
+    )
+    touch_type: str | list[str] | None = Field(None, description="Touch type equals one of these.")
+    referrer_host: str | list[str] | None = Field(None, description="Referrer host equals one of these.")
+    source_matches: str | None = Field(None, description="Regular expression on the source.")
+    medium_matches: str | None = Field(None, description="Regular expression on the medium.")
+    campaign_matches: str | None = Field(None, description="Regular expression on the campaign.")
+    source_category: str | list[str] | None = Field(
+        None, description="Source is in one of the source lists: search, social, shopping, video."
+    )
+    not_source_category: str | list[str] | None = Field(
+        None, description="Source is in none of these source lists."
+    )
+
+    @field_validator("source_matches", "medium_matches", "campaign_matches")
+    @classmethod
+    def _check_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        return value
+
+    @field_validator("source_category", "not_source_category")
+    @classmethod
+    def _check_category(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for item in as_list(value):
+            if item.lower() not in SOURCE_CATEGORIES:
+                raise ValueError(
+                    f"unknown source category {item!r}; expected one of {', '.join(SOURCE_CATEGORIES)}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Condition:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("a condition group needs at least one condition")
+        return self
+
+
+class ChannelRule(_Strict):
+    """One channel and the condition groups that assign it; the first matching rule wins."""
+
+    channel: str = Field(description="Channel name assigned when the rule matches.")
+    when: Condition | None = Field(None, description="Conditions that must all hold.")
+    any: list[Condition] = Field(
+        default_factory=list, description="Alternative condition groups: one must hold."
+    )
+
+    @model_validator(mode="after")
+    def _has_conditions(self) -> ChannelRule:
+        if self.when is None and not self.any:
+            raise ValueError(f"channel rule {self.channel!r} needs 'when' or 'any'")
+        return self
+
+    def groups(self) -> list[Condition]:
+        """Return the condition groups of the rule; the rule matches if any group holds."""
+        return [self.when] if self.when is not None else list(self.any)
+
+
+class ChannelConfig(_Strict):
+    """How touches are classified into channels."""
+
+    rules: list[ChannelRule] | None = Field(
+        None, description="Ordered channel rules; the built-in GA4-style rules when omitted."
+    )
+    source_categories_file: Path | None = Field(
+        None,
+        description="CSV with columns source, source_category that replaces the built-in source lists.",
+    )
+    direct_channels: list[str] = Field(
+        default_factory=lambda: ["Direct"],
+        description="Channels that last-non-direct attribution skips (compared case-insensitively).",
+    )
+    unassigned: str = Field("Unassigned", description="Channel of a touch that no rule matches.")
+
+
+class JourneyConfig(_Strict):
+    """How touches are cut into journeys."""
+
+    entity: EntityKind = Field("person", description="Whose touches form a journey.")
+    lookback_days: float = Field(90, gt=0, description="Touches older than this before a conversion are not in its journey (days).")
+    transform: TransformName = Field("none", description="Path transform applied before attribution.")
+    last_n: int | None = Field(None, ge=1, description="Keep only the last N touches of each journey.")
+    conversion_kinds: list[str] | None = Field(
+        None, description="Conversion kinds to attribute; every kind when omitted."
+    )
+
+
+class MilestoneConfig(_Strict):
+    """Conversion kinds that mark the milestones of W-shaped and full-path attribution."""
+
+    lead: list[str] = Field(default_factory=lambda: ["lead"], description="Kinds that mark lead creation.")
+    opportunity: list[str] = Field(
+        default_factory=lambda: ["opportunity"], description="Kinds that mark opportunity creation."
+    )
+    closed_won: list[str] = Field(
+        default_factory=lambda: ["closed_won"], description="Kinds that mark a closed-won deal."
+    )
+
+
+class AttributionConfig(_Strict):
+    """Which models run by default, and their parameters by model name."""
+
+    models: list[str] = Field(
+        default_factory=lambda: ["all"], description="Model names, or 'all' for every model."
+    )
+    parameters: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Parameters by model name, for example time_decay: {half_life_days: 3}."
+    )
+
+
+class SpendConfig(_Strict):
+    """How ad spend is matched to attributed credit."""
+
+    platform_channels: dict[str, str] = Field(
+        default_factory=lambda: {
+            "google_ads": "Paid Search",
+            "google": "Paid Search",
+            "microsoft_ads": "Paid Search",
+            "bing": "Paid Search",
+            "meta": "Paid Social",
+            "facebook": "Paid Social",
+            "instagram": "Paid Social",
+            "linkedin": "Paid Social",
+            "linkedin_ads": "Paid Social",
+            "tiktok": "Paid Social",
+        },
+        description="Channel that each ad platform's spend belongs to (platform names lowercased).",
+    )
+
+
+class Config(_Strict):
+    """The whole configuration file."""
+
+    store: str = Field("journeymap.duckdb", description="DuckDB file of the store, or ':memory:'.")
+    currency: str = Field("USD", description="Currency of values and spend (ISO 4217).")
+    timezone: str = Field("UTC", description="Time zone of timestamps that carry no offset.")
+    channels: ChannelConfig = Field(default_factory=ChannelConfig)
+    journeys: JourneyConfig = Field(default_factory=JourneyConfig)
+    milestones: MilestoneConfig = Field(default_factory=MilestoneConfig)
+    attribution: AttributionConfig = Field(default_factory=AttributionConfig)
+    spend: SpendConfig = Field(default_factory=SpendConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin") from exc
+        return value
+
+
+def as_list(value: str | list[str] | None) -> list[str]:
+    """Return a condition value as a list of strings."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a YAML configuration file.
+
+    With ``path`` None, ``journeymap.yaml`` (or ``.yml``) in the working directory is read when
+    it exists, and the defaults are used otherwise.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or holds an invalid key or value.
+    """
+    if path is None:
+        found = [Path(name) for name in CONFIG_FILE_NAMES if Path(name).is_file()]
+        if not found:
+            return Config()
+        path = found[0]
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            "configuration file not found",
+            source=str(path),
+            hint="Check the path, or omit --config to use the defaults",
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("the top level must be a mapping of keys", source=str(path))
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: dict[str, Any], *, source: str = "configuration") -> Config:
+    """Validate a configuration mapping, raising :class:`ConfigError` on the first problem."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"])
+        message = first["msg"]
+        hint = None
+        if first["type"] == "extra_forbidden":
+            hint = _suggest_key(first["loc"])
+        raise ConfigError(message, source=source, location=location, hint=hint) from exc
+
+
+def _suggest_key(loc: tuple[int | str, ...]) -> str:
+    """Name the known keys nearest to an unknown key at ``loc``."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        nested = _model_in(annotation)
+        if nested is None:
+            break
+        model = nested
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=3)
+    listed = ", ".join(close or known)
+    return f"Known keys here: {listed}"
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,330 @@
+"""Journeys: the touches of one person (or account) that lead to one conversion.
+
+Takes the ``touchpoints`` and ``conversions`` tables (and ``path_aggregates``) and returns the
+``journeys`` and ``journey_touches`` tables of the store schema.
+
+Rules, per entity and conversion kind:
+
+* Touches and conversions are ordered by timestamp, then by ``seq`` (arrival order), and a
+  conversion sorts after a touch of the same row, so a touch with the conversion's timestamp
+  belongs to that conversion's journey.
+* A conversion's journey holds the touches after the previous conversion of the same kind
+  and at or before the conversion, no older than the lookback window. Later touches belong to
+  the next journey.
+* Touches after an entity's last conversion of a kind form one non-converting journey, cut
+  to the lookback window before its last touch. Data-driven models need these.
+* A conversion with no eligible touch is a journey with no touches: attribution credits it
+  to ``(unattributed)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import ibis
+import ibis.expr.types as ir
+
+from journeymap.channels.rules import ChannelClassifier
+from journeymap.common.config import Config, EntityKind, MilestoneConfig, TransformName
+from journeymap.journeys.transforms import apply_transform
+from journeymap.store.schema import DERIVED_TABLES, NOT_SET, TS
+from journeymap.store.store import Store
+
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class JourneyOptions:
+    """How touches are cut into journeys; see :class:`journeymap.common.config.JourneyConfig`."""
+
+    entity: EntityKind = "person"
+    lookback_days: float = 90.0
+    transform: TransformName = "none"
+    last_n: int | None = None
+    conversion_kinds: tuple[str, ...] | None = None
+    milestones: MilestoneConfig = field(default_factory=MilestoneConfig)
+
+    @classmethod
+    def from_config(cls, config: Config) -> JourneyOptions:
+        """Return the options a configuration sets."""
+        kinds = config.journeys.conversion_kinds
+        return cls(
+            entity=config.journeys.entity,
+            lookback_days=config.journeys.lookback_days,
+            transform=config.journeys.transform,
+            last_n=config.journeys.last_n,
+            conversion_kinds=tuple(kind.lower() for kind in kinds) if kinds else None,
+            milestones=config.milestones,
+        )
+
+
+@dataclass(frozen=True)
+class Journeys:
+    """The two journey tables, as Ibis expressions."""
+
+    journeys: ibis.Table
+    touches: ibis.Table
+
+
+def _entity(t: ibis.Table, entity: EntityKind) -> ir.StringValue:
+    if entity == "account":
+        # People without an account are their own account, so that no conversion is lost.
+        return ibis.coalesce(t.account_id, ibis.literal("person:").concat(t.person_id))
+    return t.person_id
+
+
+def _key_at_or_before(ts_a: ir.Value, seq_a: ir.Value, ts_b: ir.Value, seq_b: ir.Value) -> ir.BooleanValue:
+    """Return whether (ts_a, seq_a) sorts at or before (ts_b, seq_b)."""
+    return (ts_a < ts_b) | ((ts_a == ts_b) & (seq_a <= seq_b))
+
+
+def classified_touches(touchpoints: ibis.Table, classifier: ChannelClassifier, entity: EntityKind) -> ibis.Table:
+    """Return touchpoints with their entity, channel, source/medium, campaign and ad."""
+    classified = classifier.classify(touchpoints)
+    return classified.select(
+        touchpoint_id=classified.touchpoint_id,
+        entity_id=_entity(classified, entity),
+        occurred_at=classified.occurred_at,
+        seq=classified.seq,
+        channel=classified.channel,
+        source_medium=classified.source_medium,
+        campaign=classified.campaign.strip().nullif("").fill_null(NOT_SET),
+        ad_id=classified.ad_id.strip().nullif("").fill_null(NOT_SET),
+    )
+
+
+def journeys_from_events(
+    touchpoints: ibis.Table,
+    conversions: ibis.Table,
+    classifier: ChannelClassifier,
+    options: JourneyOptions,
+) -> Journeys:
+    """Cut touchpoints into journeys that end at conversions (and non-converting journeys)."""
+    # Classify once: the journey steps below read these columns many times.
+    touches = classified_touches(touchpoints, classifier, options.entity).cache()
+    convs = conversions.mutate(entity_id=_entity(conversions, options.entity), kind=conversions.kind.lower())
+    targets = convs
+    if options.conversion_kinds is not None:
+        targets = convs.filter(convs.kind.isin(list(options.conversion_kinds)))
+    kinds = targets.select("kind").distinct()
+
+    # One stream of touches (repeated for every kind) and conversions, in journey order.
+    touch_rows = touches.cross_join(kinds).select(
+        entity_id="entity_id",
+        kind="kind",
+        occurred_at="occurred_at",
+        seq="seq",
+        sub=ibis.literal(0, type="int8"),
+        is_conversion=ibis.literal(0, type="int64"),
+        touchpoint_id="touchpoint_id",
+        channel="channel",
+        source_medium="source_medium",
+        campaign="campaign",
+        ad_id="ad_id",
+        conversion_id=ibis.null(str),
+        value=ibis.null(float),
+    )
+    conversion_rows = targets.select(
+        entity_id="entity_id",
+        kind="kind",
+        occurred_at="occurred_at",
+        seq="seq",
+        sub=ibis.literal(1, type="int8"),
+        is_conversion=ibis.literal(1, type="int64"),
+        touchpoint_id=ibis.null(str),
+        channel=ibis.null(str),
+        source_medium=ibis.null(str),
+        campaign=ibis.null(str),
+        ad_id=ibis.null(str),
+        conversion_id="conversion_id",
+        value=targets.value.fill_null(0.0),
+    )
+    stream = touch_rows.union(conversion_rows)
+    running = ibis.window(
+        group_by=["entity_id", "kind"], order_by=["occurred_at", "seq", "sub"], rows=(None, 0)
+    )
+    stream = stream.mutate(idx=stream.is_conversion.sum().over(running) - stream.is_conversion)
+    stream = stream.mutate(
+        journey_id=stream.kind.concat(":", stream.entity_id, ":", stream.idx.cast("string")),
+        epoch=stream.occurred_at.epoch_seconds().cast("float64"),
+    ).cache()
+
+    ends = stream.filter(stream.is_conversion == 1).select(
+        "journey_id",
+        "entity_id",
+        "kind",
+        "conversion_id",
+        "value",
+        converted_at="occurred_at",
+        conv_seq="seq",
+        conv_epoch="epoch",
+    )
+    touch_stream = stream.filter(stream.is_conversion == 0).drop("conversion_id", "value", "sub", "is_conversion")
+    joined = touch_stream.left_join(ends.select("journey_id", "converted_at", "conv_seq", "conv_epoch"), "journey_id")
+    joined = joined.drop([column for column in joined.columns if column.endswith("_right")])
+    # The window goes into a column before the filter: Spark cannot filter on a window.
+    joined = joined.mutate(_last_epoch=joined.epoch.max().over(ibis.window(group_by="journey_id")))
+    lookback = options.lookback_days * SECONDS_PER_DAY
+    anchor = ibis.coalesce(joined.conv_epoch, joined._last_epoch)
+    eligible = joined.filter(joined.epoch >= anchor - lookback).drop("_last_epoch")
+    eligible = eligible.mutate(
+        days_before=(eligible.conv_epoch - eligible.epoch) / SECONDS_PER_DAY,
+        rank=ibis.row_number().over(ibis.window(group_by="journey_id", order_by=["occurred_at", "seq"])),
+    )
+
+    kept = apply_transform(eligible, options.transform, options.last_n)
+    kept = _mark_milestones(kept, convs, options.milestones).cache()
+    journey_touches = as_schema(kept, "journey_touches")
+
+    counts = journey_touches.group_by("journey_id").aggregate(n_touches=journey_touches.count())
+    converting = ends.left_join(counts, "journey_id")
+    converting = converting.select(
+        journey_id=converting.journey_id,
+        entity_id=converting.entity_id,
+        kind=converting.kind,
+        conversion_id=converting.conversion_id,
+        converted_at=converting.converted_at.cast(TS),
+        conversions=ibis.literal(1.0),
+        value=converting.value,
+        nulls=ibis.literal(0.0),
+        n_touches=converting.n_touches.fill_null(0).cast("int64"),
+    )
+    open_ends = kept.filter(kept.conv_epoch.isnull())
+    non_converting = open_ends.group_by(["journey_id", "entity_id", "kind"]).aggregate(
+        n_touches=open_ends.count().cast("int64")
+    )
+    non_converting = non_converting.select(
+        journey_id="journey_id",
+        entity_id="entity_id",
+        kind="kind",
+        conversion_id=ibis.null(str),
+        converted_at=ibis.null(TS),
+        conversions=ibis.literal(0.0),
+        value=ibis.literal(0.0),
+        nulls=ibis.literal(1.0),
+        n_touches="n_touches",
+    )
+    journeys = converting.union(non_converting)
+    return Journeys(journeys=as_schema(journeys, "journeys"), touches=journey_touches)
+
+
+def as_schema(table: ibis.Table, name: str) -> ibis.Table:
+    """Select a derived table's columns and cast them to its schema.
+
+    A cached Spark table reports the types Spark computed (``row_number`` is a 32-bit
+    integer there), so the cast makes both engines return the same types.
+    """
+    schema = DERIVED_TABLES[name]
+    return table.select(*schema.names).cast(schema)
+
+
+def _mark_milestones(kept: ibis.Table, conversions: ibis.Table, milestones: MilestoneConfig) -> ibis.Table:
+    """Flag the touch that led to each milestone: the last kept touch at or before it.
+
+    A milestone is the entity's first conversion of the milestone's kinds, and counts only
+    when it happens at or before the journey's conversion.
+    """
+    marked = kept
+    for name, kinds in (
+        ("lead", milestones.lead),
+        ("opportunity", milestones.opportunity),
+        ("won", milestones.closed_won),
+    ):
+        wanted = [kind.lower() for kind in kinds]
+        firsts = conversions.filter(conversions.kind.isin(wanted))
+        firsts = firsts.mutate(
+            _n=ibis.row_number().over(ibis.window(group_by="entity_id", order_by=["occurred_at", "seq"]))
+        )
+        firsts = firsts.filter(firsts._n == 0).select(
+            "entity_id", _m_ts=firsts.occurred_at, _m_seq=firsts.seq
+        )
+        joined = marked.left_join(firsts, "entity_id")
+        joined = joined.drop([column for column in joined.columns if column.endswith("_right")])
+        reached = (
+            joined._m_ts.notnull()
+            & joined.conv_epoch.notnull()
+            & _key_at_or_before(joined.occurred_at, joined.seq, joined._m_ts, joined._m_seq)
+            & _key_at_or_before(joined._m_ts, joined._m_seq, joined.converted_at, joined.conv_seq)
+        )
+        joined = joined.mutate(_reached=reached.fill_null(False))
+        last_reached = ibis.cases((joined._reached, joined.position), else_=ibis.null("int64"))
+        latest = last_reached.max().over(ibis.window(group_by="journey_id"))
+        flag = (joined._reached & (joined.position == latest)).fill_null(False)
+        marked = joined.mutate(**{f"is_{name}_touch": flag}).drop("_m_ts", "_m_seq", "_reached")
+    return marked
+
+
+def journeys_from_paths(path_aggregates: ibis.Table, options: JourneyOptions) -> Journeys:
+    """Turn aggregated paths into journeys: one journey row per path, weighted by its counts.
+
+    Paths carry no timestamps and no milestones: ``days_before`` is null and no touch is a
+    milestone touch.
+    """
+    paths = path_aggregates.filter((path_aggregates.conversions > 0) | (path_aggregates.nulls > 0))
+    paths = paths.mutate(journey_id=ibis.literal("path:").concat(paths.import_id, ":", paths.path_id.cast("string")))
+    steps = paths.mutate(step=paths.path.split(paths.separator)).unnest("step", offset="rank")
+    steps = steps.mutate(channel=steps.step.strip())
+    steps = steps.filter(steps.channel.notnull() & (steps.channel != ""))
+    steps = steps.select(
+        journey_id="journey_id",
+        rank="rank",
+        channel="channel",
+        touchpoint_id=ibis.null(str),
+        occurred_at=ibis.null(TS),
+        days_before=ibis.null(float),
+        source_medium=ibis.literal(NOT_SET),
+        campaign=ibis.literal(NOT_SET),
+        ad_id=ibis.literal(NOT_SET),
+        is_lead_touch=ibis.literal(False),
+        is_opportunity_touch=ibis.literal(False),
+        is_won_touch=ibis.literal(False),
+    )
+    kept = apply_transform(steps, options.transform, options.last_n)
+    journey_touches = kept.select(*DERIVED_TABLES["journey_touches"].names)
+    counts = journey_touches.group_by("journey_id").aggregate(n_touches=journey_touches.count())
+    journeys = paths.left_join(counts, "journey_id")
+    journeys = journeys.select(
+        journey_id=journeys.journey_id,
+        entity_id=ibis.null(str),
+        kind=ibis.literal("conversion"),
+        conversion_id=ibis.null(str),
+        converted_at=ibis.null(TS),
+        conversions=journeys.conversions,
+        value=journeys.value,
+        nulls=journeys.nulls,
+        n_touches=journeys.n_touches.fill_null(0).cast("int64"),
+    )
+    return Journeys(journeys=journeys, touches=journey_touches)
+
+
+def build_journeys(store: Store, classifier: ChannelClassifier, options: JourneyOptions) -> Journeys:
+    """Build journeys from everything in the store: touchpoint events and aggregated paths."""
+    parts: list[Journeys] = []
+    if store.has_rows("conversions") or store.has_rows("touchpoints"):
+        parts.append(
+            journeys_from_events(store.table("touchpoints"), store.table("conversions"), classifier, options)
+        )
+    if store.has_rows("path_aggregates"):
+        parts.append(journeys_from_paths(store.table("path_aggregates"), options))
+    if not parts:
+        return Journeys(journeys=_empty("journeys"), touches=_empty("journey_touches"))
+    journeys = parts[0].journeys
+    touches = parts[0].touches
+    for part in parts[1:]:
+        journeys = journeys.union(part.journeys)
+        touches = touches.union(part.touches)
+    return Journeys(journeys=journeys, touches=touches)
+
+
+def _empty(name: str) -> ibis.Table:
+    import pyarrow as pa
+
+    schema = DERIVED_TABLES[name]
+    return ibis.memtable(pa.Table.from_pylist([], schema=schema.to_pyarrow()))
+
+
+def materialize(store: Store, journeys: Journeys) -> Journeys:
+    """Store both journey tables and return them as stored tables."""
+    stored_journeys = store.write("journeys", journeys.journeys)
+    stored_touches = store.write("journey_touches", journeys.touches)
+    return Journeys(journeys=stored_journeys, touches=stored_touches)

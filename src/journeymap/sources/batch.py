@@ -1,0 +1,93 @@
+"""Writing one import: all of its rows land in one transaction, or none do."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from journeymap import __version__
+from journeymap.common.errors import InputError
+from journeymap.common.timeutil import utc_now
+from journeymap.store.store import Store
+
+log = logging.getLogger("journeymap")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What one import wrote: its id and the number of rows per table."""
+
+    import_id: str
+    kind: str
+    file: str
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Return a one-line account of the rows written."""
+        counts = ", ".join(f"{count:,} {table}" for table, count in self.rows.items())
+        return f"imported {self.file} as {self.import_id}: {counts or 'no rows'}"
+
+
+def new_import_id(kind: str, sha256: str) -> str:
+    """Return the id of an import of a file with this content hash."""
+    return f"{kind}-{sha256[:12]}"
+
+
+def check_not_imported(store: Store, *, kind: str, sha256: str, file: str) -> str:
+    """Return the id for a new import, refusing a file whose bytes were imported before.
+
+    Raises:
+        InputError: the same content was already imported as the same kind.
+    """
+    import_id = new_import_id(kind, sha256)
+    imports = store.table("imports")
+    seen = imports.filter(imports.import_id == import_id).select("file", "imported_at").to_pandas()
+    if len(seen):
+        raise InputError(
+            f"this content was already imported as {import_id} "
+            f"(from {seen.file.iloc[0]} at {seen.imported_at.iloc[0]:%Y-%m-%d %H:%M} UTC)",
+            file=file,
+            hint="Nothing was written. Import into a new store (--store) to load it again",
+        )
+    return import_id
+
+
+def write_import(
+    store: Store,
+    *,
+    import_id: str,
+    kind: str,
+    file: str,
+    sha256: str,
+    seq_start: int,
+    tables: dict[str, pd.DataFrame],
+) -> ImportResult:
+    """Append every table of one import and its record in ``imports``, in one transaction."""
+    rows: dict[str, int] = {}
+    seq_end = seq_start - 1
+    for frame in tables.values():
+        if "seq" in frame.columns and len(frame):
+            seq_end = max(seq_end, int(frame["seq"].max()))
+    with store.transaction():
+        for name, frame in tables.items():
+            frame = frame.assign(import_id=import_id)
+            rows[name] = store.append(name, frame)
+        record = pd.DataFrame(
+            {
+                "import_id": [import_id],
+                "kind": [kind],
+                "file": [file],
+                "sha256": [sha256],
+                "rows": [sum(rows.values())],
+                "seq_start": [seq_start],
+                "seq_end": [max(seq_end, seq_start - 1)],
+                "imported_at": [pd.Timestamp(utc_now())],
+                "package_version": [__version__],
+            }
+        )
+        store.append("imports", record)
+    result = ImportResult(import_id=import_id, kind=kind, file=file, rows=rows)
+    log.info("%s", result.summary())
+    return result

@@ -1,0 +1,101 @@
+"""Reading CSV and Parquet files into frames of text, with clear errors.
+
+Every cell is read as text (or as the Parquet type) and converted later by the importer, so
+that a bad cell is reported with its row and column instead of failing the whole read.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from journeymap.common.errors import InputError
+
+SEPARATORS = (",", ";", "\t", "|")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file read into memory: its frame, its path as given, and its content hash."""
+
+    path: str
+    frame: pd.DataFrame
+    sha256: str
+    separator: str | None
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sniff_separator(path: Path) -> str:
+    """Return the separator of a delimited text file, judged from its header line."""
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline()
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > 0 else ","
+
+
+def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
+    """Read a CSV (any of ``, ; tab |``, UTF-8 with or without a byte-order mark) or Parquet file.
+
+    Column names are kept as written, without surrounding spaces. CSV cells are text; empty
+    cells are missing values.
+
+    Raises:
+        InputError: the file does not exist, is empty, or cannot be parsed.
+    """
+    file = Path(path)
+    shown = str(path)
+    if not file.is_file():
+        raise InputError("file not found", file=shown, hint="Check the path and try again")
+    if file.stat().st_size == 0:
+        raise InputError("file is empty", file=shown, hint="Export the data again; the file has no header")
+    sha = file_sha256(file)
+    if file.suffix.lower() in {".parquet", ".pq"}:
+        try:
+            frame = pd.read_parquet(file)
+        except Exception as exc:  # pyarrow raises ArrowInvalid and OSError variants
+            raise InputError(f"cannot read Parquet: {exc}", file=shown) from exc
+        frame.columns = [str(column).strip() for column in frame.columns]
+        return InputFile(shown, frame, sha, None)
+
+    sep = separator if separator is not None else sniff_separator(file)
+    try:
+        frame = pd.read_csv(
+            file,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            encoding="utf-8-sig",
+            quoting=csv.QUOTE_MINIMAL,
+            skipinitialspace=False,
+            engine="c",
+        )
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+            file=shown,
+            hint="Save the file as UTF-8 CSV and import it again",
+        ) from exc
+    except pd.errors.ParserError as exc:
+        raise InputError(
+            f"cannot parse as a {sep!r}-separated file: {exc}",
+            file=shown,
+            hint="Check the separator (--sep) and quoting",
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputError("file has no header", file=shown) from exc
+    frame.columns = [str(column).strip() for column in frame.columns]
+    return InputFile(shown, frame, sha, sep)

@@ -1,0 +1,102 @@
+"""Cell conversions shared by importers; each failure names the file, row and column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from journeymap.common.errors import InputError
+
+TRUE_WORDS = {"1", "true", "t", "yes", "y", "1.0"}
+FALSE_WORDS = {"0", "false", "f", "no", "n", "0.0", ""}
+
+
+def _first_row(mask: pd.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy())[0])
+
+
+def text(values: pd.Series) -> pd.Series:
+    """Return cells as trimmed strings, with empty cells as missing values."""
+    result = values.astype("string").str.strip()
+    return result.mask(result == "")
+
+
+def numbers(
+    values: pd.Series,
+    *,
+    file: str,
+    column: str,
+    allow_negative: bool = False,
+    default: float | None = 0.0,
+    what: str = "value",
+) -> pd.Series:
+    """Parse a column of amounts or counts into float64.
+
+    Accepts plain numbers with ``.`` as the decimal mark. Thousands separators are rejected
+    because ``1,234`` means different amounts in different locales. Empty cells become
+    ``default``.
+
+    Raises:
+        InputError: a cell is not a number, or is negative while ``allow_negative`` is False.
+    """
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        parsed = values.astype("float64")
+        present = values.notna()
+    else:
+        cleaned = text(values)
+        present = cleaned.notna()
+        parsed = pd.to_numeric(cleaned, errors="coerce").astype("float64")
+        bad = present & parsed.isna()
+        if bad.any():
+            row = _first_row(bad)
+            raise InputError(
+                f"{what} {values.iloc[row]!r} is not a number",
+                file=file,
+                row=row + 1,
+                column=column,
+                value=values.iloc[row],
+                hint="Write numbers with a dot as the decimal mark and no thousands separator",
+            )
+    infinite = present & ~np.isfinite(parsed.fillna(0.0))
+    if infinite.any():
+        row = _first_row(infinite)
+        raise InputError(f"{what} is not finite", file=file, row=row + 1, column=column)
+    if not allow_negative:
+        negative = present & (parsed < 0)
+        if negative.any():
+            row = _first_row(negative)
+            raise InputError(
+                f"{what} {values.iloc[row]!r} is negative",
+                file=file,
+                row=row + 1,
+                column=column,
+                value=values.iloc[row],
+                hint=f"A {what} must be zero or more; fix the row or drop it",
+            )
+    if default is not None:
+        parsed = parsed.fillna(default)
+    return parsed
+
+
+def flags(values: pd.Series, *, file: str, column: str) -> pd.Series:
+    """Parse a conversion flag column: 1/0, true/false, yes/no; empty is false.
+
+    Raises:
+        InputError: a cell is none of those words.
+    """
+    if pd.api.types.is_bool_dtype(values):
+        return values.fillna(False).astype(bool)
+    words = values.astype("string").str.strip().str.lower().fillna("")
+    is_true = words.isin(TRUE_WORDS)
+    bad = ~is_true & ~words.isin(FALSE_WORDS)
+    if bad.any():
+        row = _first_row(bad)
+        raise InputError(
+            f"conversion flag {values.iloc[row]!r} is not 1/0, true/false or yes/no",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=values.iloc[row],
+            hint="Mark converting rows with 1 and other rows with 0 or an empty cell",
+        )
+    return is_true.astype(bool)
