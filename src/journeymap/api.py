@@ -81,12 +81,19 @@ def import_file(
         from journeymap.sources.touchpoints import import_touchpoints
 
         return import_touchpoints(
-            store, path, mapping=mapping, separator=separator, timezone=config.timezone, currency=config.currency
+            store,
+            path,
+            mapping=mapping,
+            separator=separator,
+            timezone=config.timezone,
+            currency=config.currency,
         )
     if input_format == "paths":
         from journeymap.sources.paths import import_paths
 
-        return import_paths(store, path, mapping=mapping, separator=separator, path_separator=path_separator)
+        return import_paths(
+            store, path, mapping=mapping, separator=separator, path_separator=path_separator
+        )
     if input_format == "snowplow":
         from journeymap.sources.snowplow import import_snowplow
 
@@ -95,7 +102,12 @@ def import_file(
         from journeymap.sources.spend import import_spend
 
         return import_spend(
-            store, path, mapping=mapping, separator=separator, platform=platform, currency=config.currency
+            store,
+            path,
+            mapping=mapping,
+            separator=separator,
+            platform=platform,
+            currency=config.currency,
         )
     raise ConfigError(
         f"unknown input format {input_format!r}",
@@ -158,8 +170,12 @@ def attribute(
     """
     config = config or Config()
     if journeys is None:
-        journeys = Journeys(journeys=store.table("journeys"), touches=store.table("journey_touches"))
-    chosen, notes = select_models(list(models or config.attribution.models), journeys, config.attribution.parameters)
+        journeys = Journeys(
+            journeys=store.table("journeys"), touches=store.table("journey_touches")
+        )
+    chosen, notes = select_models(
+        list(models or config.attribution.models), journeys, config.attribution.parameters
+    )
     run_id = uuid.uuid4().hex[:12]
     credits = run_models(journeys, chosen).mutate(run_id=ibis.literal(run_id))
     stored = store.write("credits", credits)
@@ -190,11 +206,14 @@ def settings_of(config: Config) -> dict[str, Any]:
     }
 
 
-def credit_table(credits: ibis.Table, *, by: str = "channel", kinds: Sequence[str] | None = None) -> pd.DataFrame:
-    """Return credit summed by model and grain as a frame: ``model, <grain>, conversions, value``."""
+def credit_table(
+    credits: ibis.Table, *, by: str = "channel", kinds: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Return credit summed by model and grain: ``model, <grain>, conversions, value``."""
     if by not in GRAINS:
         raise ModelError(f"unknown grain {by!r}", hint=f"Use one of {', '.join(GRAINS)}")
-    return credit_by(credits, by, kinds).to_pandas()
+    frame: pd.DataFrame = credit_by(credits, by, kinds).to_pandas()
+    return frame
 
 
 def with_overrides(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -30,28 +30,31 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-import_app = typer.Typer(help="Import a file into the store (all rows or none).", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import a file into the store (all rows or none).", no_args_is_help=True
+)
 app.add_typer(import_app, name="import")
 
-out = Console()
+# Output that is piped or captured gets 120 columns, so tables of nine models stay whole.
+out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 log = logging.getLogger("journeymap")
 
 
-class InputFormatOption(str, Enum):
+class InputFormatOption(StrEnum):
     touchpoints = "touchpoints"
     paths = "paths"
     snowplow = "snowplow"
 
 
-class GrainOption(str, Enum):
+class GrainOption(StrEnum):
     channel = "channel"
     source_medium = "source_medium"
     campaign = "campaign"
     ad = "ad"
 
 
-class TransformOption(str, Enum):
+class TransformOption(StrEnum):
     none = "none"
     collapse = "collapse"
     unique = "unique"
@@ -59,38 +62,59 @@ class TransformOption(str, Enum):
     frequency = "frequency"
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
 
 
-class EntityOption(str, Enum):
+class EntityOption(StrEnum):
     person = "person"
     account = "account"
 
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML configuration file (default: ./journeymap.yaml if present).")
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="YAML configuration file (default: ./journeymap.yaml if present)."
+    ),
 ]
 StoreOpt = Annotated[
-    str | None, typer.Option("--store", help="DuckDB store file; ':memory:' for none (default: the configured store).")
+    str | None,
+    typer.Option(
+        "--store", help="DuckDB store file; ':memory:' for none (default: the configured store)."
+    ),
 ]
 MapOpt = Annotated[
-    list[str] | None, typer.Option("--map", help="Column mapping FIELD=COLUMN; repeat for several fields.")
+    list[str] | None,
+    typer.Option("--map", help="Column mapping FIELD=COLUMN; repeat for several fields."),
 ]
-MappingFileOpt = Annotated[Path | None, typer.Option("--mapping", help="YAML file of FIELD: COLUMN lines.")]
-SepOpt = Annotated[str | None, typer.Option("--sep", help="Field separator of a CSV file (default: detected).")]
-PathSepOpt = Annotated[str, typer.Option("--path-sep", help="Separator between channels in a path.")]
+MappingFileOpt = Annotated[
+    Path | None, typer.Option("--mapping", help="YAML file of FIELD: COLUMN lines.")
+]
+SepOpt = Annotated[
+    str | None, typer.Option("--sep", help="Field separator of a CSV file (default: detected).")
+]
+PathSepOpt = Annotated[
+    str, typer.Option("--path-sep", help="Separator between channels in a path.")
+]
 LookbackOpt = Annotated[
-    float | None, typer.Option("--lookback-days", min=0.0, help="Lookback window before a conversion, in days.")
+    float | None,
+    typer.Option("--lookback-days", min=0.0, help="Lookback window before a conversion, in days."),
 ]
-TransformOpt = Annotated[TransformOption | None, typer.Option("--transform", help="Path transform.")]
-LastNOpt = Annotated[int | None, typer.Option("--last-n", min=1, help="Keep only the last N touches of a journey.")]
+TransformOpt = Annotated[
+    TransformOption | None, typer.Option("--transform", help="Path transform.")
+]
+LastNOpt = Annotated[
+    int | None, typer.Option("--last-n", min=1, help="Keep only the last N touches of a journey.")
+]
 KindOpt = Annotated[
-    list[str] | None, typer.Option("--kind", help="Conversion kind to attribute; repeat for several (default: all).")
+    list[str] | None,
+    typer.Option("--kind", help="Conversion kind to attribute; repeat for several (default: all)."),
 ]
-EntityOpt = Annotated[EntityOption | None, typer.Option("--entity", help="Whose touches form a journey.")]
+EntityOpt = Annotated[
+    EntityOption | None, typer.Option("--entity", help="Whose touches form a journey.")
+]
 
 
 def _config(path: Path | None) -> Config:
@@ -119,7 +143,9 @@ def _open(store: str | None, config: Config) -> Store:
     return api.open_store(store, config)
 
 
-def _print_frame(frame: pd.DataFrame, output: OutputFormat, *, money: set[str] | None = None) -> None:
+def _print_frame(
+    frame: pd.DataFrame, output: OutputFormat, *, money: set[str] | None = None, digits: int = 4
+) -> None:
     if output is OutputFormat.csv:
         sys.stdout.write(frame.to_csv(index=False))
         return
@@ -129,12 +155,15 @@ def _print_frame(frame: pd.DataFrame, output: OutputFormat, *, money: set[str] |
     table = Table(show_edge=False, header_style="bold")
     for column in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[column])
-        table.add_column(str(column), justify="right" if numeric else "left")
+        # Underscores become line breaks so that model names stack in narrow terminals.
+        header = str(column).replace("_", "\n") if numeric else str(column)
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=not numeric)
     for row in frame.itertuples(index=False):
         cells = []
         for column, value in zip(frame.columns, row, strict=True):
             if isinstance(value, float):
-                cells.append(f"{value:,.2f}" if money and column in money else f"{value:,.4f}".rstrip("0").rstrip("."))
+                places = 2 if money and column in money else digits
+                cells.append(f"{value:,.{places}f}")
             else:
                 cells.append(str(value))
         table.add_row(*cells)
@@ -144,7 +173,9 @@ def _print_frame(frame: pd.DataFrame, output: OutputFormat, *, money: set[str] |
 @app.callback(invoke_without_command=True)
 def main_callback(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step to stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log each step to stderr.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     """Customer journeys and multi-touch attribution for B2B SaaS teams."""
@@ -158,7 +189,9 @@ def main_callback(
     )
 
 
-def _import(kind: str, file: Path, store: str | None, config_path: Path | None, **options: object) -> None:
+def _import(
+    kind: str, file: Path, store: str | None, config_path: Path | None, **options: object
+) -> None:
     config = _config(config_path)
     opened = _open(store, config)
     try:
@@ -180,7 +213,14 @@ def import_touchpoints(
     """Import touchpoint rows: person, timestamp, channel or UTM fields, conversion and value."""
     from journeymap.sources.columns import parse_mapping_options
 
-    _import("touchpoints", file, store, config, mapping=parse_mapping_options(map_ or [], mapping), separator=sep)
+    _import(
+        "touchpoints",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        separator=sep,
+    )
 
 
 @import_app.command("paths")
@@ -197,14 +237,21 @@ def import_paths(
     from journeymap.sources.columns import parse_mapping_options
 
     _import(
-        "paths", file, store, config,
-        mapping=parse_mapping_options(map_ or [], mapping), separator=sep, path_separator=path_sep,
+        "paths",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        separator=sep,
+        path_separator=path_sep,
     )
 
 
 @import_app.command("snowplow")
 def import_snowplow(
-    file: Annotated[Path, typer.Argument(help="CSV or Parquet export of Snowplow enriched events.")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV or Parquet export of Snowplow enriched events.")
+    ],
     store: StoreOpt = None,
     config: ConfigOpt = None,
     sep: SepOpt = None,
@@ -222,15 +269,23 @@ def import_spend(
     mapping: MappingFileOpt = None,
     sep: SepOpt = None,
     platform: Annotated[
-        str | None, typer.Option("--platform", help="Ad platform of every row, when the file has no platform column.")
+        str | None,
+        typer.Option(
+            "--platform", help="Ad platform of every row, when the file has no platform column."
+        ),
     ] = None,
 ) -> None:
     """Import ad spend: date, platform, campaign, cost, impressions, clicks."""
     from journeymap.sources.columns import parse_mapping_options
 
     _import(
-        "spend", file, store, config,
-        mapping=parse_mapping_options(map_ or [], mapping), separator=sep, platform=platform,
+        "spend",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        separator=sep,
+        platform=platform,
     )
 
 
@@ -259,21 +314,29 @@ def build(
 @app.command()
 def attribute(
     file: Annotated[
-        Path | None, typer.Argument(help="Input file; without it, the journeys already in the store.")
+        Path | None,
+        typer.Argument(help="Input file; without it, the journeys already in the store."),
     ] = None,
     input_format: Annotated[
         InputFormatOption, typer.Option("--input-format", "-f", help="Layout of FILE.")
     ] = InputFormatOption.touchpoints,
     models: Annotated[
-        list[str] | None, typer.Option("--models", "-m", help="Model names, comma-separated or repeated; all for every model.")
+        list[str] | None,
+        typer.Option(
+            "--models", "-m", help="Model names, comma-separated or repeated; all for every model."
+        ),
     ] = None,
-    by: Annotated[GrainOption, typer.Option("--by", help="Grain of the credit table.")] = GrainOption.channel,
+    by: Annotated[
+        GrainOption, typer.Option("--by", help="Grain of the credit table.")
+    ] = GrainOption.channel,
     lookback_days: LookbackOpt = None,
     transform: TransformOpt = None,
     last_n: LastNOpt = None,
     kind: KindOpt = None,
     entity: EntityOpt = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     map_: MapOpt = None,
@@ -285,7 +348,11 @@ def attribute(
     from journeymap.sources.columns import parse_mapping_options
 
     settings = _overrides(_config(config), lookback_days, transform, last_n, kind, entity)
-    if file is not None and input_format is InputFormatOption.paths and by is not GrainOption.channel:
+    if (
+        file is not None
+        and input_format is InputFormatOption.paths
+        and by is not GrainOption.channel
+    ):
         raise JourneymapError(
             f"aggregated paths hold channels only, so --by {by.value} has no data",
             hint="Use --by channel with --input-format paths",
@@ -293,12 +360,15 @@ def attribute(
     opened = _open(store if file is None else (store or MEMORY), settings)
     try:
         if file is not None:
-            options: dict[str, object] = {"separator": sep}
-            if input_format is not InputFormatOption.snowplow:
-                options["mapping"] = parse_mapping_options(map_ or [], mapping)
-            if input_format is InputFormatOption.paths:
-                options["path_separator"] = path_sep
-            result = api.import_file(opened, file, input_format=input_format.value, config=settings, **options)  # type: ignore[arg-type]
+            result = api.import_file(
+                opened,
+                file,
+                input_format=input_format.value,
+                config=settings,
+                mapping=parse_mapping_options(map_ or [], mapping),
+                separator=sep,
+                path_separator=path_sep,
+            )
             log.info("%s", result.summary())
         journeys = api.build(opened, settings)
         attribution = api.attribute(opened, journeys, config=settings, models=models or None)
@@ -312,7 +382,9 @@ def attribute(
 
 @app.command()
 def report(
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("journeymap-report.html"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "journeymap-report.html"
+    ),
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -328,18 +400,33 @@ def report(
 
 @app.command()
 def run(
-    touchpoints: Annotated[list[Path] | None, typer.Option("--touchpoints", help="Touchpoint file; repeatable.")] = None,
-    paths: Annotated[list[Path] | None, typer.Option("--paths", help="Aggregated paths file; repeatable.")] = None,
-    snowplow: Annotated[list[Path] | None, typer.Option("--snowplow", help="Snowplow events file; repeatable.")] = None,
-    spend: Annotated[list[Path] | None, typer.Option("--spend", help="Ad spend file; repeatable.")] = None,
-    platform: Annotated[str | None, typer.Option("--platform", help="Ad platform of spend files without a platform column.")] = None,
-    models: Annotated[list[str] | None, typer.Option("--models", "-m", help="Model names, or all.")] = None,
+    touchpoints: Annotated[
+        list[Path] | None, typer.Option("--touchpoints", help="Touchpoint file; repeatable.")
+    ] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Option("--paths", help="Aggregated paths file; repeatable.")
+    ] = None,
+    snowplow: Annotated[
+        list[Path] | None, typer.Option("--snowplow", help="Snowplow events file; repeatable.")
+    ] = None,
+    spend: Annotated[
+        list[Path] | None, typer.Option("--spend", help="Ad spend file; repeatable.")
+    ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option("--platform", help="Ad platform of spend files without a platform column."),
+    ] = None,
+    models: Annotated[
+        list[str] | None, typer.Option("--models", "-m", help="Model names, or all.")
+    ] = None,
     lookback_days: LookbackOpt = None,
     transform: TransformOpt = None,
     last_n: LastNOpt = None,
     kind: KindOpt = None,
     entity: EntityOpt = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write.")] = Path("journeymap-report.html"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write.")] = Path(
+        "journeymap-report.html"
+    ),
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -347,11 +434,21 @@ def run(
     settings = _overrides(_config(config), lookback_days, transform, last_n, kind, entity)
     opened = _open(store, settings)
     try:
-        for kind_name, files in (("touchpoints", touchpoints), ("paths", paths), ("snowplow", snowplow)):
+        for kind_name, files in (
+            ("touchpoints", touchpoints),
+            ("paths", paths),
+            ("snowplow", snowplow),
+        ):
             for path in files or []:
-                err.print(api.import_file(opened, path, input_format=kind_name, config=settings).summary())
+                err.print(
+                    api.import_file(opened, path, input_format=kind_name, config=settings).summary()
+                )
         for path in spend or []:
-            err.print(api.import_file(opened, path, input_format="spend", config=settings, platform=platform).summary())
+            err.print(
+                api.import_file(
+                    opened, path, input_format="spend", config=settings, platform=platform
+                ).summary()
+            )
         _main_job(opened, settings, models, output)
     finally:
         opened.close()
@@ -367,10 +464,13 @@ def _main_job(store: Store, settings: Config, models: list[str] | None, output: 
 
     kind = report_kind(store, settings)
     table = api.credit_table(attribution.credits, by="channel", kinds=[kind] if kind else None)
-    wide = table.pivot_table(index="channel", columns="model", values="conversions", aggfunc="sum", fill_value=0.0)
-    wide = wide.sort_values(wide.columns[0], ascending=False).reset_index()
+    wide = table.pivot_table(
+        index="channel", columns="model", values="conversions", aggfunc="sum", fill_value=0.0
+    )
+    order = [model.name for model in attribution.models if model.name in wide.columns]
+    wide = wide[order].sort_values(order[0], ascending=False).reset_index()
     out.print(f"[bold]Conversions credited by channel[/bold] ({kind or 'all kinds'})")
-    _print_frame(wide, OutputFormat.table)
+    _print_frame(wide, OutputFormat.table, digits=1)
     for note in attribution.notes:
         err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
     with err.status("writing the report"):
@@ -380,9 +480,15 @@ def _main_job(store: Store, settings: Config, models: list[str] | None, output: 
 
 @app.command()
 def demo(
-    people: Annotated[int, typer.Option("--people", min=10, help="People in the demo world.")] = 5000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same world.")] = 7,
-    folder: Annotated[Path, typer.Option("--out", help="Folder for the generated files and the report.")] = Path("journeymap-demo"),
+    people: Annotated[
+        int, typer.Option("--people", min=10, help="People in the demo world.")
+    ] = 5000,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the same seed gives the same world.")
+    ] = 7,
+    folder: Annotated[
+        Path, typer.Option("--out", help="Folder for the generated files and the report.")
+    ] = Path("journeymap-demo"),
     file_format: Annotated[str, typer.Option("--file-format", help="csv or parquet.")] = "csv",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -408,8 +514,16 @@ def demo(
             Path(store_path + suffix).unlink(missing_ok=True)
     opened = Store.open(store_path)
     try:
-        err.print(api.import_file(opened, files["touchpoints"], input_format="touchpoints", config=settings).summary())
-        err.print(api.import_file(opened, files["ad_spend"], input_format="spend", config=settings).summary())
+        err.print(
+            api.import_file(
+                opened, files["touchpoints"], input_format="touchpoints", config=settings
+            ).summary()
+        )
+        err.print(
+            api.import_file(
+                opened, files["ad_spend"], input_format="spend", config=settings
+            ).summary()
+        )
         _main_job(opened, settings, None, folder / "report.html")
     finally:
         opened.close()
@@ -425,4 +539,3 @@ def main() -> None:
             raise
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
-

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from journeymap.attribution import attribute, credit_by, resolve_models
-from journeymap.journeys.build import JourneyOptions, build_journeys, materialize
 from journeymap.channels.rules import ChannelClassifier
+from journeymap.journeys.build import JourneyOptions, build_journeys, materialize
 from journeymap.sources.paths import import_paths
 from journeymap.store.store import Store
 
@@ -30,21 +30,37 @@ def analytics_vidhya_paths(source: Path, target: Path) -> Path:
     return target
 
 
-def test_heuristics_match_published_analytics_vidhya(store: Store, shared_data: Path, tmp_path: Path) -> None:
+def test_heuristics_match_published_analytics_vidhya(
+    store: Store, shared_data: Path, tmp_path: Path
+) -> None:
     folder = shared_data / "analyticsvidhya-channel-paths"
     paths = analytics_vidhya_paths(folder / "Channel_attribution.csv", tmp_path / "paths.csv")
     import_paths(store, paths)
     journeys = materialize(store, build_journeys(store, ChannelClassifier(), JourneyOptions()))
     credits = attribute(journeys, resolve_models(["first_touch", "last_touch", "linear"]))
-    ours = credit_by(credits).to_pandas().pivot(index="channel", columns="model", values="conversions").fillna(0.0)
-    published = pd.read_csv(folder / "published_results" / "heuristic_models_mikenguyen13.csv", dtype={"channel_name": str})
+    ours = (
+        credit_by(credits)
+        .to_pandas()
+        .pivot(index="channel", columns="model", values="conversions")
+        .fillna(0.0)
+    )
+    published = pd.read_csv(
+        folder / "published_results" / "heuristic_models_mikenguyen13.csv",
+        dtype={"channel_name": str},
+    )
     published = published.set_index("channel_name")
     assert sorted(ours.index) == sorted(published.index)
     for channel, row in published.iterrows():
-        assert ours.loc[channel, "first_touch"] == pytest.approx(row.first_touch_conversions, abs=1e-9), channel
-        assert ours.loc[channel, "last_touch"] == pytest.approx(row.last_touch_conversions, abs=1e-9), channel
+        assert ours.loc[channel, "first_touch"] == pytest.approx(
+            row.first_touch_conversions, abs=1e-9
+        ), channel
+        assert ours.loc[channel, "last_touch"] == pytest.approx(
+            row.last_touch_conversions, abs=1e-9
+        ), channel
         # The published linear values are printed with six decimals.
-        assert ours.loc[channel, "linear"] == pytest.approx(row.linear_touch_conversions, abs=1e-6), channel
+        assert ours.loc[channel, "linear"] == pytest.approx(
+            row.linear_touch_conversions, abs=1e-6
+        ), channel
 
 
 def test_channelattribution_data_totals(store: Store, shared_data: Path) -> None:
@@ -58,7 +74,9 @@ def test_channelattribution_data_totals(store: Store, shared_data: Path) -> None
     assert totals.conversions.iloc[0] == 19_785
     assert round(totals.value.iloc[0], 2) == 74_802.97
     assert totals.nulls.iloc[0] == 68_602
-    occurrences = journeys.touches.group_by("channel").aggregate(n=journeys.touches.count()).to_pandas()
+    occurrences = (
+        journeys.touches.group_by("channel").aggregate(n=journeys.touches.count()).to_pandas()
+    )
     counts = dict(zip(occurrences.channel, occurrences.n, strict=True))
     # Touch occurrences per distinct path row; the provenance counts them the same way.
     assert counts["iota"] == 15_593

@@ -13,7 +13,9 @@ from journeymap.store.store import Store
 from tests.builders import at, channel_credit, journeys_of
 
 
-def path_rows(person: str, channels: list[str], value: float, step_days: float = 1.0) -> list[dict[str, object]]:
+def path_rows(
+    person: str, channels: list[str], value: float, step_days: float = 1.0
+) -> list[dict[str, object]]:
     """Rows of one journey: one touch a day, the last touch carrying the conversion."""
     rows: list[dict[str, object]] = []
     for index, channel in enumerate(channels):
@@ -32,7 +34,9 @@ def path_rows(person: str, channels: list[str], value: float, step_days: float =
 
 def test_position_based_30_20_50(store: Store, tmp_path: Path) -> None:
     rows = path_rows("u1", ["linkedin_ads", "webinar", "email", "google_ads"], 1000)
-    credit = channel_credit(journeys_of(store, rows, tmp_path), "position_based", {"first": 0.3, "last": 0.5})
+    credit = channel_credit(
+        journeys_of(store, rows, tmp_path), "position_based", {"first": 0.3, "last": 0.5}
+    )
     assert credit["linkedin_ads"][1] == pytest.approx(300)
     assert credit["webinar"][1] == pytest.approx(100)
     assert credit["email"][1] == pytest.approx(100)
@@ -47,7 +51,9 @@ def test_position_based_counts_positions_not_channels(store: Store, tmp_path: Pa
 
 
 def test_position_based_single_touch_takes_all(store: Store, tmp_path: Path) -> None:
-    credit = channel_credit(journeys_of(store, path_rows("u1", ["email"], 100), tmp_path), "position_based")
+    credit = channel_credit(
+        journeys_of(store, path_rows("u1", ["email"], 100), tmp_path), "position_based"
+    )
     assert credit == {"email": pytest.approx((1.0, 100.0))}
 
 
@@ -60,7 +66,9 @@ def test_position_based_two_touches_split_by_ratio(
     store: Store, tmp_path: Path, first: float, last: float, expected_first: float
 ) -> None:
     rows = path_rows("u1", ["linkedin_ads", "google_ads"], 100)
-    credit = channel_credit(journeys_of(store, rows, tmp_path), "position_based", {"first": first, "last": last})
+    credit = channel_credit(
+        journeys_of(store, rows, tmp_path), "position_based", {"first": first, "last": last}
+    )
     assert credit["linkedin_ads"][1] == pytest.approx(expected_first)
     assert credit["google_ads"][1] == pytest.approx(100 - expected_first)
 
@@ -76,10 +84,28 @@ def test_time_decay_halves_per_half_life(store: Store, tmp_path: Path) -> None:
 def test_lookback_excludes_old_and_later_touches(store: Store, tmp_path: Path) -> None:
     rows = [
         {"user_id": "u1", "timestamp": at(days=-31), "channel": "old", "conversion": 0, "value": 0},
-        {"user_id": "u1", "timestamp": at(days=-29), "channel": "recent", "conversion": 0, "value": 0},
+        {
+            "user_id": "u1",
+            "timestamp": at(days=-29),
+            "channel": "recent",
+            "conversion": 0,
+            "value": 0,
+        },
         {"user_id": "u1", "timestamp": at(), "channel": None, "conversion": 1, "value": 80},
-        {"user_id": "u1", "timestamp": at(minutes=1), "channel": "after", "conversion": 0, "value": 0},
-        {"user_id": "u2", "timestamp": at(days=-45), "channel": "stale", "conversion": 0, "value": 0},
+        {
+            "user_id": "u1",
+            "timestamp": at(minutes=1),
+            "channel": "after",
+            "conversion": 0,
+            "value": 0,
+        },
+        {
+            "user_id": "u2",
+            "timestamp": at(days=-45),
+            "channel": "stale",
+            "conversion": 0,
+            "value": 0,
+        },
         {"user_id": "u2", "timestamp": at(), "channel": None, "conversion": 1, "value": 20},
     ]
     journeys = journeys_of(store, rows, tmp_path, lookback_days=30)
@@ -102,8 +128,12 @@ def test_first_last_linear_on_one_path(store: Store, tmp_path: Path) -> None:
 
 
 def test_last_non_direct_skips_direct(store: Store, tmp_path: Path) -> None:
-    journeys = journeys_of(store, path_rows("u1", ["Email", "Paid Search", "Direct", "direct"], 10), tmp_path)
-    assert channel_credit(journeys, "last_non_direct") == {"Paid Search": pytest.approx((1.0, 10.0))}
+    journeys = journeys_of(
+        store, path_rows("u1", ["Email", "Paid Search", "Direct", "direct"], 10), tmp_path
+    )
+    assert channel_credit(journeys, "last_non_direct") == {
+        "Paid Search": pytest.approx((1.0, 10.0))
+    }
 
 
 def test_last_non_direct_all_direct_keeps_last(store: Store, tmp_path: Path) -> None:
@@ -115,11 +145,36 @@ def milestone_rows() -> list[dict[str, object]]:
     """One person: five touches, a lead after the second and an opportunity after the fourth."""
     touches = ["linkedin_ads", "webinar", "email", "sdr_call", "google_ads"]
     rows: list[dict[str, object]] = [
-        {"user_id": "u1", "timestamp": at(days=day), "channel": channel} for day, channel in enumerate(touches)
+        {"user_id": "u1", "timestamp": at(days=day), "channel": channel}
+        for day, channel in enumerate(touches)
     ]
-    rows.append({"user_id": "u1", "timestamp": at(days=1, minutes=5), "conversion": 1, "conversion_kind": "lead", "value": 0})
-    rows.append({"user_id": "u1", "timestamp": at(days=3, minutes=5), "conversion": 1, "conversion_kind": "opportunity", "value": 0})
-    rows.append({"user_id": "u1", "timestamp": at(days=4, minutes=5), "conversion": 1, "conversion_kind": "closed_won", "value": 1000})
+    rows.append(
+        {
+            "user_id": "u1",
+            "timestamp": at(days=1, minutes=5),
+            "conversion": 1,
+            "conversion_kind": "lead",
+            "value": 0,
+        }
+    )
+    rows.append(
+        {
+            "user_id": "u1",
+            "timestamp": at(days=3, minutes=5),
+            "conversion": 1,
+            "conversion_kind": "opportunity",
+            "value": 0,
+        }
+    )
+    rows.append(
+        {
+            "user_id": "u1",
+            "timestamp": at(days=4, minutes=5),
+            "conversion": 1,
+            "conversion_kind": "closed_won",
+            "value": 1000,
+        }
+    )
     return rows
 
 

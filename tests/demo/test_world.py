@@ -35,7 +35,7 @@ def _touch_rows(touchpoints: pd.DataFrame) -> pd.DataFrame:
 
 
 def _unattributed_won(touchpoints: pd.DataFrame) -> tuple[int, int]:
-    """Count closed-won rows whose person has no touch at or before them, and all closed-won rows."""
+    """Count closed-won rows whose person has no touch at or before them, and all of them."""
     first_touch = _touch_rows(touchpoints).groupby("user_id", observed=True)["timestamp"].min()
     won = touchpoints[_kinds(touchpoints) == "closed_won"]
     first = won["user_id"].map(first_touch)
@@ -125,9 +125,10 @@ def test_conversion_order_per_deal(world: World) -> None:
 
 def test_conversion_rows_and_values(world: World) -> None:
     touchpoints = world.touchpoints
-    kinds = _kinds(touchpoints)
     conversions = touchpoints[touchpoints["conversion"] == 1]
-    assert set(kinds.dropna()) == {"lead", "opportunity", "closed_won"}
+    kinds = _kinds(conversions)
+    assert set(kinds) == {"lead", "opportunity", "closed_won"}
+    assert _kinds(touchpoints[touchpoints["conversion"] == 0]).isna().all()
     assert (conversions.loc[kinds == "lead", "value"] == 0).all()
     assert (conversions["currency"] == "USD").all()
     assert conversions.loc[kinds != "lead", "deal_id"].notna().all()
@@ -144,7 +145,11 @@ def test_conversion_rows_and_values(world: World) -> None:
 
 def test_touches_continue_after_leads(world: World) -> None:
     touchpoints = world.touchpoints
-    leads = touchpoints[_kinds(touchpoints) == "lead"].groupby("user_id", observed=True)["timestamp"].min()
+    leads = (
+        touchpoints[_kinds(touchpoints) == "lead"]
+        .groupby("user_id", observed=True)["timestamp"]
+        .min()
+    )
     touches = _touch_rows(touchpoints)
     touches = touches[touches["conversion"] == 0]
     after = touches["timestamp"] > touches["user_id"].map(leads)
@@ -160,7 +165,9 @@ def test_unattributed_share_of_closed_won(world: World) -> None:
     # Pooled over three seeds: one small world has too few deals for a stable share.
     unattributed, won = _unattributed_won(world.touchpoints)
     for seed in (8, 9):
-        more_unattributed, more_won = _unattributed_won(generate_world(PEOPLE, seed=seed).touchpoints)
+        more_unattributed, more_won = _unattributed_won(
+            generate_world(PEOPLE, seed=seed).touchpoints
+        )
         unattributed += more_unattributed
         won += more_won
     share = unattributed / won
@@ -176,7 +183,9 @@ def _paid_platform(touchpoints: pd.DataFrame) -> pd.Series:
     google |= (source == "google") & medium.isin(["cpc", "display"])
     platform[google.fillna(False)] = "google_ads"
     platform[(touchpoints["msclkid"].notna() | (source == "bing")).fillna(False)] = "microsoft_ads"
-    linkedin = touchpoints["li_fat_id"].notna() | ((source == "linkedin") & (medium == "paid_social"))
+    linkedin = touchpoints["li_fat_id"].notna() | (
+        (source == "linkedin") & (medium == "paid_social")
+    )
     platform[linkedin.fillna(False)] = "linkedin"
     platform[(source == "facebook").fillna(False)] = "facebook"
     return platform
@@ -185,15 +194,25 @@ def _paid_platform(touchpoints: pd.DataFrame) -> pd.Series:
 def test_spend_clicks_agree_with_paid_touches(world: World) -> None:
     spend = world.spend
     assert list(spend.columns) == [
-        "date", "platform", "campaign_id", "campaign", "ad_group", "ad_id", "impressions",
-        "clicks", "cost", "currency",
+        "date",
+        "platform",
+        "campaign_id",
+        "campaign",
+        "ad_group",
+        "ad_id",
+        "impressions",
+        "clicks",
+        "cost",
+        "currency",
     ]
-    touches = _paid_platform(world.touchpoints).value_counts()
-    clicks = spend.groupby("platform")["clicks"].sum()
-    assert set(clicks.index) == {"google_ads", "microsoft_ads", "linkedin", "facebook"}
+    touches = _paid_platform(world.touchpoints).value_counts().to_dict()
+    clicks = spend.groupby("platform")["clicks"].sum().to_dict()
+    assert set(clicks) == {"google_ads", "microsoft_ads", "linkedin", "facebook"}
     for platform, platform_clicks in clicks.items():
         ratio = platform_clicks / touches[platform]
-        assert 0.5 <= ratio <= 2.0, f"{platform}: {platform_clicks} clicks, {touches[platform]} touches"
+        assert 0.5 <= ratio <= 2.0, (
+            f"{platform}: {platform_clicks} clicks, {touches[platform]} touches"
+        )
     assert (spend["impressions"] >= spend["clicks"]).all()
     assert (spend["cost"] >= 0).all()
     assert (spend["currency"] == "USD").all()
@@ -229,12 +248,16 @@ def test_truth_sums_reasonably(world: World) -> None:
     assert world.truth["generator"]["truth_draws"] == truth_draws(PEOPLE)
 
 
-def test_progress_reaches_total() -> None:
+def test_progress_counts_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("journeymap.demo.world.GROUP_PEOPLE", 50)
     calls: list[tuple[int, int]] = []
-    generate_world(120_000 // 1000, progress=lambda done, total: calls.append((done, total)))
-    assert calls[0] == (0, 120)
-    assert calls[-1] == (120, 120)
+    world = generate_world(300, progress=lambda done, total: calls.append((done, total)))
+    assert calls[0] == (0, 300)
+    assert calls[-1] == (300, 300)
+    assert len(calls) >= 6
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert len(world.people) == 300
+    assert world.truth["counts"]["closed_won"] == (_kinds(world.touchpoints) == "closed_won").sum()
 
 
 def test_invalid_arguments_raise() -> None:
@@ -265,15 +288,21 @@ def test_written_files_import(world: World, store: Store, tmp_path: Path, file_f
     assert result.rows["touchpoints"] == world.truth["counts"]["touches_tracked"]
 
     stored = store.table("conversions").to_pandas()
-    assert stored["kind"].value_counts().to_dict() == _kinds(world.touchpoints).value_counts().to_dict()
-    assert stored["deal_id"].notna().sum() == conversions - (_kinds(world.touchpoints) == "lead").sum()
+    assert (
+        stored["kind"].value_counts().to_dict()
+        == _kinds(world.touchpoints).value_counts().to_dict()
+    )
+    assert (
+        stored["deal_id"].notna().sum() == conversions - (_kinds(world.touchpoints) == "lead").sum()
+    )
 
 
 def test_default_rules_name_each_channel(world: World, store: Store, tmp_path: Path) -> None:
     paths = write_world(world, tmp_path)
     import_touchpoints(store, paths["touchpoints"])
-    touchpoints = store.table("touchpoints")
-    channels = touchpoints.select(channel=ChannelClassifier().channel(touchpoints)).to_pandas()
+    channels = (
+        ChannelClassifier().classify(store.table("touchpoints")).select("channel").to_pandas()
+    )
     counts = channels["channel"].value_counts().to_dict()
     expected = {name: effect["touches_tracked"] for name, effect in world.truth["channels"].items()}
     assert counts == {name: count for name, count in expected.items() if count}

@@ -10,11 +10,17 @@ PATH_SEPARATOR = " > "
 def journey_paths(touches: ibis.Table) -> ibis.Table:
     """Return each journey's channel sequence as text.
 
-    Takes ``journey_touches``; returns ``journey_id`` and ``path`` (channels joined by
-    ``" > "`` in position order). The sequence is built by sorting an unordered collection of
-    (position, channel) pairs, which every engine supports, unlike an ordered aggregate.
+    Takes ``journey_touches``; returns ``journey_id`` and ``path``: channels joined by
+    ``" > "`` in position order, where a touch that stands for repeats (under the
+    ``frequency`` transform) reads ``channel(count)``. The sequence is built by sorting an
+    unordered collection of (position, channel) pairs, which every engine supports, unlike an
+    ordered aggregate.
     """
-    pairs = ibis.struct({"position": touches.position, "channel": touches.channel})
+    label = ibis.cases(
+        (touches.repeats > 1, touches.channel.concat("(", touches.repeats.cast("string"), ")")),
+        else_=touches.channel,
+    )
+    pairs = ibis.struct({"position": touches.position, "channel": label})
     collected = touches.group_by("journey_id").aggregate(steps=pairs.collect())
     return collected.select(
         "journey_id",
@@ -22,7 +28,9 @@ def journey_paths(touches: ibis.Table) -> ibis.Table:
     )
 
 
-def top_paths(journeys: ibis.Table, touches: ibis.Table, *, limit: int = 10, kind: str | None = None) -> ibis.Table:
+def top_paths(
+    journeys: ibis.Table, touches: ibis.Table, *, limit: int = 10, kind: str | None = None
+) -> ibis.Table:
     """Return the paths with the most conversions.
 
     Columns: ``path``, ``conversions``, ``value``, ``nulls`` (non-converting journeys with
@@ -47,7 +55,9 @@ def top_paths(journeys: ibis.Table, touches: ibis.Table, *, limit: int = 10, kin
     return grouped.order_by([ibis.desc("conversions"), "path"]).limit(limit)
 
 
-def channel_roles(journeys: ibis.Table, touches: ibis.Table, *, kind: str | None = None) -> ibis.Table:
+def channel_roles(
+    journeys: ibis.Table, touches: ibis.Table, *, kind: str | None = None
+) -> ibis.Table:
     """Return how often each channel opens, sits in the middle of, or closes a converting journey.
 
     Counts are weighted by the journey's conversions. A single-touch journey counts as both
@@ -73,7 +83,11 @@ def channel_roles(journeys: ibis.Table, touches: ibis.Table, *, kind: str | None
         last_share=counted["last"] / total,
     )
     role = ibis.cases(
-        ((counted.first_share >= counted.middle_share) & (counted.first_share >= counted.last_share), "introducer"),
+        (
+            (counted.first_share >= counted.middle_share)
+            & (counted.first_share >= counted.last_share),
+            "introducer",
+        ),
         (counted.last_share >= counted.middle_share, "closer"),
         else_="influencer",
     )

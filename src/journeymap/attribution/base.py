@@ -58,14 +58,20 @@ class AttributionModel(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Return the model's name, parameters and the package version that ran it."""
-        return {"model": self.name, "parameters": self.parameters.model_dump(), "version": __version__}
+        return {
+            "model": self.name,
+            "parameters": self.parameters.model_dump(),
+            "version": __version__,
+        }
 
     @abstractmethod
     def credits(self, journeys: Journeys) -> ibis.Table:
         """Return credit rows (the ``credits`` columns) for every converting journey."""
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{key}={value!r}" for key, value in self.parameters.model_dump().items())
+        params = ", ".join(
+            f"{key}={value!r}" for key, value in self.parameters.model_dump().items()
+        )
         return f"{type(self).__name__}({params})"
 
 
@@ -116,7 +122,9 @@ def resolve_models(
                 if item not in expanded:
                     expanded.append(item)
     if not expanded:
-        raise ModelError("no model given", hint=f"Name one or more of {', '.join(REGISTRY)}, or all")
+        raise ModelError(
+            "no model given", hint=f"Name one or more of {', '.join(REGISTRY)}, or all"
+        )
     parameters = parameters or {}
     return [create_model(name, parameters.get(name)) for name in expanded]
 

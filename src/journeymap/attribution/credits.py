@@ -33,7 +33,9 @@ def attribute(journeys: Journeys, models: Sequence[AttributionModel]) -> ibis.Ta
     return combined
 
 
-def credit_by(credits: ibis.Table, grain: str = "channel", kinds: Sequence[str] | None = None) -> ibis.Table:
+def credit_by(
+    credits: ibis.Table, grain: str = "channel", kinds: Sequence[str] | None = None
+) -> ibis.Table:
     """Sum credit per model and grain value.
 
     Returns a table with the columns ``model``, the grain (``channel``, ``source_medium``,

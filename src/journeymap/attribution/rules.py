@@ -67,7 +67,9 @@ class RuleModel(AttributionModel):
             credit=weighted._weight * weighted.conversions,
             value_credit=weighted._weight * weighted.value,
         )
-        return credited.union(unattributed_rows(self.name, journeys.journeys)).select(*CREDIT_COLUMNS)
+        return credited.union(unattributed_rows(self.name, journeys.journeys)).select(
+            *CREDIT_COLUMNS
+        )
 
     def _check_timestamps(self, touches: ibis.Table) -> None:
         missing = touches.filter(touches.days_before.isnull()).limit(1).count().execute()
@@ -119,7 +121,9 @@ class LastNonDirect(RuleModel):
         assert isinstance(self.parameters, LastNonDirectParameters)
         direct = [channel.lower() for channel in self.parameters.direct_channels]
         is_direct = t.channel.lower().isin(direct).fill_null(False)
-        last_other = ibis.cases((~is_direct, t.position), else_=ibis.null("int64")).max().over(JOURNEY)
+        last_other = (
+            ibis.cases((~is_direct, t.position), else_=ibis.null("int64")).max().over(JOURNEY)
+        )
         chosen = ibis.coalesce(last_other, t.n_touches)
         return ibis.cases((t.position == chosen, 1.0), else_=0.0)
 
@@ -137,7 +141,9 @@ class Linear(RuleModel):
 
 
 class TimeDecayParameters(ModelParameters):
-    half_life_days: float = Field(7.0, gt=0, description="Days after which a touch's weight halves.")
+    half_life_days: float = Field(
+        7.0, gt=0, description="Days after which a touch's weight halves."
+    )
 
 
 @register
@@ -200,7 +206,9 @@ class PositionBased(RuleModel):
 class MilestoneWeights(ModelParameters):
     first: float = Field(0.3, ge=0, description="Share of the first touch.")
     lead: float = Field(0.3, ge=0, description="Share of the touch that created the lead.")
-    opportunity: float = Field(0.3, ge=0, description="Share of the touch that created the opportunity.")
+    opportunity: float = Field(
+        0.3, ge=0, description="Share of the touch that created the opportunity."
+    )
     rest: float = Field(0.1, ge=0, description="Share spread over the other touches.")
 
     @model_validator(mode="after")
@@ -213,7 +221,9 @@ class MilestoneWeights(ModelParameters):
 class FullPathWeights(MilestoneWeights):
     first: float = Field(0.225, ge=0, description="Share of the first touch.")
     lead: float = Field(0.225, ge=0, description="Share of the touch that created the lead.")
-    opportunity: float = Field(0.225, ge=0, description="Share of the touch that created the opportunity.")
+    opportunity: float = Field(
+        0.225, ge=0, description="Share of the touch that created the opportunity."
+    )
     won: float = Field(0.225, ge=0, description="Share of the touch that closed the deal.")
     rest: float = Field(0.1, ge=0, description="Share spread over the other touches.")
 
@@ -249,7 +259,7 @@ def _milestone_weigh(t: ibis.Table, shares: dict[str, float], rest: float) -> ib
 
 @register
 class WShaped(RuleModel):
-    """W-shaped: first touch, lead creation and opportunity creation at 30% each, 10% to the rest."""
+    """W-shaped: first, lead-creation and opportunity-creation touches 30% each, 10% to the rest."""
 
     name = "w_shaped"
     Parameters = MilestoneWeights
@@ -261,7 +271,9 @@ class WShaped(RuleModel):
     def weigh(self, t: ibis.Table) -> ibis.Table:
         p = self.parameters
         assert isinstance(p, MilestoneWeights)
-        return _milestone_weigh(t, {"first": p.first, "lead": p.lead, "opportunity": p.opportunity}, p.rest)
+        return _milestone_weigh(
+            t, {"first": p.first, "lead": p.lead, "opportunity": p.opportunity}, p.rest
+        )
 
 
 @register

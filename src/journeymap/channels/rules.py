@@ -1,9 +1,10 @@
 """Channel rules: the default ordered rule set and its compilation into an Ibis expression.
 
 The defaults follow the order of GA4's default channel group, with three additions for B2B
-journeys: ad click ids decide paid search and paid social before any text rule (auto-tagged
-clicks often arrive without UTM parameters), offline touch types (webinar, event, sales call,
-review site) get channels of their own, and software review sites are one channel.
+journeys: ad click ids decide paid search and paid social before the source and medium rules
+(auto-tagged clicks often arrive without UTM parameters), except that a display medium stays
+Display; offline touch types (webinar, event, sales call, review site) get channels of their
+own; and software review sites are one channel.
 ``fbclid`` is not taken as evidence of a paid click, because Meta appends it to organic
 links as well.
 """
@@ -17,7 +18,13 @@ import ibis
 import ibis.expr.types as ir
 
 from journeymap.channels.sources import REVIEW_SITES, SourceLists, load_source_lists
-from journeymap.common.config import SOURCE_CATEGORIES, ChannelConfig, ChannelRule, Condition, as_list
+from journeymap.common.config import (
+    SOURCE_CATEGORIES,
+    ChannelConfig,
+    ChannelRule,
+    Condition,
+    as_list,
+)
 from journeymap.store.schema import NOT_SET
 
 PAID_MEDIUM = r"^(.*cp.*|ppc|retargeting|paid.*)$"
@@ -54,6 +61,8 @@ def default_rules() -> list[ChannelRule]:
         _rule("Review Sites", {"touch_type": ["review_site"]}, {"source": list(REVIEW_SITES)}),
         _rule("Self-reported", {"touch_type": ["self_reported"]}),
         _rule("Cross-network", {"campaign_matches": "cross-network"}),
+        # Display clicks from Google Ads carry a gclid too; their medium says what they are.
+        _rule("Display", {"medium": ["display", "banner", "expandable", "interstitial", "cpm"]}),
         _rule("Paid Search", {"click_platform": ["google_ads", "microsoft_ads"]}),
         _rule("Paid Social", {"click_platform": ["linkedin_ads", "tiktok_ads"]}),
         _rule("Direct", {"source": "(direct)", "medium": ["(not set)", "(none)"]}),
@@ -65,7 +74,6 @@ def default_rules() -> list[ChannelRule]:
         _rule("Paid Search", {"source_category": "search", "medium_matches": PAID_MEDIUM}),
         _rule("Paid Social", {"source_category": "social", "medium_matches": PAID_MEDIUM}),
         _rule("Paid Video", {"source_category": "video", "medium_matches": PAID_MEDIUM}),
-        _rule("Display", {"medium": ["display", "banner", "expandable", "interstitial", "cpm"]}),
         _rule("Paid Other", {"medium_matches": PAID_MEDIUM}),
         _rule(
             "Organic Shopping",
@@ -75,7 +83,16 @@ def default_rules() -> list[ChannelRule]:
         _rule(
             "Organic Social",
             {"source_category": "social"},
-            {"medium": ["social", "social-network", "social-media", "sm", "social network", "social media"]},
+            {
+                "medium": [
+                    "social",
+                    "social-network",
+                    "social-media",
+                    "sm",
+                    "social network",
+                    "social media",
+                ]
+            },
         ),
         _rule("Organic Video", {"source_category": "video"}, {"medium_matches": "video"}),
         _rule("Organic Search", {"source_category": "search"}, {"medium": "organic"}),
@@ -153,12 +170,20 @@ class ChannelClassifier:
             _touch_type=_clean(t.touch_type),
             _referrer_host=_clean(t.referrer_host),
         )
-        from_click = cleaned._click_platform.cases(*CLICK_PLATFORM_SOURCES.items(), else_=ibis.null(str))
+        from_click = cleaned._click_platform.cases(
+            *CLICK_PLATFORM_SOURCES.items(), else_=ibis.null(str)
+        )
         derived_medium = ibis.cases(
             (cleaned._raw_source.notnull(), ibis.literal("(not set)")),
-            (cleaned._click_platform.isin(PAID_CLICK_PLATFORMS).fill_null(False), ibis.literal("cpc")),
+            (
+                cleaned._click_platform.isin(PAID_CLICK_PLATFORMS).fill_null(False),
+                ibis.literal("cpc"),
+            ),
             (self.in_category(cleaned._referrer_host, "search"), ibis.literal("organic")),
-            (cleaned._referrer_host.notnull() | cleaned._click_platform.notnull(), ibis.literal("referral")),
+            (
+                cleaned._referrer_host.notnull() | cleaned._click_platform.notnull(),
+                ibis.literal("referral"),
+            ),
             else_=ibis.literal("(none)"),
         )
         effective = cleaned.mutate(
@@ -167,7 +192,10 @@ class ChannelClassifier:
             ),
             _medium=ibis.coalesce(cleaned._raw_medium, derived_medium),
         )
-        categories = {f"_is_{category}": self.in_category(effective._source, category) for category in SOURCE_CATEGORIES}
+        categories = {
+            f"_is_{category}": self.in_category(effective._source, category)
+            for category in SOURCE_CATEGORIES
+        }
         return effective.mutate(**categories)
 
     def _condition(self, p: ibis.Table, group: Condition) -> ir.BooleanValue:
@@ -222,7 +250,7 @@ class ChannelClassifier:
         return ibis.cases((unknown, ibis.literal(NOT_SET)), else_=derived)
 
     def classify(self, t: ibis.Table) -> ibis.Table:
-        """Return ``t`` with ``channel`` replaced by the classified channel and ``source_medium`` added.
+        """Return ``t`` with ``channel`` classified and ``source_medium`` added.
 
         ``channel`` keeps the input's own channel where given; otherwise the first matching
         rule names it, and ``Unassigned`` (configurable) when none matches. ``source_medium``
@@ -231,5 +259,7 @@ class ChannelClassifier:
         """
         prepared = self._prepare(t)
         helpers = [column for column in prepared.columns if column.startswith("_")]
-        classified = prepared.mutate(channel=self._channel(prepared), source_medium=self._source_medium(prepared))
+        classified = prepared.mutate(
+            channel=self._channel(prepared), source_medium=self._source_medium(prepared)
+        )
         return classified.drop(*helpers)

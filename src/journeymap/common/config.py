@@ -43,7 +43,9 @@ class Condition(_Strict):
         None, description="Ad platform of the click id (google_ads, microsoft_ads, ...)."
     )
     touch_type: str | list[str] | None = Field(None, description="Touch type equals one of these.")
-    referrer_host: str | list[str] | None = Field(None, description="Referrer host equals one of these.")
+    referrer_host: str | list[str] | None = Field(
+        None, description="Referrer host equals one of these."
+    )
     source_matches: str | None = Field(None, description="Regular expression on the source.")
     medium_matches: str | None = Field(None, description="Regular expression on the medium.")
     campaign_matches: str | None = Field(None, description="Regular expression on the campaign.")
@@ -70,7 +72,8 @@ class Condition(_Strict):
         for item in as_list(value):
             if item.lower() not in SOURCE_CATEGORIES:
                 raise ValueError(
-                    f"unknown source category {item!r}; expected one of {', '.join(SOURCE_CATEGORIES)}"
+                    f"unknown source category {item!r}; "
+                    f"expected one of {', '.join(SOURCE_CATEGORIES)}"
                 )
         return value
 
@@ -109,11 +112,11 @@ class ChannelConfig(_Strict):
     )
     source_categories_file: Path | None = Field(
         None,
-        description="CSV with columns source, source_category that replaces the built-in source lists.",
+        description="CSV (columns source, source_category) replacing the built-in source lists.",
     )
     direct_channels: list[str] = Field(
         default_factory=lambda: ["Direct"],
-        description="Channels that last-non-direct attribution skips (compared case-insensitively).",
+        description="Channels that last-non-direct attribution skips (any case).",
     )
     unassigned: str = Field("Unassigned", description="Channel of a touch that no rule matches.")
 
@@ -122,9 +125,17 @@ class JourneyConfig(_Strict):
     """How touches are cut into journeys."""
 
     entity: EntityKind = Field("person", description="Whose touches form a journey.")
-    lookback_days: float = Field(90, gt=0, description="Touches older than this before a conversion are not in its journey (days).")
-    transform: TransformName = Field("none", description="Path transform applied before attribution.")
-    last_n: int | None = Field(None, ge=1, description="Keep only the last N touches of each journey.")
+    lookback_days: float = Field(
+        90,
+        gt=0,
+        description="Touches older than this before a conversion are not in its journey (days).",
+    )
+    transform: TransformName = Field(
+        "none", description="Path transform applied before attribution."
+    )
+    last_n: int | None = Field(
+        None, ge=1, description="Keep only the last N touches of each journey."
+    )
     conversion_kinds: list[str] | None = Field(
         None, description="Conversion kinds to attribute; every kind when omitted."
     )
@@ -133,7 +144,9 @@ class JourneyConfig(_Strict):
 class MilestoneConfig(_Strict):
     """Conversion kinds that mark the milestones of W-shaped and full-path attribution."""
 
-    lead: list[str] = Field(default_factory=lambda: ["lead"], description="Kinds that mark lead creation.")
+    lead: list[str] = Field(
+        default_factory=lambda: ["lead"], description="Kinds that mark lead creation."
+    )
     opportunity: list[str] = Field(
         default_factory=lambda: ["opportunity"], description="Kinds that mark opportunity creation."
     )
@@ -149,7 +162,8 @@ class AttributionConfig(_Strict):
         default_factory=lambda: ["all"], description="Model names, or 'all' for every model."
     )
     parameters: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Parameters by model name, for example time_decay: {half_life_days: 3}."
+        default_factory=dict,
+        description="Parameters by model name, for example time_decay: {half_life_days: 3}.",
     )
 
 
@@ -193,7 +207,9 @@ class Config(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin") from exc
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin"
+            ) from exc
         return value
 
 

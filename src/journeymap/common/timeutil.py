@@ -51,7 +51,10 @@ def parse_timestamps(
         result = _from_text(values.astype("string"), timezone)
     result = pd.Series(result, index=index).astype("datetime64[us, UTC]")
 
-    present = values.notna() & (values.astype("string").str.strip() != "")
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        present = values.notna()
+    else:
+        present = values.notna() & (values.astype("string").str.strip() != "")
     bad = present & result.isna()
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])

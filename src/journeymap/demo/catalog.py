@@ -11,20 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CHANNELS: tuple[str, ...] = (
-    "Paid Search",
-    "Paid Social",
-    "Organic Search",
-    "Organic Social",
-    "Email",
-    "Direct",
-    "Referral",
-    "Display",
-    "Webinars",
-    "Events",
-    "Sales Outreach",
-    "Review Sites",
-)
-"""Channel names, as the default channel rules name them; a channel code is its index here."""
+    "Paid Search", "Paid Social", "Organic Search", "Organic Social", "Email", "Direct",
+    "Referral", "Display", "Webinars", "Events", "Sales Outreach", "Review Sites",
+)  # fmt: skip
+"""Channel names, as the default channel rules name them. A channel's code is its index here."""
 
 PAID_CHANNELS: tuple[str, ...] = ("Paid Search", "Paid Social", "Display")
 
@@ -97,6 +87,7 @@ BING = "https://www.bing.com/"
 LINKEDIN = "https://www.linkedin.com/"
 FACEBOOK = "https://l.facebook.com/"
 
+# fmt: off
 VARIANTS: dict[str, tuple[Variant, ...]] = {
     "Paid Search": (
         Variant(0.56, source="google", medium="cpc", referrer=GOOGLE, click_parameter="gclid",
@@ -150,8 +141,8 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
         Variant(0.15, referrer="https://www.saasbenchmarks.org/tools"),
         Variant(0.10, referrer="https://partners.crmbridge.net/integrations/fieldline"),
     ),
-    # NOTE: Google auto-tagging adds a gclid to display clicks as well, and the default rules
-    # classify any gclid as Paid Search; display clicks here carry UTM fields and no click id.
+    # NOTE: Google auto-tagging adds a gclid to display clicks too, and the default rules call
+    # any gclid Paid Search. So display clicks here carry UTM fields and no click id.
     "Display": (
         Variant(0.70, source="google", medium="display", campaigns="paid", platform="google_ads"),
         Variant(0.30, source="google", medium="display", referrer="https://www.saasweekly.news/",
@@ -170,13 +161,14 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
         Variant(0.35, referrer="https://www.capterra.com/marketing-attribution-software/"),
     ),
 }
+# fmt: on
 
 CLICK_PARAMETERS: tuple[str, ...] = ("gclid", "gbraid", "msclkid", "li_fat_id", "fbclid")
 
 ONLINE_CONVERSION_CHANNELS: tuple[str, ...] = (
     "Paid Search", "Paid Social", "Organic Search", "Organic Social", "Email", "Referral",
     "Display", "Review Sites",
-)
+)  # fmt: skip
 """Channels whose landing-page visit can carry a form fill on the same touchpoint row."""
 
 
@@ -187,19 +179,20 @@ class Platform:
     name: str
     click_through_rate: float
     cost_per_click: float
-    """Mean price of one click in USD; CPM-bought platforms reach it through impressions."""
+    """Mean price of one click in USD, which CPM-billed platforms reach through impressions."""
     billed_per_impression: bool
 
 
 PLATFORMS: dict[str, Platform] = {
-    "google_ads": Platform("google_ads", 0.045, 9.0, billed_per_impression=False),
-    "microsoft_ads": Platform("microsoft_ads", 0.040, 5.5, billed_per_impression=False),
-    "linkedin": Platform("linkedin", 0.005, 9.5, billed_per_impression=True),
-    "facebook": Platform("facebook", 0.012, 1.8, billed_per_impression=True),
+    "google_ads": Platform("google_ads", 0.045, 22.0, billed_per_impression=False),
+    "microsoft_ads": Platform("microsoft_ads", 0.040, 12.0, billed_per_impression=False),
+    "linkedin": Platform("linkedin", 0.005, 16.0, billed_per_impression=True),
+    "facebook": Platform("facebook", 0.012, 4.0, billed_per_impression=True),
 }
 
 DISPLAY_CLICK_THROUGH_RATE = 0.003
-DISPLAY_COST_PER_CLICK = 1.3
+DISPLAY_COST_PER_CLICK = 2.5
+"""Display campaigns run on Google Ads but at display prices (bought per thousand impressions)."""
 
 
 @dataclass(frozen=True)
@@ -225,41 +218,52 @@ class Campaign:
     keywords: tuple[str, ...] = ()
 
 
+# fmt: off
 CAMPAIGNS: tuple[Campaign, ...] = (
     Campaign("google_ads", "Paid Search", "20931001", "gs-brand", ("brand-core", "brand-pricing"),
-             2, 0.25, (0.0, 1.0), 0.3,
-             ("fieldline", "fieldline pricing", "fieldline attribution", "fieldline login")),
+             ads_per_group=2, weight=0.25, flight=(0.0, 1.0), cost_factor=0.3,
+             keywords=("fieldline", "fieldline pricing", "fieldline attribution",
+                       "fieldline login")),
     Campaign("google_ads", "Paid Search", "20931002", "gs-nonbrand-attribution",
-             ("multi-touch", "b2b-attribution", "marketing-roi"), 2, 0.50, (0.0, 1.0), 1.2,
-             ("multi touch attribution software", "b2b marketing attribution",
-              "marketing attribution tool", "attribution model b2b", "marketing roi software")),
+             ("multi-touch", "b2b-attribution", "marketing-roi"),
+             ads_per_group=2, weight=0.50, flight=(0.0, 1.0), cost_factor=1.2,
+             keywords=("multi touch attribution software", "b2b marketing attribution",
+                       "marketing attribution tool", "attribution model b2b",
+                       "marketing roi software")),
     Campaign("google_ads", "Paid Search", "20931003", "gs-competitor-alternatives",
-             ("alternatives",), 3, 0.25, (0.2, 0.85), 1.6,
-             ("attribution software alternatives", "compare attribution tools",
-              "marketing attribution vendors")),
-    Campaign("microsoft_ads", "Paid Search", "41870011", "bing-brand", ("brand-core",), 2, 0.35,
-             (0.0, 1.0), 0.4, ("fieldline", "fieldline pricing")),
+             ("alternatives",),
+             ads_per_group=3, weight=0.25, flight=(0.2, 0.85), cost_factor=1.6,
+             keywords=("attribution software alternatives", "compare attribution tools",
+                       "marketing attribution vendors")),
+    Campaign("microsoft_ads", "Paid Search", "41870011", "bing-brand", ("brand-core",),
+             ads_per_group=2, weight=0.35, flight=(0.0, 1.0), cost_factor=0.4,
+             keywords=("fieldline", "fieldline pricing")),
     Campaign("microsoft_ads", "Paid Search", "41870012", "bing-nonbrand-attribution",
-             ("multi-touch", "b2b-attribution"), 2, 0.65, (0.0, 1.0), 1.1,
-             ("multi touch attribution software", "b2b marketing attribution",
-              "marketing attribution tool")),
+             ("multi-touch", "b2b-attribution"),
+             ads_per_group=2, weight=0.65, flight=(0.0, 1.0), cost_factor=1.1,
+             keywords=("multi touch attribution software", "b2b marketing attribution",
+                       "marketing attribution tool")),
     Campaign("linkedin", "Paid Social", "610045201", "li-abm-enterprise",
-             ("vp-marketing", "revops-leaders"), 2, 0.40, (0.0, 1.0), 1.2),
+             ("vp-marketing", "revops-leaders"),
+             ads_per_group=2, weight=0.40, flight=(0.0, 1.0), cost_factor=1.2),
     Campaign("linkedin", "Paid Social", "610045202", "li-leadgen-attribution-guide",
-             ("guide-marketing-ops", "guide-demand-gen"), 2, 0.40, (0.1, 0.9), 1.0),
-    Campaign("linkedin", "Paid Social", "610045203", "li-retargeting-webinar",
-             ("site-visitors",), 3, 0.20, (0.3, 1.0), 0.8),
-    Campaign("facebook", "Paid Social", "23851774001", "meta-retargeting",
-             ("site-visitors-30d",), 3, 0.60, (0.0, 1.0), 1.0),
-    Campaign("facebook", "Paid Social", "23851774002", "meta-lookalike-trial",
-             ("lookalike-1pct",), 2, 0.40, (0.15, 0.7), 1.1),
-    Campaign("google_ads", "Display", "20931101", "gdn-retargeting", ("site-visitors",), 3, 0.50,
-             (0.0, 1.0), 1.0),
+             ("guide-marketing-ops", "guide-demand-gen"),
+             ads_per_group=2, weight=0.40, flight=(0.1, 0.9)),
+    Campaign("linkedin", "Paid Social", "610045203", "li-retargeting-webinar", ("site-visitors",),
+             ads_per_group=3, weight=0.20, flight=(0.3, 1.0), cost_factor=0.8),
+    Campaign("facebook", "Paid Social", "23851774001", "meta-retargeting", ("site-visitors-30d",),
+             ads_per_group=3, weight=0.60, flight=(0.0, 1.0)),
+    Campaign("facebook", "Paid Social", "23851774002", "meta-lookalike-trial", ("lookalike-1pct",),
+             ads_per_group=2, weight=0.40, flight=(0.15, 0.7), cost_factor=1.1),
+    Campaign("google_ads", "Display", "20931101", "gdn-retargeting", ("site-visitors",),
+             ads_per_group=3, weight=0.50, flight=(0.0, 1.0)),
     Campaign("google_ads", "Display", "20931102", "gdn-prospecting-saas",
-             ("in-market-crm", "custom-intent-attribution"), 2, 0.30, (0.0, 0.8), 1.0),
-    Campaign("google_ads", "Display", "20931103", "gdn-abm-target-accounts",
-             ("abm-list-q1",), 2, 0.20, (0.25, 1.0), 1.0),
+             ("in-market-crm", "custom-intent-attribution"),
+             ads_per_group=2, weight=0.30, flight=(0.0, 0.8)),
+    Campaign("google_ads", "Display", "20931103", "gdn-abm-target-accounts", ("abm-list-q1",),
+             ads_per_group=2, weight=0.20, flight=(0.25, 1.0)),
 )
+"""Paid campaigns. The first campaign of each channel and platform runs all the time."""
 
 NURTURE_PROGRAMS: tuple[str, ...] = (
     "nurture-attribution-101", "nurture-trial-onboarding", "nurture-revops-playbook",
@@ -288,7 +292,7 @@ INDUSTRIES: dict[str, float] = {
 REGIONS: dict[str, float] = {"North America": 0.50, "EMEA": 0.30, "APAC": 0.15, "LATAM": 0.05}
 PLANS: tuple[str, str, str] = ("Starter", "Growth", "Enterprise")
 PLAN_DEAL_MEDIANS: tuple[float, float, float] = (14_000.0, 32_000.0, 78_000.0)
-"""Median deal amount (USD) of each plan; amounts are lognormal around it."""
+"""Median deal amount (USD) of each plan, around which amounts are lognormal."""
 SIZE_TIER_LIMITS: tuple[int, int] = (200, 2000)
 """Employee counts at which mid-market and enterprise accounts start."""
 
@@ -314,24 +318,29 @@ LAST_NAMES: tuple[str, ...] = (
     "smith", "garcia", "muller", "rossi", "kim", "novak", "silva", "khan", "dubois", "tanaka",
     "jensen", "lopez", "patel", "wright", "meyer", "costa", "berg", "owens", "sato", "moreau",
 )
+# fmt: on
 
 
 @dataclass(frozen=True)
 class Role:
     """A buying-committee role: its titles and how readily its people become leads."""
 
+    name: str
     titles: tuple[str, ...]
     receptiveness: float
     """Multiplier of every channel's lead lift for people in this role."""
 
 
+# fmt: off
 ROLES: tuple[Role, ...] = (
-    Role(("Marketing Operations Manager", "Demand Generation Manager", "Growth Marketing Manager",
-          "Revenue Operations Manager", "Marketing Analyst"), 1.25),
-    Role(("VP Marketing", "CMO", "Head of Growth", "VP Revenue Operations"), 0.85),
-    Role(("Head of Data", "Analytics Engineer", "Data Engineer"), 0.6),
-    Role(("Sales Director", "CFO", "Procurement Manager"), 0.45),
+    Role("practitioner", ("Marketing Operations Manager", "Demand Generation Manager",
+                          "Growth Marketing Manager", "Revenue Operations Manager",
+                          "Marketing Analyst"), 1.25),
+    Role("leader", ("VP Marketing", "CMO", "Head of Growth", "VP Revenue Operations"), 0.85),
+    Role("technical", ("Head of Data", "Analytics Engineer", "Data Engineer"), 0.6),
+    Role("approver", ("Sales Director", "CFO", "Procurement Manager"), 0.45),
 )
+# fmt: on
 CHAMPION_ROLE_WEIGHTS: tuple[float, ...] = (0.75, 0.25, 0.0, 0.0)
 """Role weights of the first member of each buying committee."""
 MEMBER_ROLE_WEIGHTS: tuple[float, ...] = (0.35, 0.25, 0.25, 0.15)

@@ -1,8 +1,9 @@
 """Writing a demo world to CSV or Parquet files, byte for byte the same for the same world.
 
-CSV files are UTF-8 with a header line and no quoting (no generated value contains a comma,
-quote or line break; pyarrow raises if one does). Timestamps are ISO 8601 UTC text such as
-``2026-01-05T14:30:00Z``, dates are ``YYYY-MM-DD`` and empty cells are missing values.
+CSV files are UTF-8 with a header line and no quoting, because no generated value contains a
+comma, quote or line break (pyarrow raises ``ArrowInvalid`` if one does). Timestamps are
+ISO 8601 UTC text such as ``2026-01-05T14:30:00Z``, dates are ``YYYY-MM-DD`` and empty cells
+are missing values.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     with path.open("wb") as handle:
         handle.write((",".join(map(str, frame.columns)) + "\n").encode("utf-8"))
         for first in range(0, len(frame), CSV_BATCH_ROWS):
-            batch = pa.Table.from_pandas(frame.iloc[first : first + CSV_BATCH_ROWS], preserve_index=False)
+            batch = pa.Table.from_pandas(
+                frame.iloc[first : first + CSV_BATCH_ROWS], preserve_index=False
+            )
             pa_csv.write_csv(_text_columns(batch), handle, options)
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` as a Parquet file; timestamps keep their UTC time zone."""
+    """Write ``frame`` as a Parquet file, whose timestamps keep their UTC time zone."""
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
 
 
@@ -64,7 +67,7 @@ def write_world(
         ValueError: ``format`` is neither ``csv`` nor ``parquet``.
     """
     if format not in ("csv", "parquet"):
-        raise ValueError(f"unknown file format {format!r}; use 'csv' or 'parquet'")
+        raise ValueError(f"invalid file format {format!r}: use 'csv' or 'parquet'")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tables = {

@@ -1,6 +1,6 @@
 """The demo world's conversion model, and the counterfactual runs that measure its truth.
 
-Touches are fixed before the model runs; the model decides which of them convert.
+Touches are fixed before the model runs, and the model decides which of them convert.
 
 * Lead (person): each touch of channel ``c`` makes its person a lead with probability
   ``lead_lift[c]`` times the person's receptiveness, independently of other touches. A person
@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 SECONDS_PER_DAY = 86_400
 NEVER = np.iinfo(np.int64).max // 4
-"""Time of an event that does not happen; small enough that adding days cannot overflow."""
+"""Time of an event that does not happen, small enough that adding days cannot overflow."""
 
 OPPORTUNITY_LOOKBACK_DAYS = 30
 OPPORTUNITY_DELAY_DAYS = (2, 6.0)
@@ -68,7 +68,7 @@ class Funnel:
     touch_time: IntArray
     touch_channel: IntArray
     touch_lead_time: IntArray
-    """When a lead that this touch causes is recorded (the touch time, or minutes to a day later)."""
+    """When a lead caused by this touch is recorded: the touch time, or minutes to a day later."""
     person_account: IntArray
     person_receptiveness: FloatArray
     baseline_probability: FloatArray
@@ -79,7 +79,7 @@ class Funnel:
     sales_cycle_days: FloatArray
     """Mean days from opportunity to close, by account."""
     end: int
-    """End of the window in seconds; stages at or after it do not happen."""
+    """End of the window in seconds. Stages at or after it do not happen."""
     first_weekday: int
     """Weekday of the window's first day (Monday is 0)."""
 
@@ -108,13 +108,13 @@ class Draw:
 
 @dataclass(frozen=True)
 class Outcome:
-    """Which conversions happen, and when (``NEVER`` for those that do not)."""
+    """Conversion times of one run, with ``NEVER`` for conversions that do not happen."""
 
     lead_time: IntArray
     lead_touch: IntArray
-    """Index of the touch that made each person a lead; -1 for a baseline lead or none."""
+    """Index of the touch that made each person a lead, or -1 for a baseline lead or none."""
     champion: IntArray
-    """The person whose lead opened each account's deal; -1 for accounts without a lead."""
+    """Person whose lead opened each account's deal, or -1 for an account without a lead."""
     opportunity_time: IntArray
     won_time: IntArray
 
@@ -163,7 +163,10 @@ def _first_per_group(indices: IntArray, groups: IntArray) -> tuple[IntArray, Int
 def _stage_probability(
     funnel: Funnel, base: FloatArray, lift: FloatArray, after: IntArray, until: IntArray
 ) -> FloatArray:
-    """Return ``1 - (1 - base) * prod(1 - lift[c])`` over each account's touches in (after, until]."""
+    """Return ``1 - (1 - base) * prod(1 - lift[c])`` over each account's touches in a window.
+
+    The window of an account runs from ``after`` (exclusive) to ``until`` (inclusive).
+    """
     account = funnel.touch_account
     time = funnel.touch_time
     inside = (time > after[account]) & (time <= until[account])
@@ -192,7 +195,9 @@ def simulate(funnel: Funnel, draw: Draw, lifts: Lifts) -> Outcome:
 
     first_lead = np.minimum.reduceat(lead_time, funnel.account_first_person)
     has_lead = first_lead < NEVER
-    earliest = np.flatnonzero((lead_time == first_lead[funnel.person_account]) & (lead_time < NEVER))
+    earliest = np.flatnonzero(
+        (lead_time == first_lead[funnel.person_account]) & (lead_time < NEVER)
+    )
     champion_person, champion_account = _first_per_group(earliest, funnel.person_account[earliest])
     champion = np.full(funnel.accounts, -1, dtype=np.int64)
     champion[champion_account] = champion_person
@@ -202,14 +207,18 @@ def simulate(funnel: Funnel, draw: Draw, lifts: Lifts) -> Outcome:
     opportunity_time = np.where(
         has_lead, opportunity_day * SECONDS_PER_DAY + draw.opportunity_second, NEVER
     )
-    window_start = np.where(has_lead, first_lead - OPPORTUNITY_LOOKBACK_DAYS * SECONDS_PER_DAY, NEVER)
+    window_start = np.where(
+        has_lead, first_lead - OPPORTUNITY_LOOKBACK_DAYS * SECONDS_PER_DAY, NEVER
+    )
     opportunity_chance = _stage_probability(
         funnel, funnel.opportunity_base, lifts.opportunity, window_start, opportunity_time
     )
     opened = has_lead & (draw.opportunity < opportunity_chance) & (opportunity_time < funnel.end)
     opportunity_time = np.where(opened, opportunity_time, NEVER)
 
-    won_day = next_weekday(np.where(opened, opportunity_day, 0) + draw.win_days, funnel.first_weekday)
+    won_day = next_weekday(
+        np.where(opened, opportunity_day, 0) + draw.win_days, funnel.first_weekday
+    )
     won_time = np.where(opened, won_day * SECONDS_PER_DAY + draw.win_second, NEVER)
     win_chance = _stage_probability(
         funnel, funnel.win_base, lifts.win, np.where(opened, first_lead, NEVER), won_time
@@ -223,7 +232,7 @@ def simulate(funnel: Funnel, draw: Draw, lifts: Lifts) -> Outcome:
 class Losses:
     """Conversions lost when channels are switched off, summed over draws.
 
-    Row ``i`` of each array is channel ``i``; the last row switches every channel off at once.
+    Row ``i`` of each array is channel ``i``. The last row switches every channel off at once.
     """
 
     leads: FloatArray

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from journeymap.demo import catalog
@@ -17,7 +19,7 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Population:
-    """Accounts and people as arrays; the people of one account are contiguous."""
+    """Accounts and people as arrays, with the people of one account next to each other."""
 
     account_employees: IntArray
     account_tier: IntArray
@@ -26,7 +28,7 @@ class Population:
     account_region: IntArray
     account_plan: IntArray
     account_intent: FloatArray
-    """How actively the account is looking to buy, from 0 to 1."""
+    """Buying intent, from 0 (not looking) to 1 (actively buying)."""
     account_amount: FloatArray
     """Deal amount in USD when the opportunity is created."""
     account_won_amount: FloatArray
@@ -53,9 +55,13 @@ _ROLE_TITLE_START = np.cumsum([0] + [len(role.titles) for role in catalog.ROLES]
 _ROLE_TITLE_COUNT = np.array([len(role.titles) for role in catalog.ROLES])
 
 
-def _choose(rng: np.random.Generator, weights: tuple[float, ...] | list[float], size: int) -> IntArray:
+def _choose(
+    rng: np.random.Generator, weights: tuple[float, ...] | list[float], size: int
+) -> IntArray:
     probabilities = np.asarray(weights, dtype=np.float64)
-    return rng.choice(len(probabilities), size=size, p=probabilities / probabilities.sum()).astype(np.int64)
+    return rng.choice(len(probabilities), size=size, p=probabilities / probabilities.sum()).astype(
+        np.int64
+    )
 
 
 def _committee_sizes(rng: np.random.Generator, people: int) -> tuple[IntArray, IntArray]:
@@ -68,7 +74,9 @@ def _committee_sizes(rng: np.random.Generator, people: int) -> tuple[IntArray, I
     total = 0
     while total < people:
         block = max(16, (people - total) // 2)
-        drawn = np.clip(np.rint(rng.lognormal(np.log(150.0), 1.4, block)), 5, 200_000).astype(np.int64)
+        drawn = np.clip(np.rint(rng.lognormal(np.log(150.0), 1.4, block)), 5, 200_000).astype(
+            np.int64
+        )
         tier = np.searchsorted(catalog.SIZE_TIER_LIMITS, drawn, side="right")
         extra = rng.binomial(5, np.asarray(catalog.COMMITTEE_EXTRA_SHARE)[tier])
         employees.append(drawn)
@@ -105,7 +113,9 @@ def draw_population(rng: np.random.Generator, people: int) -> Population:
         _choose(rng, catalog.CHAMPION_ROLE_WEIGHTS, people),
         _choose(rng, catalog.MEMBER_ROLE_WEIGHTS, people),
     )
-    title = _ROLE_TITLE_START[role] + (rng.random(people) * _ROLE_TITLE_COUNT[role]).astype(np.int64)
+    title = _ROLE_TITLE_START[role] + (rng.random(people) * _ROLE_TITLE_COUNT[role]).astype(
+        np.int64
+    )
 
     return Population(
         account_employees=employees,
@@ -125,8 +135,10 @@ def draw_population(rng: np.random.Generator, people: int) -> Population:
     )
 
 
-def numbered_ids(prefix: str, numbers: IntArray, width: int) -> NDArray[np.str_]:
-    """Return ``prefix`` followed by each of ``numbers`` (not negative), zero-padded to ``width``.
+def _numbered_bytes(
+    prefix: str, numbers: NDArray[np.integer[Any]], width: int
+) -> NDArray[np.bytes_]:
+    """Return ``prefix`` and each of ``numbers`` (not negative), zero-padded, as ASCII bytes.
 
     The width grows to fit the largest number, so that no id is cut short.
     """
@@ -134,23 +146,67 @@ def numbered_ids(prefix: str, numbers: IntArray, width: int) -> NDArray[np.str_]
     width = max(width, len(str(int(numbers.max()))) if count else width)
     powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
     digits = ((numbers[:, None] // powers) % 10 + ord("0")).astype(np.uint8)
-    head = np.broadcast_to(np.frombuffer(prefix.encode("ascii"), dtype=np.uint8), (count, len(prefix)))
+    head = np.broadcast_to(
+        np.frombuffer(prefix.encode("ascii"), dtype=np.uint8), (count, len(prefix))
+    )
     text = np.ascontiguousarray(np.concatenate([head, digits], axis=1))
-    return text.view(f"S{len(prefix) + width}").ravel().astype(np.str_)
+    return text.view(f"S{len(prefix) + width}").ravel()
 
 
-def _company_names(rng: np.random.Generator, accounts: int) -> tuple[NDArray[np.str_], NDArray[np.str_]]:
+def numbered_ids(prefix: str, numbers: NDArray[np.integer[Any]], width: int) -> pd.Index:
+    """Return ids such as ``A000042``: ``prefix`` and each number, zero-padded to ``width``."""
+    return pd.Index(_numbered_bytes(prefix, numbers, width).astype(np.str_), dtype=object)
+
+
+def arrow_text(values: NDArray[np.bytes_]) -> pd.arrays.ArrowExtensionArray:
+    """Return ASCII bytes as an Arrow string array, which keeps no Python object per cell."""
+    return pd.arrays.ArrowExtensionArray(pa.array(values, type=pa.binary()).cast(pa.string()))
+
+
+def _email_hashes(population: Population, domains: list[str]) -> NDArray[np.bytes_]:
+    """Return the SHA-256 hex digest of each person's synthetic email address.
+
+    The person number in the address keeps two namesakes at one company apart.
+    """
+    first_names, last_names = catalog.FIRST_NAMES, catalog.LAST_NAMES
+    digests = b"".join(
+        hashlib.sha256(
+            f"{first_names[first]}.{last_names[last]}.{number}@{domains[account]}".encode()
+        ).digest()
+        for number, (first, last, account) in enumerate(
+            zip(
+                population.person_first_name.tolist(),
+                population.person_last_name.tolist(),
+                population.person_account.tolist(),
+                strict=True,
+            ),
+            start=1,
+        )
+    )
+    octets = np.frombuffer(digests, dtype=np.uint8).reshape(population.people, 32)
+    hex_digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    text = np.empty((population.people, 64), dtype=np.uint8)
+    text[:, 0::2] = hex_digits[octets >> 4]
+    text[:, 1::2] = hex_digits[octets & 15]
+    return text.view("S64").ravel()
+
+
+def _company_names(
+    rng: np.random.Generator, accounts: int
+) -> tuple[pd.Categorical[str], list[str]]:
     """Draw company names and unique domains under the reserved ``.example`` top-level domain."""
     prefixes, stems, kinds = catalog.NAME_PREFIXES, catalog.NAME_STEMS, catalog.NAME_KINDS
     combos = [(p, s, k) for p in prefixes for s in stems for k in kinds]
-    names = np.array([f"{p}{s} {k}" for p, s, k in combos])
-    slugs = np.array([f"{p}{s}{k}".lower() for p, s, k in combos])
+    names = pd.Index([f"{p}{s} {k}" for p, s, k in combos])
+    slugs = [f"{p}{s}{k}".lower() for p, s, k in combos]
     code = rng.integers(0, len(combos), accounts)
     # The second company with the same name gets "2" after its slug, the third "3", and so on.
     repeat = pd.Series(code).groupby(code).cumcount().to_numpy()
-    suffix = np.where(repeat > 0, (repeat + 1).astype(np.str_), "")
-    domains = np.strings.add(np.strings.add(slugs[code], suffix), ".example")
-    return names[code], domains
+    domains = [
+        f"{slugs[name]}{count + 1 if count else ''}.example"
+        for name, count in zip(code.tolist(), repeat.tolist(), strict=True)
+    ]
+    return pd.Categorical.from_codes(code, names), domains
 
 
 @dataclass(frozen=True)
@@ -166,45 +222,39 @@ class Directory:
 def build_directory(rng: np.random.Generator, population: Population) -> Directory:
     """Build the accounts and people frames: ids, firmographics, titles and email hashes.
 
-    An email hash is the SHA-256 hex digest of a synthetic address; the address is not kept.
+    An email hash is the SHA-256 hex digest of a synthetic address, which is not kept.
     """
-    account_ids = pd.Index(numbered_ids("A", np.arange(1, population.accounts + 1), 6))
-    person_ids = pd.Index(numbered_ids("P", np.arange(1, population.people + 1), 7))
+    account_ids = numbered_ids("A", np.arange(1, population.accounts + 1), 6)
+    person_ids = numbered_ids("P", np.arange(1, population.people + 1), 7)
     names, domains = _company_names(rng, population.accounts)
     accounts = pd.DataFrame(
         {
-            "account_id": account_ids,
+            "account_id": arrow_text(
+                _numbered_bytes("A", np.arange(1, population.accounts + 1), 6)
+            ),
             "name": names,
-            "domain": domains,
-            "industry": pd.Categorical.from_codes(population.account_industry, list(catalog.INDUSTRIES)),
+            "domain": pd.arrays.ArrowExtensionArray(pa.array(domains, type=pa.string())),
+            "industry": pd.Categorical.from_codes(
+                population.account_industry, pd.Index(list(catalog.INDUSTRIES))
+            ),
             "employees": population.account_employees,
-            "region": pd.Categorical.from_codes(population.account_region, list(catalog.REGIONS)),
-            "plan": pd.Categorical.from_codes(population.account_plan, list(catalog.PLANS)),
+            "region": pd.Categorical.from_codes(
+                population.account_region, pd.Index(list(catalog.REGIONS))
+            ),
+            "plan": pd.Categorical.from_codes(
+                population.account_plan, pd.Index(list(catalog.PLANS))
+            ),
         }
     )
-
-    # The person number keeps two namesakes at one company apart.
-    first_names, last_names = catalog.FIRST_NAMES, catalog.LAST_NAMES
-    domain_list = domains.tolist()
-    hashes = [
-        hashlib.sha256(f"{first_names[first]}.{last_names[last]}.{number}@{domain_list[account]}".encode()).hexdigest()
-        for number, (first, last, account) in enumerate(
-            zip(
-                population.person_first_name.tolist(),
-                population.person_last_name.tolist(),
-                population.person_account.tolist(),
-                strict=True,
-            ),
-            start=1,
-        )
-    ]
     people = pd.DataFrame(
         {
-            "person_id": person_ids,
+            "person_id": arrow_text(_numbered_bytes("P", np.arange(1, population.people + 1), 7)),
             "account_id": pd.Categorical.from_codes(population.person_account, account_ids),
-            "email_hash": hashes,
-            "title": pd.Categorical.from_codes(population.person_title, list(TITLES)),
+            "email_hash": arrow_text(_email_hashes(population, domains)),
+            "title": pd.Categorical.from_codes(population.person_title, pd.Index(list(TITLES))),
             "domain": pd.Categorical.from_codes(population.person_account, pd.Index(domains)),
         }
     )
-    return Directory(accounts=accounts, people=people, account_ids=account_ids, person_ids=person_ids)
+    return Directory(
+        accounts=accounts, people=people, account_ids=account_ids, person_ids=person_ids
+    )

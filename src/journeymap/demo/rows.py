@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,9 +22,23 @@ from journeymap.demo.population import Directory, Population, numbered_ids
 from journeymap.demo.touches import Touches, Vocabulary
 
 TOUCHPOINT_COLUMNS = [
-    "user_id", "account_id", "timestamp", "touch_type", "utm_source", "utm_medium",
-    "utm_campaign", "utm_content", "utm_term", "ad_id", *catalog.CLICK_PARAMETERS, "referrer",
-    "conversion", "conversion_kind", "value", "currency", "deal_id",
+    "user_id",
+    "account_id",
+    "timestamp",
+    "touch_type",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "ad_id",
+    *catalog.CLICK_PARAMETERS,
+    "referrer",
+    "conversion",
+    "conversion_kind",
+    "value",
+    "currency",
+    "deal_id",
 ]
 CONVERSION_KINDS = ["lead", "opportunity", "closed_won"]
 ROW_TOUCH, ROW_LEAD, ROW_OPPORTUNITY, ROW_WON = 0, 1, 2, 3
@@ -45,7 +60,7 @@ CLICK_ID_FORMATS: dict[str, tuple[str, NDArray[np.uint8], int]] = {
 
 @dataclass(frozen=True)
 class Rows:
-    """Touchpoint rows as arrays; ``person`` and ``deal`` are global person and account indices."""
+    """Touchpoint rows as arrays. ``person`` and ``deal`` are global person and account indices."""
 
     person: NDArray[np.int32]
     time: NDArray[np.int32]
@@ -63,14 +78,16 @@ class Rows:
 
     @classmethod
     def concatenate(cls, parts: list[Rows]) -> Rows:
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
-
-    def take(self, order: NDArray[np.int64]) -> Rows:
-        return Rows(**{f.name: getattr(self, f.name)[order] for f in fields(self)})
+        return cls(
+            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)}
+        )
 
 
 def _conversions(
-    person: NDArray[np.int64], time: NDArray[np.int64], order: int, value: NDArray[np.float64],
+    person: NDArray[np.int64],
+    time: NDArray[np.int64],
+    order: int,
+    value: NDArray[np.float64],
     deal: NDArray[np.int64],
 ) -> Rows:
     size = len(person)
@@ -91,7 +108,7 @@ def _conversions(
     )
 
 
-def conversion_rows(
+def touchpoint_rows(
     touches: Touches,
     outcome: Outcome,
     vocabulary: Vocabulary,
@@ -103,8 +120,8 @@ def conversion_rows(
 ) -> Rows:
     """Return the tracked touches and the conversions of one group as touchpoint rows.
 
-    A lead caused by a tracked touch with no lead delay is a form fill on that touch's row;
-    every other conversion gets a row of its own with no channel fields. Opportunity and
+    A lead caused by a tracked touch with no lead delay is a form fill on that touch's row.
+    Every other conversion gets a row of its own with no channel fields. Opportunity and
     closed-won rows belong to the account's champion and carry the deal.
     """
     lead_touch = outcome.lead_touch
@@ -119,7 +136,7 @@ def conversion_rows(
     touch_rows = Rows(
         person=(touches.person[tracked] + person_offset).astype(np.int32),
         time=touches.time[tracked].astype(np.int32),
-        order=np.zeros(len(tracked), dtype=np.int8),
+        order=np.full(len(tracked), ROW_TOUCH, dtype=np.int8),
         variant=variant.astype(np.int16),
         campaign=touches.campaign[tracked].astype(np.int32),
         content=touches.content[tracked].astype(np.int16),
@@ -141,16 +158,25 @@ def conversion_rows(
         [
             touch_rows,
             _conversions(
-                leads + person_offset, outcome.lead_time[leads], ROW_LEAD,
-                np.zeros(len(leads)), np.full(len(leads), -1, dtype=np.int64),
+                leads + person_offset,
+                outcome.lead_time[leads],
+                ROW_LEAD,
+                np.zeros(len(leads)),
+                np.full(len(leads), -1, dtype=np.int64),
             ),
             _conversions(
-                outcome.champion[opened] + person_offset, outcome.opportunity_time[opened],
-                ROW_OPPORTUNITY, opportunity_amount[opened], opened + account_offset,
+                outcome.champion[opened] + person_offset,
+                outcome.opportunity_time[opened],
+                ROW_OPPORTUNITY,
+                opportunity_amount[opened],
+                opened + account_offset,
             ),
             _conversions(
-                outcome.champion[won] + person_offset, outcome.won_time[won], ROW_WON,
-                won_amount[won], won + account_offset,
+                outcome.champion[won] + person_offset,
+                outcome.won_time[won],
+                ROW_WON,
+                won_amount[won],
+                won + account_offset,
             ),
         ]
     )
@@ -161,24 +187,32 @@ def _lookup(table: NDArray[np.int64], codes: NDArray[np.int16]) -> NDArray[np.in
     return np.append(table, -1)[codes]
 
 
-def _categorical(codes: NDArray[np.integer], categories: list[str] | pd.Index) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes.astype(np.int64), categories=categories)
+def _categorical(
+    codes: NDArray[np.integer[Any]], categories: list[str] | pd.Index
+) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes.astype(np.int64), categories=pd.Index(categories))
 
 
 def _click_ids(
     rng: np.random.Generator, parameter: NDArray[np.int64], index: int
 ) -> pd.arrays.ArrowExtensionArray:
-    """Draw a random click id for each row whose click parameter is ``index``; others are null."""
+    """Draw a random click id for each row whose click parameter is ``index``, null elsewhere."""
     prefix, alphabet, length = CLICK_ID_FORMATS[catalog.CLICK_PARAMETERS[index]]
     rows = np.flatnonzero(parameter == index)
     body = alphabet[rng.integers(0, len(alphabet), (len(rows), length), dtype=np.uint8)]
-    head = np.broadcast_to(np.frombuffer(prefix.encode("ascii"), dtype=np.uint8), (len(rows), len(prefix)))
+    head = np.broadcast_to(
+        np.frombuffer(prefix.encode("ascii"), dtype=np.uint8), (len(rows), len(prefix))
+    )
     text = np.ascontiguousarray(np.concatenate([head, body], axis=1))
-    tokens = pa.array(text.view(f"S{len(prefix) + length}").ravel(), type=pa.binary()).cast(pa.string())
+    tokens = pa.array(text.view(f"S{len(prefix) + length}").ravel(), type=pa.binary()).cast(
+        pa.string()
+    )
     positions = np.zeros(len(parameter), dtype=np.int64)
     positions[rows] = np.arange(len(rows))
-    column = tokens.take(pa.array(positions, mask=parameter != index)) if len(rows) else pa.nulls(
-        len(parameter), pa.string()
+    column = (
+        tokens.take(pa.array(positions, mask=parameter != index))
+        if len(rows)
+        else pa.nulls(len(parameter), pa.string())
     )
     return pd.arrays.ArrowExtensionArray(column)
 
@@ -203,33 +237,48 @@ def touchpoint_frame(
         key = (time << (person_bits + 2)) | (rows.person.astype(np.int64) << 2) | rows.order
         order = np.argsort(key, kind="stable")
     del time
-    rows = rows.take(order)
 
-    variant = rows.variant
-    parameter = _lookup(vocabulary.variant_click, variant)
-    deals = np.unique(rows.deal[rows.deal >= 0])
-    seconds = np.datetime64(start.isoformat(), "s") + rows.time.astype("timedelta64[s]")
+    # Columns are gathered in sorted order one at a time, so that no second copy of all rows
+    # is alive at once.
+    person = rows.person[order]
     columns: dict[str, object] = {
-        "user_id": _categorical(rows.person, directory.person_ids),
-        "account_id": _categorical(population.person_account[rows.person], directory.account_ids),
-        "timestamp": pd.Series(seconds.astype("datetime64[us]")).dt.tz_localize("UTC"),
-        "touch_type": _categorical(_lookup(vocabulary.variant_touch_type, variant), vocabulary.touch_types),
-        "utm_source": _categorical(_lookup(vocabulary.variant_source, variant), vocabulary.sources),
-        "utm_medium": _categorical(_lookup(vocabulary.variant_medium, variant), vocabulary.mediums),
-        "utm_campaign": _categorical(rows.campaign, vocabulary.campaigns),
-        "utm_content": _categorical(rows.content, vocabulary.contents),
-        "utm_term": _categorical(rows.term, vocabulary.terms),
-        "ad_id": _categorical(rows.ad, vocabulary.ad_ids),
+        "user_id": _categorical(person, directory.person_ids),
+        "account_id": _categorical(population.person_account[person], directory.account_ids),
     }
+    del person
+    seconds = np.datetime64(start.isoformat(), "s") + rows.time[order].astype("timedelta64[s]")
+    columns["timestamp"] = pd.Series(seconds.astype("datetime64[us]")).dt.tz_localize("UTC")
+    del seconds
+    variant = rows.variant[order]
+    columns["touch_type"] = _categorical(
+        _lookup(vocabulary.variant_touch_type, variant), vocabulary.touch_types
+    )
+    columns["utm_source"] = _categorical(
+        _lookup(vocabulary.variant_source, variant), vocabulary.sources
+    )
+    columns["utm_medium"] = _categorical(
+        _lookup(vocabulary.variant_medium, variant), vocabulary.mediums
+    )
+    columns["utm_campaign"] = _categorical(rows.campaign[order], vocabulary.campaigns)
+    columns["utm_content"] = _categorical(rows.content[order], vocabulary.contents)
+    columns["utm_term"] = _categorical(rows.term[order], vocabulary.terms)
+    columns["ad_id"] = _categorical(rows.ad[order], vocabulary.ad_ids)
+    parameter = _lookup(vocabulary.variant_click, variant)
     for index, name in enumerate(catalog.CLICK_PARAMETERS):
         columns[name] = _click_ids(rng, parameter, index)
-    columns["referrer"] = _categorical(_lookup(vocabulary.variant_referrer, variant), vocabulary.referrers)
-    columns["conversion"] = rows.conversion
-    columns["conversion_kind"] = _categorical(rows.kind, CONVERSION_KINDS)
-    columns["value"] = rows.value
-    columns["currency"] = _categorical(np.where(rows.conversion == 1, 0, -1), ["USD"])
+    del parameter
+    columns["referrer"] = _categorical(
+        _lookup(vocabulary.variant_referrer, variant), vocabulary.referrers
+    )
+    del variant
+    conversion = rows.conversion[order]
+    columns["conversion"] = conversion
+    columns["conversion_kind"] = _categorical(rows.kind[order], CONVERSION_KINDS)
+    columns["value"] = rows.value[order]
+    columns["currency"] = _categorical(np.where(conversion == 1, 0, -1), ["USD"])
+    deal = rows.deal[order]
+    deals = np.unique(deal[deal >= 0])
     columns["deal_id"] = _categorical(
-        np.searchsorted(deals, rows.deal) * (rows.deal >= 0) - (rows.deal < 0),
-        pd.Index(numbered_ids("D", deals + 1, 6)),
+        np.where(deal >= 0, np.searchsorted(deals, deal), -1), numbered_ids("D", deals + 1, 6)
     )
     return pd.DataFrame(columns, columns=TOUCHPOINT_COLUMNS)

@@ -2,7 +2,7 @@
 
 A spend row's clicks are the world's clicks on that ad and day, tracked or not, plus clicks
 by people outside the world (:data:`catalog.ANONYMOUS_CLICK_SHARE` of the ad's daily mean,
-Poisson-distributed). Impressions follow from the platform's click-through rate; search
+Poisson-distributed). Impressions follow from the platform's click-through rate. Search
 platforms bill per click and the others per thousand impressions.
 """
 
@@ -18,8 +18,16 @@ from journeymap.demo import catalog
 from journeymap.demo.touches import Vocabulary
 
 SPEND_COLUMNS = [
-    "date", "platform", "campaign_id", "campaign", "ad_group", "ad_id", "impressions", "clicks",
-    "cost", "currency",
+    "date",
+    "platform",
+    "campaign_id",
+    "campaign",
+    "ad_group",
+    "ad_id",
+    "impressions",
+    "clicks",
+    "cost",
+    "currency",
 ]
 
 
@@ -32,7 +40,7 @@ def build_spend(
 ) -> pd.DataFrame:
     """Build one spend row per ad and day on which its campaign runs.
 
-    ``clicks`` holds the world's clicks by ad (rows, in :class:`Vocabulary` ad order) and day.
+    ``clicks`` contains the world's clicks by ad (rows, in :class:`Vocabulary` ad order) and day.
     """
     days = clicks.shape[1]
     ad_days = vocabulary.campaign_active[:, vocabulary.ad_campaign].T
@@ -44,9 +52,8 @@ def build_spend(
     outside = rng.poisson(catalog.ANONYMOUS_CLICK_SHARE * clicks.sum(axis=1)[ad] / active_days[ad])
     row_clicks = clicks[ad, day] + outside
 
-    channels = [catalog.CAMPAIGNS[index].channel for index in range(len(catalog.CAMPAIGNS))]
     platforms = [catalog.PLATFORMS[campaign.platform] for campaign in catalog.CAMPAIGNS]
-    is_display = np.array([channel == "Display" for channel in channels])
+    is_display = np.array([campaign.channel == "Display" for campaign in catalog.CAMPAIGNS])
     click_through = np.where(
         is_display,
         catalog.DISPLAY_CLICK_THROUGH_RATE,
@@ -57,12 +64,14 @@ def build_spend(
         catalog.DISPLAY_COST_PER_CLICK,
         [platform.cost_per_click for platform in platforms],
     ) * np.array([campaign.cost_factor for campaign in catalog.CAMPAIGNS])
-    per_impression = is_display | np.array([platform.billed_per_impression for platform in platforms])
+    per_impression = is_display | np.array(
+        [platform.billed_per_impression for platform in platforms]
+    )
 
-    # Weekdays get more impressions than weekends; the noise is the day's auction variation.
+    # Weekdays get more impressions than weekends, and the noise is the day's auction variation.
     weekday = (np.asarray(day) + start.weekday()) % 7
-    seasonal = np.where(weekday >= 5, 0.6, 1.1) * rng.lognormal(0.0, 0.25, len(ad))
-    expected_impressions = np.maximum(daily_mean[ad], 0.05) / click_through[campaign] * seasonal
+    daily_factor = np.where(weekday >= 5, 0.6, 1.1) * rng.lognormal(0.0, 0.25, len(ad))
+    expected_impressions = np.maximum(daily_mean[ad], 0.05) / click_through[campaign] * daily_factor
     impressions = row_clicks + rng.poisson(expected_impressions)
 
     noise = rng.lognormal(0.0, 0.15, len(ad))
@@ -72,12 +81,15 @@ def build_spend(
     cost = np.round(np.where(per_impression[campaign], by_impression, by_click), 2)
 
     dates = np.array([start + timedelta(days=offset) for offset in range(days)], dtype=object)
+    platform_names = np.array([campaign.platform for campaign in catalog.CAMPAIGNS])
+    campaign_ids = np.array([campaign.campaign_id for campaign in catalog.CAMPAIGNS])
+    campaign_names = np.array([campaign.name for campaign in catalog.CAMPAIGNS])
     frame = pd.DataFrame(
         {
             "date": dates[day],
-            "platform": np.array([campaign.platform for campaign in catalog.CAMPAIGNS])[campaign],
-            "campaign_id": np.array([campaign.campaign_id for campaign in catalog.CAMPAIGNS])[campaign],
-            "campaign": np.array([campaign.name for campaign in catalog.CAMPAIGNS])[campaign],
+            "platform": platform_names[campaign],
+            "campaign_id": campaign_ids[campaign],
+            "campaign": campaign_names[campaign],
             "ad_group": np.array(vocabulary.ad_group_names)[ad],
             "ad_id": np.array(vocabulary.ad_ids)[ad],
             "impressions": impressions.astype(np.int64),

@@ -103,7 +103,9 @@ def build_vocabulary(start: date, days: int) -> Vocabulary:
     touch_types, sources, mediums, referrers = _Codes(), _Codes(), _Codes(), _Codes()
     campaigns, contents, terms, ad_ids = _Codes(), _Codes(), _Codes(), _Codes()
 
-    groups = list(dict.fromkeys((campaign.channel, campaign.platform) for campaign in catalog.CAMPAIGNS))
+    groups = list(
+        dict.fromkeys((campaign.channel, campaign.platform) for campaign in catalog.CAMPAIGNS)
+    )
     variant_rows: list[tuple[int, ...]] = []
     channel_start: list[int] = []
     widest = max(len(variants) for variants in catalog.VARIANTS.values())
@@ -113,7 +115,11 @@ def build_vocabulary(start: date, days: int) -> Vocabulary:
         channel_start.append(len(variant_rows))
         shares[channel_index, : len(variants)] = [variant.weight for variant in variants]
         for variant in variants:
-            click = catalog.CLICK_PARAMETERS.index(variant.click_parameter) if variant.click_parameter else -1
+            click = (
+                catalog.CLICK_PARAMETERS.index(variant.click_parameter)
+                if variant.click_parameter
+                else -1
+            )
             kind = CAMPAIGN_KINDS.index(variant.campaigns) if variant.campaigns else -1
             group = groups.index((channel, variant.platform)) if variant.platform else -1
             variant_rows.append(
@@ -164,11 +170,10 @@ def build_vocabulary(start: date, days: int) -> Vocabulary:
     nurture_codes = np.array([campaigns.code(name) for name in catalog.NURTURE_PROGRAMS])
     email_content_codes = np.array([contents.code(name) for name in catalog.EMAIL_CONTENTS])
     webinar_days = np.arange(min(FIRST_WEBINAR_DAY, days - 1), days, catalog.WEBINAR_EVERY_DAYS)
+    topics = catalog.WEBINAR_TOPICS
     webinar_codes = np.array(
         [
-            campaigns.code(
-                f"webinar-{catalog.WEBINAR_TOPICS[number % len(catalog.WEBINAR_TOPICS)]}-{day_dates[day]:%Y-%m-%d}"
-            )
+            campaigns.code(f"webinar-{topics[number % len(topics)]}-{day_dates[day]:%Y-%m-%d}")
             for number, day in enumerate(webinar_days)
         ]
     )
@@ -238,9 +243,9 @@ class Touches:
     content: IntArray
     term: IntArray
     ad: IntArray
-    """The ad clicked, also for clicks that carry only a click id; -1 for other touches."""
+    """Ad clicked, also for clicks that carry only a click id, or -1 for other touches."""
     lead_delay: IntArray
-    """Seconds from the touch to the lead it causes; 0 for a form fill on the touch's row."""
+    """Seconds from the touch to the lead it causes, 0 for a form fill on the touch's row."""
     tracked: BoolArray
     """Whether the touch reaches the touchpoint file."""
 
@@ -256,8 +261,9 @@ def draw_categories(weights: FloatArray, rows: IntArray, draws: FloatArray) -> I
     cumulative = np.cumsum(weights, axis=1)
     cumulative /= cumulative[:, -1:]
     cumulative += np.arange(len(weights))[:, None]
-    found = np.searchsorted(cumulative.ravel(), rows + draws, side="right") - rows * width
-    return np.minimum(found, width - 1)
+    found: IntArray = np.searchsorted(cumulative.ravel(), rows + draws, side="right") - rows * width
+    chosen: IntArray = np.minimum(found, width - 1)
+    return chosen
 
 
 def _channel_weights(tier: IntArray, intent: FloatArray) -> FloatArray:
@@ -299,8 +305,12 @@ def draw_touches(
     second = business_seconds(rng, len(person))
 
     # Channel: a person's weights, varied by lognormal noise, then one categorical draw per touch.
-    personal = _channel_weights(tier, person_intent) * np.exp(rng.standard_normal((people, len(catalog.CHANNELS))))
-    first_factor = np.array([catalog.CHANNEL_MODELS[name].first_touch_factor for name in catalog.CHANNELS])
+    personal = _channel_weights(tier, person_intent) * np.exp(
+        rng.standard_normal((people, len(catalog.CHANNELS)))
+    )
+    first_factor = np.array(
+        [catalog.CHANNEL_MODELS[name].first_touch_factor for name in catalog.CHANNELS]
+    )
     is_first = np.zeros(len(person), dtype=bool)
     is_first[offsets] = True
     channel = np.empty(len(person), dtype=np.int64)
@@ -320,14 +330,20 @@ def draw_touches(
     ad = np.full(len(person), -1, dtype=np.int64)
 
     webinar = np.flatnonzero(kind == CAMPAIGN_KINDS.index("webinar"))
-    session = np.minimum(np.searchsorted(vocabulary.webinar_days, day[webinar]), len(vocabulary.webinar_days) - 1)
+    session = np.minimum(
+        np.searchsorted(vocabulary.webinar_days, day[webinar]), len(vocabulary.webinar_days) - 1
+    )
     day[webinar] = vocabulary.webinar_days[session]
     second[webinar] = 16 * 3600 + rng.integers(0, 3000, len(webinar))
     campaign[webinar] = vocabulary.webinar_codes[session]
 
     event = np.flatnonzero(kind == CAMPAIGN_KINDS.index("event"))
-    session = np.minimum(np.searchsorted(vocabulary.event_days, day[event]), len(vocabulary.event_days) - 1)
-    day[event] = np.minimum(vocabulary.event_days[session] + rng.integers(0, 2, len(event)), days - 1)
+    session = np.minimum(
+        np.searchsorted(vocabulary.event_days, day[event]), len(vocabulary.event_days) - 1
+    )
+    day[event] = np.minimum(
+        vocabulary.event_days[session] + rng.integers(0, 2, len(event)), days - 1
+    )
     campaign[event] = vocabulary.event_codes[session]
 
     outbound = np.flatnonzero(kind == CAMPAIGN_KINDS.index("outbound"))
@@ -356,7 +372,8 @@ def draw_touches(
     keywords = vocabulary.campaign_term_count[chosen]
     term[paid] = np.where(
         keywords > 0,
-        vocabulary.campaign_term_start[chosen] + (rng.random(len(paid)) * keywords).astype(np.int64),
+        vocabulary.campaign_term_start[chosen]
+        + (rng.random(len(paid)) * keywords).astype(np.int64),
         -1,
     )
     untagged = ~vocabulary.variant_tagged[variant]
@@ -393,8 +410,11 @@ def _choose_campaigns(
     for index in range(len(vocabulary.groups)):
         rows = np.flatnonzero(group == index)
         members = np.flatnonzero(vocabulary.campaign_group == index)
-        weights = vocabulary.campaign_weight[members][None, :] * vocabulary.campaign_active[day[rows]][:, members]
-        # The group's first campaign runs all the time; the small floor keeps it choosable.
+        weights = (
+            vocabulary.campaign_weight[members][None, :]
+            * vocabulary.campaign_active[day[rows]][:, members]
+        )
+        # The group's first campaign runs all the time, and this small floor keeps it choosable.
         weights[:, 0] += 1e-9
         pick = draw_categories(weights, np.arange(len(rows)), rng.random(len(rows)))
         chosen[rows] = members[pick]
@@ -405,8 +425,8 @@ def _lead_delays(rng: np.random.Generator, channel: IntArray) -> IntArray:
     """Draw the seconds from each touch to the lead it would cause.
 
     A visit with channel fields can carry the form fill on its own row (delay 0). Other visits
-    record the lead minutes later, sales touches within the hour, and webinars and events
-    after the attendee list is loaded the next day.
+    record the lead 1 to 30 minutes later, sales touches 5 to 60 minutes later, and webinars
+    and events 1 to 26 hours later, when the attendee list is loaded.
     """
     size = len(channel)
     minutes = rng.integers(60, 1800, size)

@@ -1,17 +1,18 @@
 """A seeded B2B SaaS demo world with known true channel effects.
 
-:func:`generate_world` draws accounts with buying committees, each person's touches over
-about nine months, the conversions that the model in :mod:`journeymap.demo.model` makes of
-them (lead, opportunity, closed won), and daily ad spend; :func:`write_world` writes them as
-the files that the importers read.
+:func:`generate_world` draws accounts with buying committees and each person's touches
+over the window (270 days by default). The model in :mod:`journeymap.demo.model` turns touches
+into conversions (lead, opportunity, closed won), and daily ad spend follows the paid clicks.
+:func:`write_world` writes the tables as the files that the importers read.
 
 The truth of a channel is the number of closed-won deals (and their value) that would be lost
 if the channel were removed from the world. The generator measures it from its own model: it
 reruns the conversion step with that channel's lifts set to zero and the same random numbers,
 so a deal counts as lost exactly when it needed that channel's touches. Touches are held
-fixed, and lost touches still act: tracking gaps hide touches but do not remove them. The
-loss is averaged over ``truth_draws`` independent draws of the conversion step (the first is
-the world written out); a small world gets more draws to smooth its estimate.
+fixed, and lost touches still act: tracking gaps hide touches but do not remove them. Touches
+do not depend on earlier touches, so no channel causes visits through another channel. The
+loss is averaged over ``truth_draws`` independent draws of the conversion step, the first of
+which is the world written out. A small world gets more draws to smooth its estimate.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -38,21 +40,21 @@ from journeymap.demo.model import (
     simulate,
 )
 from journeymap.demo.population import Population, build_directory, draw_population
-from journeymap.demo.rows import Rows, conversion_rows, touchpoint_frame
+from journeymap.demo.rows import Rows, touchpoint_frame, touchpoint_rows
 from journeymap.demo.spend import build_spend
 from journeymap.demo.touches import MAX_TOUCHES, Touches, Vocabulary, build_vocabulary, draw_touches
 
 __all__ = ["World", "generate_world", "truth_draws", "write_world"]
 
 GROUP_PEOPLE = 50_000
-"""People per group of accounts simulated at once; it bounds working memory and paces progress."""
+"""People per group of accounts simulated at once, which bounds memory and paces progress."""
 TRUTH_DRAW_BUDGET = 200_000
 """People times truth draws: worlds below this size get more than one draw, up to the maximum."""
 MAX_TRUTH_DRAWS = 32
 MIN_DAYS = 28
-"""Shortest window: webinars come every 14 days and events every 30, from days 9 and 20."""
+"""Minimum window, which fits two webinars (every 14 days from day 9) and one event (day 20)."""
 MAX_DAYS = 3650
-"""Longest window; times are stored as 32-bit seconds from the start, which allows 24,855 days."""
+"""Maximum window. Times are 32-bit seconds from the start, which would allow 24,855 days."""
 
 # Independent random streams, one per part of the world, so that parts do not shift each other.
 STREAM_POPULATION = 0
@@ -67,7 +69,7 @@ class World:
     """The generated tables and the known truth.
 
     ``touchpoints``, ``spend``, ``accounts`` and ``people`` have the columns of the files
-    that :func:`write_world` writes; ``truth`` is the content of ``truth.json``.
+    that :func:`write_world` writes, and ``truth`` is the content of ``truth.json``.
     """
 
     touchpoints: pd.DataFrame
@@ -78,7 +80,7 @@ class World:
 
 
 def truth_draws(people: int) -> int:
-    """Return how many draws of the conversion step a world of ``people`` averages its truth over."""
+    """Return the number of conversion-step draws that the truth of a world is averaged over."""
     return int(min(MAX_TRUTH_DRAWS, max(1, -(-TRUTH_DRAW_BUDGET // people))))
 
 
@@ -99,8 +101,8 @@ def _account_groups(population: Population) -> list[tuple[int, int]]:
     """Split the accounts into runs of whole accounts of about :data:`GROUP_PEOPLE` people."""
     first_person = population.account_first_person
     cuts = np.searchsorted(first_person, np.arange(GROUP_PEOPLE, population.people, GROUP_PEOPLE))
-    bounds = [0, *sorted(set(int(cut) for cut in cuts) - {0}), population.accounts]
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
+    inner = sorted({int(cut) for cut in cuts} - {0, population.accounts})
+    return list(pairwise([0, *inner, population.accounts]))
 
 
 @dataclass
@@ -167,7 +169,8 @@ def _simulate_group(
         touch_channel=touches.channel,
         touch_lead_time=touches.time + touches.lead_delay,
         person_account=person_account,
-        person_receptiveness=receptiveness[population.person_role[people]] * (0.6 + 1.2 * person_intent),
+        person_receptiveness=receptiveness[population.person_role[people]]
+        * (0.6 + 1.2 * person_intent),
         baseline_probability=intercept + slope * person_intent,
         baseline_time=baseline_time.astype(np.int64),
         account_first_person=population.account_first_person[account_slice] - first_person,
@@ -187,7 +190,7 @@ def _simulate_group(
         draw = draw_conversions(_rng(seed, STREAM_GROUP, index, 1 + draw_index), funnel)
         losses.add(measure_losses(funnel, draw, lifts, won_amount, simulate(funnel, draw, lifts)))
 
-    rows = conversion_rows(
+    rows = touchpoint_rows(
         touches,
         factual,
         vocabulary,
@@ -204,6 +207,13 @@ def _simulate_group(
     return _GroupResult(rows=rows, losses=losses, touches=touches, clicks=clicks.astype(np.int64))
 
 
+def _pop_rows(parts: list[Rows]) -> Rows:
+    """Concatenate the groups' rows and empty ``parts``, so that only one copy stays alive."""
+    rows = Rows.concatenate(parts)
+    parts.clear()
+    return rows
+
+
 def generate_world(
     people: int = 5000,
     *,
@@ -214,8 +224,9 @@ def generate_world(
 ) -> World:
     """Generate a demo world of ``people`` people over ``days`` days from ``start``.
 
-    The same arguments give the same world. ``progress(done, total)`` is called as groups of
-    people are simulated, with ``total`` equal to ``people``.
+    The same arguments give the same world, with the same versions of numpy, pandas and
+    pyarrow. ``progress(done, total)`` is called with the number of people simulated so far
+    and ``total`` equal to ``people``, after each group of about :data:`GROUP_PEOPLE`.
 
     Raises:
         ValueError: ``people`` is below 1, or ``days`` is outside ``MIN_DAYS`` to ``MAX_DAYS``.
@@ -239,29 +250,53 @@ def generate_world(
     parts: list[Rows] = []
     for index, accounts in enumerate(_account_groups(population)):
         result = _simulate_group(
-            seed, index, accounts, population, vocabulary,
-            days=days, first_weekday=start.weekday(), draws=draws,
+            seed,
+            index,
+            accounts,
+            population,
+            vocabulary,
+            days=days,
+            first_weekday=start.weekday(),
+            draws=draws,
         )
         parts.append(result.rows)
         losses.add(result.losses)
         clicks += result.clicks
         touch_counts += np.bincount(result.touches.count_per_person, minlength=MAX_TOUCHES + 1)
         channel_touches += np.bincount(result.touches.channel, minlength=channels)
-        channel_tracked += np.bincount(result.touches.channel[result.touches.tracked], minlength=channels)
+        channel_tracked += np.bincount(
+            result.touches.channel[result.touches.tracked], minlength=channels
+        )
         if progress is not None:
-            done = people if accounts[1] == population.accounts else population.account_first_person[accounts[1]]
+            done = (
+                people
+                if accounts[1] == population.accounts
+                else population.account_first_person[accounts[1]]
+            )
             progress(int(done), people)
 
     directory = build_directory(_rng(seed, STREAM_NAMES), population)
     touchpoints = touchpoint_frame(
-        Rows.concatenate(parts), vocabulary, directory, population,
-        start=start, rng=_rng(seed, STREAM_CLICK_IDS),
+        _pop_rows(parts),
+        vocabulary,
+        directory,
+        population,
+        start=start,
+        rng=_rng(seed, STREAM_CLICK_IDS),
     )
     spend = build_spend(_rng(seed, STREAM_SPEND), vocabulary, clicks, start=start)
     truth = _truth(
-        seed=seed, start=start, days=days, draws=draws, population=population,
-        losses=losses, touchpoints=touchpoints, spend=spend, touch_counts=touch_counts,
-        channel_touches=channel_touches, channel_tracked=channel_tracked,
+        seed=seed,
+        start=start,
+        days=days,
+        draws=draws,
+        population=population,
+        losses=losses,
+        touchpoints=touchpoints,
+        spend=spend,
+        touch_counts=touch_counts,
+        channel_touches=channel_touches,
+        channel_tracked=channel_tracked,
     )
     if progress is not None:
         progress(people, people)
@@ -309,7 +344,7 @@ def _truth(
         "definition": (
             "channels[name].closed_won is the mean number of closed-won deals lost when the "
             "channel's lifts are set to zero and the conversion step is rerun with the same random "
-            "numbers, over truth_draws draws; closed_won_value is their value in USD. Lost "
+            "numbers, over truth_draws draws. closed_won_value is their value in USD. Lost "
             "(untracked) touches count, because tracking gaps hide touches but do not remove them."
         ),
         "generator": {
@@ -368,7 +403,7 @@ def _parameters() -> dict[str, Any]:
         "opportunity_lookback_days": OPPORTUNITY_LOOKBACK_DAYS,
         "win_base_by_tier": list(catalog.WIN_BASE),
         "sales_cycle_days_by_tier": list(catalog.SALES_CYCLE_DAYS),
-        "role_receptiveness": {role.titles[0]: role.receptiveness for role in catalog.ROLES},
+        "role_receptiveness": {role.name: role.receptiveness for role in catalog.ROLES},
         "untracked_share": catalog.UNTRACKED_SHARE,
         "touch_loss": catalog.TOUCH_LOSS,
         "on_touch_lead_share": catalog.ON_TOUCH_LEAD_SHARE,

@@ -73,12 +73,16 @@ def _entity(t: ibis.Table, entity: EntityKind) -> ir.StringValue:
     return t.person_id
 
 
-def _key_at_or_before(ts_a: ir.Value, seq_a: ir.Value, ts_b: ir.Value, seq_b: ir.Value) -> ir.BooleanValue:
+def _key_at_or_before(
+    ts_a: ir.Value, seq_a: ir.Value, ts_b: ir.Value, seq_b: ir.Value
+) -> ir.BooleanValue:
     """Return whether (ts_a, seq_a) sorts at or before (ts_b, seq_b)."""
     return (ts_a < ts_b) | ((ts_a == ts_b) & (seq_a <= seq_b))
 
 
-def classified_touches(touchpoints: ibis.Table, classifier: ChannelClassifier, entity: EntityKind) -> ibis.Table:
+def classified_touches(
+    touchpoints: ibis.Table, classifier: ChannelClassifier, entity: EntityKind
+) -> ibis.Table:
     """Return touchpoints with their entity, channel, source/medium, campaign and ad."""
     classified = classifier.classify(touchpoints)
     return classified.select(
@@ -102,7 +106,9 @@ def journeys_from_events(
     """Cut touchpoints into journeys that end at conversions (and non-converting journeys)."""
     # Classify once: the journey steps below read these columns many times.
     touches = classified_touches(touchpoints, classifier, options.entity).cache()
-    convs = conversions.mutate(entity_id=_entity(conversions, options.entity), kind=conversions.kind.lower())
+    convs = conversions.mutate(
+        entity_id=_entity(conversions, options.entity), kind=conversions.kind.lower()
+    )
     targets = convs
     if options.conversion_kinds is not None:
         targets = convs.filter(convs.kind.isin(list(options.conversion_kinds)))
@@ -159,8 +165,12 @@ def journeys_from_events(
         conv_seq="seq",
         conv_epoch="epoch",
     )
-    touch_stream = stream.filter(stream.is_conversion == 0).drop("conversion_id", "value", "sub", "is_conversion")
-    joined = touch_stream.left_join(ends.select("journey_id", "converted_at", "conv_seq", "conv_epoch"), "journey_id")
+    touch_stream = stream.filter(stream.is_conversion == 0).drop(
+        "conversion_id", "value", "sub", "is_conversion"
+    )
+    joined = touch_stream.left_join(
+        ends.select("journey_id", "converted_at", "conv_seq", "conv_epoch"), "journey_id"
+    )
     joined = joined.drop([column for column in joined.columns if column.endswith("_right")])
     # The window goes into a column before the filter: Spark cannot filter on a window.
     joined = joined.mutate(_last_epoch=joined.epoch.max().over(ibis.window(group_by="journey_id")))
@@ -169,7 +179,9 @@ def journeys_from_events(
     eligible = joined.filter(joined.epoch >= anchor - lookback).drop("_last_epoch")
     eligible = eligible.mutate(
         days_before=(eligible.conv_epoch - eligible.epoch) / SECONDS_PER_DAY,
-        rank=ibis.row_number().over(ibis.window(group_by="journey_id", order_by=["occurred_at", "seq"])),
+        rank=ibis.row_number().over(
+            ibis.window(group_by="journey_id", order_by=["occurred_at", "seq"])
+        ),
     )
 
     kept = apply_transform(eligible, options.transform, options.last_n)
@@ -218,7 +230,9 @@ def as_schema(table: ibis.Table, name: str) -> ibis.Table:
     return table.select(*schema.names).cast(schema)
 
 
-def _mark_milestones(kept: ibis.Table, conversions: ibis.Table, milestones: MilestoneConfig) -> ibis.Table:
+def _mark_milestones(
+    kept: ibis.Table, conversions: ibis.Table, milestones: MilestoneConfig
+) -> ibis.Table:
     """Flag the touch that led to each milestone: the last kept touch at or before it.
 
     A milestone is the entity's first conversion of the milestone's kinds, and counts only
@@ -233,7 +247,9 @@ def _mark_milestones(kept: ibis.Table, conversions: ibis.Table, milestones: Mile
         wanted = [kind.lower() for kind in kinds]
         firsts = conversions.filter(conversions.kind.isin(wanted))
         firsts = firsts.mutate(
-            _n=ibis.row_number().over(ibis.window(group_by="entity_id", order_by=["occurred_at", "seq"]))
+            _n=ibis.row_number().over(
+                ibis.window(group_by="entity_id", order_by=["occurred_at", "seq"])
+            )
         )
         firsts = firsts.filter(firsts._n == 0).select(
             "entity_id", _m_ts=firsts.occurred_at, _m_seq=firsts.seq
@@ -261,7 +277,9 @@ def journeys_from_paths(path_aggregates: ibis.Table, options: JourneyOptions) ->
     milestone touch.
     """
     paths = path_aggregates.filter((path_aggregates.conversions > 0) | (path_aggregates.nulls > 0))
-    paths = paths.mutate(journey_id=ibis.literal("path:").concat(paths.import_id, ":", paths.path_id.cast("string")))
+    paths = paths.mutate(
+        journey_id=ibis.literal("path:").concat(paths.import_id, ":", paths.path_id.cast("string"))
+    )
     steps = paths.mutate(step=paths.path.split(paths.separator)).unnest("step", offset="rank")
     steps = steps.mutate(channel=steps.step.strip())
     steps = steps.filter(steps.channel.notnull() & (steps.channel != ""))
@@ -297,12 +315,16 @@ def journeys_from_paths(path_aggregates: ibis.Table, options: JourneyOptions) ->
     return Journeys(journeys=journeys, touches=journey_touches)
 
 
-def build_journeys(store: Store, classifier: ChannelClassifier, options: JourneyOptions) -> Journeys:
+def build_journeys(
+    store: Store, classifier: ChannelClassifier, options: JourneyOptions
+) -> Journeys:
     """Build journeys from everything in the store: touchpoint events and aggregated paths."""
     parts: list[Journeys] = []
     if store.has_rows("conversions") or store.has_rows("touchpoints"):
         parts.append(
-            journeys_from_events(store.table("touchpoints"), store.table("conversions"), classifier, options)
+            journeys_from_events(
+                store.table("touchpoints"), store.table("conversions"), classifier, options
+            )
         )
     if store.has_rows("path_aggregates"):
         parts.append(journeys_from_paths(store.table("path_aggregates"), options))

@@ -26,7 +26,9 @@ from journeymap.common.errors import ConfigError
 TRANSFORMS: tuple[str, ...] = ("none", "collapse", "unique", "first", "frequency")
 
 
-def apply_transform(touches: ibis.Table, transform: TransformName | str = "none", last_n: int | None = None) -> ibis.Table:
+def apply_transform(
+    touches: ibis.Table, transform: TransformName | str = "none", last_n: int | None = None
+) -> ibis.Table:
     """Return the touches that ``transform`` keeps, numbered by ``position`` within each journey."""
     if transform not in TRANSFORMS:
         raise ConfigError(
@@ -50,7 +52,9 @@ def apply_transform(touches: ibis.Table, transform: TransformName | str = "none"
             _count=touches.count().over(by_channel),
         )
         kept = marked.filter(marked._nth == 0)
-        repeats = kept._count.cast("int64") if transform == "frequency" else ibis.literal(1, type="int64")
+        repeats = (
+            kept._count.cast("int64") if transform == "frequency" else ibis.literal(1, type="int64")
+        )
         kept = kept.mutate(repeats=repeats).drop("_nth", "_count")
     else:
         kept = touches.mutate(repeats=ibis.literal(1, type="int64"))
@@ -58,7 +62,9 @@ def apply_transform(touches: ibis.Table, transform: TransformName | str = "none"
     if last_n is not None:
         if last_n < 1:
             raise ConfigError(f"last_n must be 1 or more, got {last_n}", location="--last-n")
-        from_end = ibis.row_number().over(ibis.window(group_by="journey_id", order_by=ibis.desc("rank")))
+        from_end = ibis.row_number().over(
+            ibis.window(group_by="journey_id", order_by=ibis.desc("rank"))
+        )
         kept = kept.mutate(_from_end=from_end)
         kept = kept.filter(kept._from_end < last_n).drop("_from_end")
 

@@ -36,7 +36,7 @@ class ReportData:
     ``credit_by_channel``: ``model, channel, conversions, value``.
     ``credit_by_campaign``: ``model, campaign, conversions, value`` (empty for path input).
     ``top_paths``: ``path, conversions, value, nulls, share, conversion_rate``.
-    ``channel_roles``: ``channel, first, middle, last, first_share, middle_share, last_share, role``.
+    ``channel_roles``: ``channel, first, middle, last``, their ``*_share`` columns and ``role``.
     ``spend_by_channel``: ``model, channel, conversions, value, cost, roas, cost_per_conversion``
     (empty when no spend is loaded); ``spend_by_campaign`` has ``campaign`` in place of ``channel``.
     """

@@ -57,7 +57,9 @@ def _headline(store: Store, kind: str | None, currency: str) -> Headline:
         value=journeys.value.sum(),
     ).to_pandas()
     empty = journeys.filter((journeys.n_touches == 0) & (journeys.conversions > 0))
-    unattributed = empty.aggregate(conversions=empty.conversions.sum(), value=empty.value.sum()).to_pandas()
+    unattributed = empty.aggregate(
+        conversions=empty.conversions.sum(), value=empty.value.sum()
+    ).to_pandas()
     touch_stats = touches.aggregate(
         touches=touches.count(),
         channels=touches.channel.nunique(),
@@ -109,12 +111,22 @@ def gather_report(
     if set(campaign_frame.campaign) <= {NOT_SET, UNATTRIBUTED}:
         campaign_frame = campaign_frame.iloc[0:0]
 
-    spend_channel = pd.DataFrame(columns=["model", "channel", "conversions", "value", "cost", "roas", "cost_per_conversion"])
-    spend_campaign = pd.DataFrame(columns=["model", "campaign", "conversions", "value", "cost", "roas", "cost_per_conversion"])
+    spend_channel = pd.DataFrame(
+        columns=["model", "channel", "conversions", "value", "cost", "roas", "cost_per_conversion"]
+    )
+    spend_campaign = pd.DataFrame(
+        columns=["model", "campaign", "conversions", "value", "cost", "roas", "cost_per_conversion"]
+    )
     if store.has_rows("ad_spend"):
         ad_spend = store.table("ad_spend")
-        spend_channel = roas_by_channel(by_channel, ad_spend, config.spend).order_by(["model", "channel"]).to_pandas()
-        spend_campaign = roas_by_campaign(by_campaign, ad_spend).order_by(["model", "campaign"]).to_pandas()
+        spend_channel = (
+            roas_by_channel(by_channel, ad_spend, config.spend, touches)
+            .order_by(["model", "channel"])
+            .to_pandas()
+        )
+        spend_campaign = (
+            roas_by_campaign(by_campaign, ad_spend).order_by(["model", "campaign"]).to_pandas()
+        )
 
     notes: list[str] = []
     if attribution is not None:
@@ -123,12 +135,17 @@ def gather_report(
     else:
         runs = store.table("runs").to_pandas()
         models = json.loads(runs.models.iloc[-1]) if len(runs) else []
-    other_kinds = journeys.filter(journeys.conversions > 0).group_by("kind").aggregate(
-        conversions=journeys.conversions.sum()
-    ).to_pandas()
+    other_kinds = (
+        journeys.filter(journeys.conversions > 0)
+        .group_by("kind")
+        .aggregate(conversions=journeys.conversions.sum())
+        .to_pandas()
+    )
     other_kinds = other_kinds[other_kinds.kind != kind]
     if len(other_kinds):
-        listed = ", ".join(f"{row.kind} ({row.conversions:,.0f})" for row in other_kinds.itertuples())
+        listed = ", ".join(
+            f"{row.kind} ({row.conversions:,.0f})" for row in other_kinds.itertuples()
+        )
         notes.append(
             f"Figures are for {kind} conversions. Other kinds in the data: {listed}; "
             "choose one with --kind."

@@ -23,7 +23,9 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[\s.\-]+", "_", name.strip().lower())
 
 
-def parse_mapping_options(options: Sequence[str], mapping_file: str | Path | None) -> dict[str, str]:
+def parse_mapping_options(
+    options: Sequence[str], mapping_file: str | Path | None
+) -> dict[str, str]:
     """Merge ``field=column`` flags over a YAML mapping file into one mapping.
 
     Raises:

@@ -43,9 +43,13 @@ def read_paths_frame(
         InputError: a column is missing, a count or value is negative or not a number, or
             the path separator does not occur in any path while the paths hold another one.
     """
-    columns = ColumnResolver(file=file, columns=list(frame.columns), aliases=PATH_ALIASES, mapping=mapping)
+    columns = ColumnResolver(
+        file=file, columns=list(frame.columns), aliases=PATH_ALIASES, mapping=mapping
+    )
     path_column = columns.require("path", why="the channel sequence of each row")
-    conversions_column = columns.require("conversions", why="how many journeys with the path converted")
+    conversions_column = columns.require(
+        "conversions", why="how many journeys with the path converted"
+    )
     if not path_separator.strip():
         raise InputError(
             "the path separator is blank",
@@ -55,7 +59,9 @@ def read_paths_frame(
     paths = text(frame[path_column]).fillna("")
     _check_separator(paths, path_separator, file=file, column=path_column)
 
-    conversions = numbers(frame[conversions_column], file=file, column=conversions_column, what="conversion count")
+    conversions = numbers(
+        frame[conversions_column], file=file, column=conversions_column, what="conversion count"
+    )
     value_column = columns.get("value")
     value = (
         numbers(frame[value_column], file=file, column=value_column)
@@ -96,7 +102,10 @@ def _check_separator(paths: pd.Series, separator: str, *, file: str, column: str
     if sample.empty or sample.str.contains(separator.strip(), regex=False).any():
         return
     for candidate in (">", "|", ",", ";", "/", "→", "-"):
-        if candidate != separator.strip() and sample.str.contains(candidate, regex=False).mean() > 0.2:
+        if (
+            candidate != separator.strip()
+            and sample.str.contains(candidate, regex=False).mean() > 0.2
+        ):
             row = int(np.flatnonzero(sample.str.contains(candidate, regex=False).to_numpy())[0])
             raise InputError(
                 f"no path contains the path separator {separator!r}, but paths such as "
@@ -119,7 +128,9 @@ def import_paths(
     """Import an aggregated paths file into ``path_aggregates`` in one transaction."""
     source = read_input(path, separator=separator)
     import_id = check_not_imported(store, kind="paths", sha256=source.sha256, file=source.path)
-    rows = read_paths_frame(source.frame, file=source.path, mapping=mapping, path_separator=path_separator)
+    rows = read_paths_frame(
+        source.frame, file=source.path, mapping=mapping, path_separator=path_separator
+    )
     return write_import(
         store,
         import_id=import_id,

@@ -60,7 +60,9 @@ def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
     if not file.is_file():
         raise InputError("file not found", file=shown, hint="Check the path and try again")
     if file.stat().st_size == 0:
-        raise InputError("file is empty", file=shown, hint="Export the data again; the file has no header")
+        raise InputError(
+            "file is empty", file=shown, hint="Export the data again; the file has no header"
+        )
     sha = file_sha256(file)
     if file.suffix.lower() in {".parquet", ".pq"}:
         try:

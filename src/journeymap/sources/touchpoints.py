@@ -28,13 +28,32 @@ from journeymap.store.store import Store
 
 TOUCHPOINT_ALIASES: dict[str, list[str]] = {
     "person_id": [
-        "person_id", "user_id", "customer_id", "contact_id", "visitor_id", "journey_id",
-        "anonymous_id", "client_id", "cookie_id", "domain_userid", "lead_id", "email",
+        "person_id",
+        "user_id",
+        "customer_id",
+        "contact_id",
+        "visitor_id",
+        "journey_id",
+        "anonymous_id",
+        "client_id",
+        "cookie_id",
+        "domain_userid",
+        "lead_id",
+        "email",
     ],
     "account_id": ["account_id", "company_id", "group_id", "organization_id", "account", "company"],
     "occurred_at": [
-        "timestamp", "occurred_at", "time", "event_time", "event_timestamp", "datetime", "ts",
-        "date", "created_at", "visit_time", "touch_time",
+        "timestamp",
+        "occurred_at",
+        "time",
+        "event_time",
+        "event_timestamp",
+        "datetime",
+        "ts",
+        "date",
+        "created_at",
+        "visit_time",
+        "touch_time",
     ],
     "touchpoint_id": ["touchpoint_id", "touch_id", "event_id", "message_id", "interaction_id"],
     "channel": ["channel", "marketing_channel", "channel_name", "channel_grouping"],
@@ -72,10 +91,26 @@ CLICK_IDS: list[tuple[str, str]] = [
     ("ttclid", "tiktok_ads"),
     ("fbclid", "meta"),
 ]
-UTM_FIELDS = {"source": "utm_source", "medium": "utm_medium", "campaign": "utm_campaign",
-              "content": "utm_content", "term": "utm_term"}
-TOUCH_FIELDS = ["channel", "source", "medium", "campaign", "content", "term", "ad_id",
-                "touch_type", "referrer", "url", *(name for name, _ in CLICK_IDS)]
+UTM_FIELDS = {
+    "source": "utm_source",
+    "medium": "utm_medium",
+    "campaign": "utm_campaign",
+    "content": "utm_content",
+    "term": "utm_term",
+}
+TOUCH_FIELDS = [
+    "channel",
+    "source",
+    "medium",
+    "campaign",
+    "content",
+    "term",
+    "ad_id",
+    "touch_type",
+    "referrer",
+    "url",
+    *(name for name, _ in CLICK_IDS),
+]
 DEFAULT_KIND = "conversion"
 
 
@@ -89,7 +124,9 @@ def url_parameter(urls: pd.Series, name: str) -> pd.Series:
 
 def url_host(urls: pd.Series) -> pd.Series:
     """Return the lowercased host of each URL (or bare host) without ``www.``."""
-    hosts = urls.astype("string").str.extract(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://)?([^/?#:]+)", expand=False)
+    hosts = urls.astype("string").str.extract(
+        r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://)?([^/?#:]+)", expand=False
+    )
     return text(hosts.str.lower().str.replace(r"^www\.", "", regex=True))
 
 
@@ -110,7 +147,9 @@ def read_touchpoint_frame(
         InputError: a required column is missing, or a cell is invalid (bad timestamp,
             negative or non-numeric value, unknown conversion flag).
     """
-    columns = ColumnResolver(file=file, columns=list(frame.columns), aliases=TOUCHPOINT_ALIASES, mapping=mapping)
+    columns = ColumnResolver(
+        file=file, columns=list(frame.columns), aliases=TOUCHPOINT_ALIASES, mapping=mapping
+    )
     person_column = columns.require("person_id", why="whose touch it is")
     time_column = columns.require("occurred_at", why="when the touch happened")
 
@@ -128,7 +167,9 @@ def read_touchpoint_frame(
             column=person_column,
             hint="Every row needs the id of the person or journey it belongs to",
         )
-    occurred_at = parse_timestamps(frame[time_column], file=file, column=time_column, timezone=timezone)
+    occurred_at = parse_timestamps(
+        frame[time_column], file=file, column=time_column, timezone=timezone
+    )
 
     value_column = columns.get("value")
     value = (
@@ -165,8 +206,18 @@ def read_touchpoint_frame(
         touch.loc[take, "click_platform"] = platform
 
     has_touch = pd.Series(False, index=frame.index)
-    for field in ("channel", "source", "medium", "campaign", "content", "term", "ad_id",
-                  "touch_type", "referrer_host", "click_id"):
+    for field in (
+        "channel",
+        "source",
+        "medium",
+        "campaign",
+        "content",
+        "term",
+        "ad_id",
+        "touch_type",
+        "referrer_host",
+        "click_id",
+    ):
         has_touch |= touch[field].notna()
     has_touch |= urls.notna()
     # A row is a touch unless it is a conversion that names no touch at all.
@@ -182,7 +233,9 @@ def read_touchpoint_frame(
     conversion["value"] = value
     conversion["currency"] = column_text("currency")
     conversion["deal_id"] = column_text("deal_id")
-    return touch[keep_touch].reset_index(drop=True), conversion[is_conversion].reset_index(drop=True)
+    return touch[keep_touch].reset_index(drop=True), conversion[is_conversion].reset_index(
+        drop=True
+    )
 
 
 def import_touchpoints(
@@ -201,9 +254,15 @@ def import_touchpoints(
     that importing the same bytes again into a new store gives the same ids.
     """
     source = read_input(path, separator=separator)
-    import_id = check_not_imported(store, kind="touchpoints", sha256=source.sha256, file=source.path)
+    import_id = check_not_imported(
+        store, kind="touchpoints", sha256=source.sha256, file=source.path
+    )
     touches, conversions = read_touchpoint_frame(
-        source.frame, file=source.path, mapping=mapping, timezone=timezone, default_kind=default_kind
+        source.frame,
+        file=source.path,
+        mapping=mapping,
+        timezone=timezone,
+        default_kind=default_kind,
     )
     seq_start = store.next_seq()
     for frame, prefix in ((touches, "t"), (conversions, "c")):

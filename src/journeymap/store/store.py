@@ -81,7 +81,7 @@ class Store:
         if missing:
             raise StoreError(
                 f"table {name!r} in {self.location} lacks the columns {', '.join(missing)}",
-                hint="The store was written by another version of journeymap; import into a new store",
+                hint="Another version of journeymap wrote this store; import into a new store",
             )
 
     def table(self, name: str) -> ibis.Table:
@@ -183,7 +183,9 @@ def _allow_arrow_lambdas(con: Any) -> None:
 
 def conform(frame: pd.DataFrame | pa.Table, schema: ibis.Schema, *, table_name: str) -> pa.Table:
     """Return ``frame`` as an Arrow table with exactly the columns and types of ``schema``."""
-    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
     extra = [column for column in table.column_names if column not in schema.names]
     if extra:
         raise StoreError(f"columns {extra} are not part of table {table_name!r}")

@@ -1,0 +1,166 @@
+"""The command line: stable names and flags, output formats, and one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from journeymap.cli import app
+
+runner = CliRunner()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "journeymap", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_attribute_paths_csv_columns(shared_data: Path) -> None:
+    data = shared_data / "channelattribution-paths" / "Data.csv"
+    result = runner.invoke(
+        app,
+        [
+            "attribute",
+            str(data),
+            "--input-format",
+            "paths",
+            "--models",
+            "first_touch,linear",
+            "--format",
+            "csv",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    assert list(frame.columns) == ["model", "channel", "conversions", "value"]
+    assert set(frame.model) == {"first_touch", "linear"}
+    totals = frame.groupby("model").conversions.sum()
+    assert totals.round(6).tolist() == [19_785.0, 19_785.0]
+
+
+def test_attribute_json_by_source_medium(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(
+        "user_id,timestamp,utm_source,utm_medium,utm_campaign,conversion,value\n"
+        "u1,2024-03-01T10:00:00Z,google,cpc,brand,0,\n"
+        "u1,2024-03-02T10:00:00Z,newsletter,email,march,1,50\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(
+        app,
+        ["attribute", str(path), "--models", "linear", "--by", "source_medium", "--format", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {row["source_medium"]: row["value"] for row in rows} == {
+        "google / cpc": 25.0,
+        "newsletter / email": 25.0,
+    }
+    assert set(rows[0]) == {"model", "source_medium", "conversions", "value"}
+
+
+def test_attribute_all_models_skips_time_decay_for_paths(tmp_path: Path) -> None:
+    path = tmp_path / "paths.csv"
+    path.write_text(
+        "path;total_conversions;total_conversion_value;total_null\na > b;2;10;1\n", encoding="utf-8"
+    )
+    result = runner.invoke(
+        app, ["attribute", str(path), "-f", "paths", "--models", "all", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    models = set(pd.read_csv(io.StringIO(result.stdout)).model)
+    assert "time_decay" not in models
+    assert {
+        "first_touch",
+        "last_touch",
+        "linear",
+        "position_based",
+        "w_shaped",
+        "full_path",
+        "custom",
+    } <= models
+    assert "Skipped time_decay" in result.stderr
+
+
+def test_attribute_snowplow_with_run_configuration(shared_data: Path) -> None:
+    data = (
+        shared_data
+        / "snowplow-fractribution-tests"
+        / "source"
+        / "snowplow_fractribution_events.csv"
+    )
+    result = runner.invoke(
+        app,
+        [
+            "attribute",
+            str(data),
+            "-f",
+            "snowplow",
+            "--lookback-days",
+            "30",
+            "--transform",
+            "collapse",
+            "--models",
+            "all",
+            "--format",
+            "csv",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    for model, part in frame.groupby("model"):
+        assert part.conversions.sum() == pytest.approx(6), model
+        assert part.value.sum() == pytest.approx(500.92), model
+
+
+def test_error_is_one_line_with_hint(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("user_id,timestamp,channel,value\nu1,2024-03-01,Email,-3\n", encoding="utf-8")
+    result = run_cli("attribute", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: ")
+    assert "row 1" in lines[0]
+    assert "'value'" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_model_lists_models() -> None:
+    result = run_cli("attribute", "--models", "markovv", "--store", ":memory:")
+    assert result.returncode == 1
+    assert "unknown model 'markovv'" in result.stderr
+    assert "first_touch" in result.stderr
+
+
+def test_store_commands_round_trip(tmp_path: Path, shared_data: Path) -> None:
+    store = str(tmp_path / "jm.duckdb")
+    data = shared_data / "channelattribution-paths" / "Data.csv"
+    assert runner.invoke(app, ["import", "paths", str(data), "--store", store]).exit_code == 0
+    assert runner.invoke(app, ["build", "--store", store]).exit_code == 0
+    result = runner.invoke(
+        app, ["attribute", "--store", store, "--models", "last_touch", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", "--store", store, "--output", str(report)])
+    assert result.exit_code == 0, result.output
+    assert report.stat().st_size > 100_000
+
+
+def test_version_flag() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("journeymap ")
