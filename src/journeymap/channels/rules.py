@@ -61,7 +61,7 @@ def default_rules() -> list[ChannelRule]:
         _rule("Review Sites", {"touch_type": ["review_site"]}, {"source": list(REVIEW_SITES)}),
         _rule("Self-reported", {"touch_type": ["self_reported"]}),
         _rule("Cross-network", {"campaign_matches": "cross-network"}),
-        # Display clicks from Google Ads carry a gclid too; their medium says what they are.
+        # Display clicks from Google Ads carry a gclid too, so their medium decides.
         _rule("Display", {"medium": ["display", "banner", "expandable", "interstitial", "cpm"]}),
         _rule("Paid Search", {"click_platform": ["google_ads", "microsoft_ads"]}),
         _rule("Paid Social", {"click_platform": ["linkedin_ads", "tiktok_ads"]}),

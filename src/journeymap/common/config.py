@@ -1,8 +1,8 @@
 """Typed configuration: one optional YAML file, every key with a default.
 
 ``load_config(path)`` reads and validates the file; ``Config()`` is the default configuration.
-Unknown keys are errors (a typo must not silently fall back to a default), and every error
-names the file and the key path, lists the accepted values and says what to do.
+Unknown keys are errors, because a typo must not silently fall back to a default. Every error
+names the file and the key path, lists the accepted values and tells the user what to do.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class ChannelRule(_Strict):
 
 
 class ChannelConfig(_Strict):
-    """How touches are classified into channels."""
+    """Channel classification: the rules, source lists and special channel names."""
 
     rules: list[ChannelRule] | None = Field(
         None, description="Ordered channel rules; the built-in GA4-style rules when omitted."
@@ -122,7 +122,7 @@ class ChannelConfig(_Strict):
 
 
 class JourneyConfig(_Strict):
-    """How touches are cut into journeys."""
+    """Journey settings: whose touches, lookback window, path transform and kinds."""
 
     entity: EntityKind = Field("person", description="Whose touches form a journey.")
     lookback_days: float = Field(
@@ -156,7 +156,7 @@ class MilestoneConfig(_Strict):
 
 
 class AttributionConfig(_Strict):
-    """Which models run by default, and their parameters by model name."""
+    """Default models and their parameters by model name."""
 
     models: list[str] = Field(
         default_factory=lambda: ["all"], description="Model names, or 'all' for every model."
@@ -168,7 +168,7 @@ class AttributionConfig(_Strict):
 
 
 class SpendConfig(_Strict):
-    """How ad spend is matched to attributed credit."""
+    """Matching of ad spend to attributed credit."""
 
     platform_channels: dict[str, str] = Field(
         default_factory=lambda: {
@@ -227,7 +227,7 @@ def load_config(path: str | Path | None = None) -> Config:
     it exists, and the defaults are used otherwise.
 
     Raises:
-        ConfigError: the file is missing, is not YAML, or holds an invalid key or value.
+        ConfigError: the file is missing, is not YAML, or contains an invalid key or value.
     """
     if path is None:
         found = [Path(name) for name in CONFIG_FILE_NAMES if Path(name).is_file()]

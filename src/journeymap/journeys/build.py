@@ -8,7 +8,7 @@ Rules, per entity and conversion kind:
 * Touches and conversions are ordered by timestamp, then by ``seq`` (arrival order), and a
   conversion sorts after a touch of the same row, so a touch with the conversion's timestamp
   belongs to that conversion's journey.
-* A conversion's journey holds the touches after the previous conversion of the same kind
+* A conversion's journey contains the touches after the previous conversion of the same kind
   and at or before the conversion, no older than the lookback window. Later touches belong to
   the next journey.
 * Touches after an entity's last conversion of a kind form one non-converting journey, cut
@@ -35,7 +35,7 @@ SECONDS_PER_DAY = 86_400.0
 
 @dataclass(frozen=True)
 class JourneyOptions:
-    """How touches are cut into journeys; see :class:`journeymap.common.config.JourneyConfig`."""
+    """Journey settings; see :class:`journeymap.common.config.JourneyConfig`."""
 
     entity: EntityKind = "person"
     lookback_days: float = 90.0

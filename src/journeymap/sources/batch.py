@@ -17,7 +17,7 @@ log = logging.getLogger("journeymap")
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What one import wrote: its id and the number of rows per table."""
+    """The outcome of one import: its id and the number of rows written per table."""
 
     import_id: str
     kind: str
@@ -36,7 +36,7 @@ def new_import_id(kind: str, sha256: str) -> str:
 
 
 def check_not_imported(store: Store, *, kind: str, sha256: str, file: str) -> str:
-    """Return the id for a new import, refusing a file whose bytes were imported before.
+    """Return the id for a new import, rejecting a file whose bytes were imported before.
 
     Raises:
         InputError: the same content was already imported as the same kind.

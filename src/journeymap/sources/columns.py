@@ -44,7 +44,7 @@ def parse_mapping_options(
             isinstance(key, str) and isinstance(value, str) for key, value in loaded.items()
         ):
             raise ConfigError(
-                "a mapping file holds lines of the form 'field: column name'",
+                "invalid mapping file: each line must read 'field: column name'",
                 source=str(path),
             )
         mapping.update(loaded)
@@ -115,7 +115,7 @@ class ColumnResolver:
 
         Raises:
             InputError: no column matches; the message lists the accepted names and the
-                columns found, and tells a file that looks wrongly separated from others.
+                columns found, and points out a file split by the wrong separator.
         """
         column = self.resolved.get(field)
         if column is not None:

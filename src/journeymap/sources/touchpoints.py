@@ -98,7 +98,8 @@ UTM_FIELDS = {
     "content": "utm_content",
     "term": "utm_term",
 }
-TOUCH_FIELDS = [
+# Columns of a touch row that make it a touch; a conversion row with none of them is not one.
+TOUCH_COLUMNS = (
     "channel",
     "source",
     "medium",
@@ -107,19 +108,22 @@ TOUCH_FIELDS = [
     "term",
     "ad_id",
     "touch_type",
-    "referrer",
-    "url",
-    *(name for name, _ in CLICK_IDS),
-]
+    "referrer_host",
+    "click_id",
+)
 DEFAULT_KIND = "conversion"
 
 
 def url_parameter(urls: pd.Series, name: str) -> pd.Series:
     """Return the decoded value of query parameter ``name`` in each URL, or missing."""
-    pattern = rf"[?&]{name}=([^&#]*)"
-    found = urls.astype("string").str.extract(pattern, expand=False)
+    result = pd.Series(pd.NA, index=urls.index, dtype="string")
+    candidates = urls.astype("string").str.contains(f"{name}=", regex=False, na=False)
+    if not candidates.any():
+        return result
+    found = urls[candidates].astype("string").str.extract(rf"[?&]{name}=([^&#]*)", expand=False)
     decoded = found.map(lambda value: unquote_plus(value) if isinstance(value, str) else value)
-    return text(decoded.astype("string"))
+    result[candidates] = decoded.astype("string")
+    return text(result)
 
 
 def url_host(urls: pd.Series) -> pd.Series:
@@ -206,18 +210,7 @@ def read_touchpoint_frame(
         touch.loc[take, "click_platform"] = platform
 
     has_touch = pd.Series(False, index=frame.index)
-    for field in (
-        "channel",
-        "source",
-        "medium",
-        "campaign",
-        "content",
-        "term",
-        "ad_id",
-        "touch_type",
-        "referrer_host",
-        "click_id",
-    ):
+    for field in TOUCH_COLUMNS:
         has_touch |= touch[field].notna()
     has_touch |= urls.notna()
     # A row is a touch unless it is a conversion that names no touch at all.

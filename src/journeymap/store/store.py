@@ -1,4 +1,4 @@
-"""The store: an Ibis connection that holds the canonical tables.
+"""The store: an Ibis connection that contains the canonical tables.
 
 DuckDB (a file, or memory) is the embedded default. Any other Ibis backend, Spark among them,
 can be wrapped with :meth:`Store.from_backend`; the pipeline's expressions are the same.
@@ -98,7 +98,7 @@ class Store:
         return self.con.table(name)
 
     def has_rows(self, name: str) -> bool:
-        """Return whether a table exists and holds at least one row."""
+        """Return whether a table exists and has at least one row."""
         if name not in self.con.list_tables():
             return False
         return bool(self.con.table(name).limit(1).count().execute() > 0)
