@@ -20,7 +20,11 @@ def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    result = run_tool("ruff", "check", "src", "tests", "benchmarks")
+    result = run_tool(
+        "ruff",
+        "check",
+        *[folder for folder in ("src", "tests", "benchmarks") if (REPO / folder).is_dir()],
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

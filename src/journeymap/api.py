@@ -31,7 +31,7 @@ from journeymap.attribution import GRAINS, AttributionModel, credit_by, resolve_
 from journeymap.attribution import attribute as run_models
 from journeymap.channels.rules import ChannelClassifier
 from journeymap.common.config import Config, parse_config
-from journeymap.common.errors import ConfigError, ModelError
+from journeymap.common.errors import AlreadyImportedError, ConfigError, ModelError, StoreError
 from journeymap.common.timeutil import utc_now
 from journeymap.journeys.build import JourneyOptions, Journeys, build_journeys, materialize
 from journeymap.sources.batch import ImportResult
@@ -72,11 +72,43 @@ def import_file(
 ) -> ImportResult:
     """Import one file into the store, all rows or none.
 
+    A file whose exact bytes are already in the store is skipped, because its rows would
+    count twice; the result says so.
+
     Raises:
         InputError: the file is missing, a column is missing, or a cell is invalid.
         ConfigError: ``input_format`` is unknown, or the mapping names an unknown field.
     """
     config = config or Config()
+    try:
+        return _import_file(
+            store,
+            path,
+            input_format=input_format,
+            config=config,
+            mapping=mapping,
+            separator=separator,
+            path_separator=path_separator,
+            platform=platform,
+        )
+    except AlreadyImportedError as exc:
+        log.info("skipped %s: already imported as %s", path, exc.import_id)
+        return ImportResult(
+            import_id=exc.import_id, kind=str(input_format), file=str(path), skipped=True
+        )
+
+
+def _import_file(
+    store: Store,
+    path: str | Path,
+    *,
+    input_format: str,
+    config: Config,
+    mapping: Mapping[str, str] | None,
+    separator: str | None,
+    path_separator: str,
+    platform: str | None,
+) -> ImportResult:
     if input_format == "touchpoints":
         from journeymap.sources.touchpoints import import_touchpoints
 
@@ -116,14 +148,126 @@ def import_file(
     )
 
 
+def check_has_data(store: Store) -> None:
+    """Raise when the store holds nothing to build journeys from.
+
+    Raises:
+        StoreError: no touchpoints, conversions or paths were imported.
+    """
+    if not any(store.has_rows(name) for name in ("touchpoints", "conversions", "path_aggregates")):
+        raise StoreError(
+            f"the store {store.location} has no touchpoints, conversions or paths",
+            hint="Import data first, for example: journeymap import touchpoints FILE",
+        )
+
+
+def check_kinds(store: Store, kinds: Sequence[str] | None) -> None:
+    """Raise when a requested conversion kind does not occur in the data.
+
+    Raises:
+        ConfigError: a kind is unknown; the message lists the kinds present.
+    """
+    if not kinds:
+        return
+    present = set(store.table("conversions").kind.lower().name("kind").to_pandas().dropna())
+    if store.has_rows("path_aggregates"):
+        present.add("conversion")
+    missing = [kind for kind in kinds if kind.lower() not in present]
+    if missing:
+        import difflib
+
+        close = difflib.get_close_matches(missing[0].lower(), sorted(present), n=1)
+        suggestion = f"Did you mean {close[0]}? " if close else ""
+        raise ConfigError(
+            f"no conversions of kind {missing[0]!r}",
+            location="--kind",
+            hint=f"{suggestion}Kinds in the data: {', '.join(sorted(present)) or 'none'}",
+        )
+
+
 def build(store: Store, config: Config | None = None) -> Journeys:
-    """Derive and store the journey tables from everything imported so far."""
+    """Derive and store the journey tables from everything imported so far.
+
+    Raises:
+        StoreError: nothing was imported.
+        ConfigError: a configured conversion kind does not occur in the data.
+    """
     config = config or Config()
+    check_has_data(store)
+    check_kinds(store, config.journeys.conversion_kinds)
     classifier = ChannelClassifier.from_config(config.channels)
     options = JourneyOptions.from_config(config)
     journeys = materialize(store, build_journeys(store, classifier, options))
+    record = pd.DataFrame(
+        {
+            "created_at": [pd.Timestamp(utc_now())],
+            "package_version": [__version__],
+            "settings": [json.dumps(journey_settings(config), sort_keys=True)],
+        }
+    )
+    store.write("builds", record)
     log.info("built journeys in %s", store.location)
     return journeys
+
+
+def journey_settings(config: Config) -> dict[str, Any]:
+    """Return the settings that shape journeys."""
+    return {
+        "entity": config.journeys.entity,
+        "lookback_days": config.journeys.lookback_days,
+        "transform": config.journeys.transform,
+        "last_n": config.journeys.last_n,
+        "conversion_kinds": config.journeys.conversion_kinds,
+    }
+
+
+def prepare_journeys(store: Store, config: Config, *, rebuild: bool = False) -> Journeys:
+    """Return the stored journeys, building them first when asked or when there are none."""
+    stored = None if rebuild else stored_journeys(store)
+    return stored if stored is not None else build(store, config)
+
+
+def default_kinds(store: Store, config: Config) -> tuple[list[str] | None, str | None]:
+    """Return the conversion kinds a credit table shows by default, and a note about it.
+
+    With ``conversion_kinds`` configured (or ``--kind``), those. Otherwise, when the journeys
+    have several kinds, only the report's kind (closed-won when present), because adding
+    leads, opportunities and deals together counts the same customer several times.
+    """
+    if config.journeys.conversion_kinds:
+        return list(config.journeys.conversion_kinds), None
+    from journeymap.report.gather import report_kind
+
+    journeys = store.table("journeys")
+    kinds = journeys.filter(journeys.conversions > 0).select("kind").distinct().to_pandas().kind
+    if len(kinds) <= 1:
+        return None, None
+    chosen = report_kind(store, config)
+    others = ", ".join(sorted(kind for kind in kinds if kind != chosen))
+    return (
+        [chosen] if chosen else None,
+        f"Showing {chosen} conversions; the data also has {others}. Pick with --kind.",
+    )
+
+
+def data_notes(store: Store, config: Config) -> list[str]:
+    """Return caveats about the data that the user should see beside the results."""
+    notes: list[str] = []
+    if config.journeys.entity == "account":
+        with_account = store.table("touchpoints").account_id.notnull().any().execute()
+        if not with_account:
+            notes.append(
+                "Journeys are by account, but no touch has an account id, so every person "
+                "is their own account. Map an account column with --map account_id=COLUMN."
+            )
+    return notes
+
+
+def stored_journeys(store: Store) -> Journeys | None:
+    """Return the journeys of the last build, or None when the store has none."""
+    if not store.has_rows("builds"):
+        return None
+    return Journeys(journeys=store.table("journeys"), touches=store.table("journey_touches"))
 
 
 def _has_untimed_touches(journeys: Journeys) -> bool:
@@ -184,7 +328,7 @@ def attribute(
             "run_id": [run_id],
             "created_at": [pd.Timestamp(utc_now())],
             "package_version": [__version__],
-            "settings": [json.dumps(settings_of(config), sort_keys=True)],
+            "settings": [json.dumps(settings_of(config, store), sort_keys=True)],
             "models": [json.dumps([model.describe() for model in chosen], sort_keys=True)],
         }
     )
@@ -193,26 +337,39 @@ def attribute(
     return Attribution(run_id=run_id, credits=stored, models=chosen, notes=notes)
 
 
-def settings_of(config: Config) -> dict[str, Any]:
-    """Return the settings that shape credits: journey options and model parameters."""
-    return {
-        "entity": config.journeys.entity,
-        "lookback_days": config.journeys.lookback_days,
-        "transform": config.journeys.transform,
-        "last_n": config.journeys.last_n,
-        "conversion_kinds": config.journeys.conversion_kinds,
+def settings_of(config: Config, store: Store | None = None) -> dict[str, Any]:
+    """Return the settings that shape credits: the journeys' build settings and model parameters."""
+    from journeymap.report.gather import stored_build_settings
+
+    built = stored_build_settings(store) if store is not None else None
+    return (built or journey_settings(config)) | {
         "currency": config.currency,
         "model_parameters": config.attribution.parameters,
     }
 
 
 def credit_table(
-    credits: ibis.Table, *, by: str = "channel", kinds: Sequence[str] | None = None
+    credits: ibis.Table,
+    *,
+    by: str = "channel",
+    kinds: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Return credit summed by model and grain: ``model, <grain>, conversions, value``."""
+    """Return credit summed by model and grain: ``model, <grain>, conversions, value``.
+
+    Rows follow the order of ``models`` (the order the models ran in), then the most
+    conversions first.
+    """
     if by not in GRAINS:
         raise ModelError(f"unknown grain {by!r}", hint=f"Use one of {', '.join(GRAINS)}")
     frame: pd.DataFrame = credit_by(credits, by, kinds).to_pandas()
+    if models:
+        rank = {name: number for number, name in enumerate(models)}
+        frame = frame.assign(_rank=frame.model.map(rank).fillna(len(rank)))
+        frame = frame.sort_values(
+            ["_rank", "conversions", by], ascending=[True, False, True], kind="stable"
+        )
+        frame = frame.drop(columns="_rank").reset_index(drop=True)
     return frame
 
 
@@ -242,7 +399,12 @@ def with_overrides(
     merged = config.journeys.model_dump() | update
     raw = config.model_dump(mode="json")
     raw["journeys"] = merged
-    return parse_config(raw, source="command-line options")
+    try:
+        return parse_config(raw, source="command-line options")
+    except ConfigError as exc:
+        flag = "--" + (exc.location or "").rpartition(".")[2].replace("_", "-")
+        message = str(exc).partition(": ")[2] or str(exc)
+        raise ConfigError(message, location=flag, hint="Fix the option's value") from exc
 
 
 def write_report(
@@ -257,5 +419,8 @@ def write_report(
     from journeymap.report.gather import gather_report
     from journeymap.report.html import write_html
 
-    data = gather_report(store, config or Config(), attribution=attribution, title=title)
+    config = config or Config()
+    if attribution is None and "credits" not in store.con.list_tables():
+        attribution = attribute(store, prepare_journeys(store, config), config=config)
+    data = gather_report(store, config, attribution=attribution, title=title)
     return write_html(data, Path(path))

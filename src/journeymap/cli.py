@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from journeymap import __version__, api
+from journeymap.attribution import resolve_models
 from journeymap.common.config import Config, load_config
 from journeymap.common.errors import JourneymapError
 from journeymap.store.store import MEMORY, Store
@@ -37,7 +38,7 @@ app.add_typer(import_app, name="import")
 
 # Output that is piped or captured gets 120 columns, so tables of nine models stay whole.
 out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 log = logging.getLogger("journeymap")
 
 
@@ -100,13 +101,13 @@ PathSepOpt = Annotated[
 ]
 LookbackOpt = Annotated[
     float | None,
-    typer.Option("--lookback-days", min=0.0, help="Lookback window before a conversion, in days."),
+    typer.Option("--lookback-days", help="Lookback window before a conversion, in days."),
 ]
 TransformOpt = Annotated[
     TransformOption | None, typer.Option("--transform", help="Path transform.")
 ]
 LastNOpt = Annotated[
-    int | None, typer.Option("--last-n", min=1, help="Keep only the last N touches of a journey.")
+    int | None, typer.Option("--last-n", help="Keep only the last N touches of a journey.")
 ]
 KindOpt = Annotated[
     list[str] | None,
@@ -139,7 +140,13 @@ def _overrides(
     )
 
 
-def _open(store: str | None, config: Config) -> Store:
+def _open(store: str | None, config: Config, *, must_exist: bool = False) -> Store:
+    location = store or config.store
+    if must_exist and location != MEMORY and not Path(location).is_file():
+        raise JourneymapError(
+            f"store {location!r} not found",
+            hint="Import data first (journeymap import ...), or pass --store with an existing file",
+        )
     return api.open_store(store, config)
 
 
@@ -276,7 +283,8 @@ def import_spend(
     platform: Annotated[
         str | None,
         typer.Option(
-            "--platform", help="Ad platform of every row, when the file has no platform column."
+            "--platform",
+            help="Ad platform of every row; it replaces the file's platform column.",
         ),
     ] = None,
 ) -> None:
@@ -306,7 +314,7 @@ def build(
 ) -> None:
     """Derive journeys from the imported touchpoints, conversions and paths."""
     settings = _overrides(_config(config), lookback_days, transform, last_n, kind, entity)
-    opened = _open(store, settings)
+    opened = _open(store, settings, must_exist=True)
     try:
         journeys = api.build(opened, settings)
         count = journeys.journeys.count().execute()
@@ -362,7 +370,14 @@ def attribute(
             f"aggregated paths hold channels only, so --by {by.value} has no data",
             hint="Use --by channel with --input-format paths",
         )
-    opened = _open(store if file is None else (store or MEMORY), settings)
+    names = models or settings.attribution.models
+    # Check model names and parameters before anything is imported or rebuilt.
+    resolve_models(names, settings.attribution.parameters)
+    journey_flags = any(
+        value is not None for value in (lookback_days, transform, last_n, entity)
+    ) or bool(kind)
+    opened = _open(store if file is None else (store or MEMORY), settings, must_exist=file is None)
+    notes: list[str] = []
     try:
         if file is not None:
             result = api.import_file(
@@ -375,12 +390,23 @@ def attribute(
                 path_separator=path_sep,
             )
             log.info("%s", result.summary())
-        journeys = api.build(opened, settings)
-        attribution = api.attribute(opened, journeys, config=settings, models=models or None)
-        table = api.credit_table(attribution.credits, by=by.value)
+        journeys = api.prepare_journeys(opened, settings, rebuild=file is not None or journey_flags)
+        attribution = api.attribute(opened, journeys, config=settings, models=names)
+        kinds, kind_note = api.default_kinds(opened, settings)
+        notes = [
+            *api.data_notes(opened, settings),
+            *attribution.notes,
+            *([kind_note] if kind_note else []),
+        ]
+        table = api.credit_table(
+            attribution.credits,
+            by=by.value,
+            kinds=kinds,
+            models=[m.name for m in attribution.models],
+        )
     finally:
         opened.close()
-    for note in attribution.notes:
+    for note in notes:
         err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
     _print_frame(table, output, money={"value"})
 
@@ -395,7 +421,7 @@ def report(
 ) -> None:
     """Write the self-contained HTML report of the stored journeys and credits."""
     settings = _config(config)
-    opened = _open(store, settings)
+    opened = _open(store, settings, must_exist=True)
     try:
         path = api.write_report(opened, output, config=settings)
     finally:
@@ -419,7 +445,9 @@ def run(
     ] = None,
     platform: Annotated[
         str | None,
-        typer.Option("--platform", help="Ad platform of spend files without a platform column."),
+        typer.Option(
+            "--platform", help="Ad platform of every spend row; it replaces a platform column."
+        ),
     ] = None,
     models: Annotated[
         list[str] | None, typer.Option("--models", "-m", help="Model names, or all.")

@@ -123,7 +123,7 @@ def test_rules_override_in_yaml() -> None:
 @pytest.mark.parametrize(
     ("rules", "message"),
     [
-        ([{"channel": "A", "when": {"sorce": "google"}}], "Extra inputs are not permitted"),
+        ([{"channel": "A", "when": {"sorce": "google"}}], "unknown key. Did you mean source"),
         ([{"channel": "A", "when": {"medium_matches": "(unclosed"}}], "invalid regular expression"),
         ([{"channel": "A"}], "needs 'when' or 'any'"),
         ([{"channel": "A", "when": {"source_category": "podcast"}}], "unknown source category"),

@@ -10,6 +10,7 @@ Google Ads spend is Paid Search, LinkedIn spend is Paid Social, and so on).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 
 import ibis
 
@@ -121,6 +122,25 @@ def roas_by_campaign(credit: ibis.Table, ad_spend: ibis.Table) -> ibis.Table:
         cost=spend.cost,
     )
     return _ratios(joined)
+
+
+def spend_in_period(
+    ad_spend: ibis.Table, start: date | None, end: date | None
+) -> tuple[ibis.Table, int, int]:
+    """Keep spend rows dated from ``start`` to ``end`` (both included) and rows without a date.
+
+    Returns the kept rows, the number of dated rows left out, and the number of undated rows
+    (which are kept: an export without dates covers whatever period it was pulled for).
+    """
+    if start is None or end is None:
+        return ad_spend, 0, 0
+    inside = ad_spend.date.isnull() | ad_spend.date.between(start, end)
+    counts = ad_spend.aggregate(
+        left_out=(~inside).cast("int64").sum(), undated=ad_spend.date.isnull().cast("int64").sum()
+    ).to_pandas()
+    left_out = int(counts.left_out.fillna(0).iloc[0])
+    undated = int(counts.undated.fillna(0).iloc[0])
+    return ad_spend.filter(inside), left_out, undated
 
 
 def _ratios(joined: ibis.Table) -> ibis.Table:

@@ -1,6 +1,11 @@
 """Attribution models: the registry, the rule-based family and credit summaries."""
 
-from journeymap.attribution import rules as _rules  # noqa: F401  (registers the rule models)
+# isort: off
+# Registration order is the order of `--models all` and of reports: rule models first.
+from journeymap.attribution import rules as _rules  # noqa: F401
+from journeymap.attribution import markov as _markov  # noqa: F401
+
+# isort: on
 from journeymap.attribution.base import (
     REGISTRY,
     AttributionModel,

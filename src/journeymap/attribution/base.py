@@ -51,9 +51,14 @@ class AttributionModel(ABC):
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             known = ", ".join(self.Parameters.model_fields) or "none"
+            subject = f"parameter {where!r}" if where else "parameters"
+            message = str(first["msg"]).removeprefix("Value error, ")
             raise ModelError(
-                f"invalid parameter {where!r} for model {self.name!r}: {first['msg']}",
-                hint=f"Parameters of {self.name}: {known}",
+                f"invalid {subject} for model {self.name!r}: {message}",
+                hint=(
+                    f"Parameters of {self.name}: {known}; "
+                    f"set them under attribution.parameters.{self.name}"
+                ),
             ) from exc
 
     def describe(self) -> dict[str, Any]:
@@ -112,10 +117,19 @@ def resolve_models(
     names: Iterable[str], parameters: dict[str, dict[str, Any]] | None = None
 ) -> list[AttributionModel]:
     """Return the models for a list of names, expanding ``all``; duplicates are dropped."""
+    parameters = parameters or {}
+    for name in parameters:
+        if name not in REGISTRY:
+            close = difflib.get_close_matches(name, list(REGISTRY), n=1)
+            suggestion = f"Did you mean {close[0]}? " if close else ""
+            raise ModelError(
+                f"parameters given for unknown model {name!r} (attribution.parameters.{name})",
+                hint=f"{suggestion}Known models: {', '.join(REGISTRY)}",
+            )
     expanded: list[str] = []
     for name in names:
         for part in name.split(","):
-            part = part.strip()
+            part = part.strip().lower()
             if not part:
                 continue
             for item in model_names() if part == "all" else [part]:
@@ -125,8 +139,50 @@ def resolve_models(
         raise ModelError(
             "no model given", hint=f"Name one or more of {', '.join(REGISTRY)}, or all"
         )
-    parameters = parameters or {}
     return [create_model(name, parameters.get(name)) for name in expanded]
+
+
+class ChannelLevelModel(AttributionModel):
+    """A model that credits channels from aggregated journeys, one conversion kind at a time.
+
+    Journeys of different kinds (lead, opportunity, closed_won) form separate games, so the
+    model is fit once per kind. Subclasses implement :meth:`channel_credit`; the channel
+    credit is then spread over the touches (see :mod:`journeymap.attribution.allocate`).
+    """
+
+    @abstractmethod
+    def channel_credit(
+        self, journeys: Journeys, kind: str
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Return conversions and value credited to each channel for journeys of one kind.
+
+        Both mappings add up to the conversions and value of the kind's converting journeys
+        that have touches.
+        """
+
+    def credits(self, journeys: Journeys) -> ibis.Table:
+        """Return per-touch credit rows for every kind in ``journeys``."""
+        from journeymap.attribution.allocate import spread_channel_credit
+
+        kinds = sorted(journeys.journeys.select("kind").distinct().to_pandas().kind.dropna())
+        parts = []
+        for kind in kinds:
+            of_kind = journeys_of_kind(journeys, kind)
+            conversions, value = self.channel_credit(of_kind, kind)
+            parts.append(spread_channel_credit(self.name, of_kind, conversions, value, kind))
+        if not parts:
+            return unattributed_rows(self.name, journeys.journeys).select(*CREDIT_COLUMNS)
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = combined.union(part)
+        return combined
+
+
+def journeys_of_kind(journeys: Journeys, kind: str) -> Journeys:
+    """Return the journeys (and their touches) of one conversion kind."""
+    rows = journeys.journeys.filter(journeys.journeys.kind == kind)
+    touches = journeys.touches.semi_join(rows.select("journey_id"), "journey_id")
+    return Journeys(journeys=rows, touches=touches)
 
 
 def unattributed_rows(model: str, journeys: ibis.Table) -> ibis.Table:

@@ -137,8 +137,9 @@ class ChannelClassifier:
     @classmethod
     def from_config(cls, config: ChannelConfig) -> ChannelClassifier:
         """Build the classifier that a configuration describes."""
+        base = config.rules if config.rules is not None else default_rules()
         return cls(
-            rules=config.rules,
+            rules=[*config.extra_rules, *base],
             source_lists=load_source_lists(config.source_categories_file),
             unassigned=config.unassigned,
         )

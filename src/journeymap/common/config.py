@@ -110,6 +110,10 @@ class ChannelConfig(_Strict):
     rules: list[ChannelRule] | None = Field(
         None, description="Ordered channel rules; the built-in GA4-style rules when omitted."
     )
+    extra_rules: list[ChannelRule] = Field(
+        default_factory=list,
+        description="Rules tried before `rules` (or the built-in rules), to add channels.",
+    )
     source_categories_file: Path | None = Field(
         None,
         description="CSV (columns source, source_category) replacing the built-in source lists.",
@@ -242,9 +246,14 @@ def load_config(path: str | Path | None = None) -> Config:
             hint="Check the path, or omit --config to use the defaults",
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from exc
+        raise ConfigError(_yaml_problem(exc), source=str(path), hint="Fix the YAML syntax") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "not UTF-8 text", source=str(path), hint="Save the file as UTF-8"
+        ) from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -259,11 +268,21 @@ def parse_config(raw: dict[str, Any], *, source: str = "configuration") -> Confi
     except ValidationError as exc:
         first = exc.errors()[0]
         location = ".".join(str(part) for part in first["loc"])
-        message = first["msg"]
+        message = str(first["msg"]).removeprefix("Value error, ")
         hint = None
         if first["type"] == "extra_forbidden":
+            message = "unknown key"
             hint = _suggest_key(first["loc"])
         raise ConfigError(message, source=source, location=location, hint=hint) from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Return a one-line description of a YAML syntax error with its line and column."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return f"not valid YAML: {problem}"
+    return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def _suggest_key(loc: tuple[int | str, ...]) -> str:
@@ -279,9 +298,9 @@ def _suggest_key(loc: tuple[int | str, ...]) -> str:
             break
         model = nested
     known = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), known, n=3)
-    listed = ", ".join(close or known)
-    return f"Known keys here: {listed}"
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    suggestion = f"Did you mean {close[0]}? " if close else ""
+    return f"{suggestion}Known keys here: {', '.join(known)}"
 
 
 def _model_in(annotation: object) -> type[BaseModel] | None:

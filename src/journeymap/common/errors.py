@@ -5,6 +5,7 @@ Every error raised on purpose derives from :class:`JourneymapError`::
     JourneymapError
      ├── ConfigError      invalid configuration file or option value
      ├── InputError       a file or frame that cannot be imported (names file, row, column)
+     │    └── AlreadyImportedError   the same bytes were imported before
      ├── StoreError       the store cannot be opened, or holds an unexpected schema
      └── ModelError       unknown model name, invalid parameters, or input the model cannot use
 
@@ -72,6 +73,14 @@ class InputError(JourneymapError):
             parts.append(f"column {column!r}")
         where = ", ".join(parts)
         super().__init__(f"{where}: {message}" if where else message, hint=hint)
+
+
+class AlreadyImportedError(InputError):
+    """A file whose exact bytes were imported into the store before."""
+
+    def __init__(self, message: str, *, file: str, import_id: str, hint: str | None = None) -> None:
+        self.import_id = import_id
+        super().__init__(message, file=file, hint=hint)
 
 
 class StoreError(JourneymapError):

@@ -17,7 +17,10 @@ from journeymap.common.errors import InputError
 EPOCH_MS_THRESHOLD = 1e11
 """Epoch numbers above this are milliseconds: 1e11 seconds lies in the year 5138."""
 
-TIMESTAMP_HINT = "Use ISO 8601 such as 2024-03-01T14:30:00Z, or Unix epoch seconds"
+TIMESTAMP_HINT = (
+    "Use ISO 8601 such as 2024-03-01T14:30:00Z or 2024-03-01 14:30, or Unix epoch seconds; "
+    "dates such as 03/01/2024 are rejected because their order depends on the locale"
+)
 
 
 def utc_now() -> datetime:
@@ -79,23 +82,27 @@ def parse_timestamps(
 
 
 def _from_epoch(numbers: pd.Series) -> pd.Series:
-    seconds = numbers.where(numbers.abs() < EPOCH_MS_THRESHOLD, numbers / 1000.0)
-    return pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+    is_ms = numbers.abs() >= EPOCH_MS_THRESHOLD
+    result = pd.to_datetime(numbers.where(~is_ms), unit="s", utc=True, errors="coerce")
+    if is_ms.any():
+        result[is_ms] = pd.to_datetime(numbers[is_ms], unit="ms", utc=True, errors="coerce")
+    return result
 
 
 def _from_text(text: pd.Series, timezone: str) -> pd.Series:
     text = text.str.strip()
-    has_offset = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=False)
     result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    is_epoch = text.str.fullmatch(r"\d+(?:\.\d+)?", na=False)
+    if is_epoch.any():
+        result[is_epoch] = _from_epoch(text[is_epoch].astype("float64"))
+    has_offset = ~is_epoch & text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=False)
     if has_offset.any():
         aware = pd.to_datetime(text[has_offset], format="ISO8601", utc=True, errors="coerce")
         result[has_offset] = aware
-    naive_mask = ~has_offset & text.notna()
+    # Only ISO 8601 is read: a date such as 03/01/2024 means March or January by locale.
+    naive_mask = ~is_epoch & ~has_offset & text.notna()
     if naive_mask.any():
         naive = pd.to_datetime(text[naive_mask], format="ISO8601", errors="coerce")
-        retry = naive.isna()
-        if retry.any():
-            naive[retry] = pd.to_datetime(text[naive_mask][retry], format="mixed", errors="coerce")
         localized = naive.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="shift_forward")
         result[naive_mask] = localized.dt.tz_convert("UTC")
     return result

@@ -16,7 +16,7 @@ still displays as the original characters.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -67,6 +67,14 @@ def model_colors(models: Iterable[str]) -> dict[str, str]:
     return colors
 
 
+def registry_order(models: Iterable[str]) -> list[str]:
+    """Order model names as the registry lists them, with unregistered names after, as given."""
+    registered = model_names()
+    names = list(dict.fromkeys(models))
+    known = sorted((name for name in names if name in registered), key=registered.index)
+    return known + [name for name in names if name not in registered]
+
+
 def empty_figure(message: str, title: str | None = None) -> go.Figure:
     """Build a figure with no data and ``message`` in the middle of the plot area."""
     fig = go.Figure()
@@ -100,6 +108,7 @@ def is_empty_figure(fig: go.Figure) -> bool:
 def credit_by_model_figure(
     credit: pd.DataFrame,
     *,
+    models: Sequence[str] | None = None,
     colors: Mapping[str, str] | None = None,
     currency: str = "",
 ) -> go.Figure:
@@ -107,14 +116,19 @@ def credit_by_model_figure(
 
     ``credit`` has the columns ``model, channel, conversions, value``. Channels run along the
     x axis, largest mean credit first and ``(unattributed)`` last, with one bar per model.
+    Bars and legend entries follow ``models``, the order in which the models ran. Models of
+    ``credit`` that ``models`` leaves out come after them in :func:`registry_order`, which
+    orders all models when ``models`` is None.
     Buttons above the plot switch between conversions (shown first, and in static exports)
     and value. A model missing from ``colors`` gets its colour from :func:`model_colors`.
     """
     if credit.empty:
         return empty_figure("No attributed conversions", "Credit by model")
 
-    models = list(dict.fromkeys(credit["model"]))
-    palette = {**model_colors(models), **(colors or {})}
+    in_frame = list(dict.fromkeys(str(name) for name in credit["model"]))
+    listed = [name for name in (models or []) if name in in_frame]
+    order = list(dict.fromkeys(listed + registry_order(in_frame)))
+    palette = {**model_colors(order), **(colors or {})}
     channels = channel_order(credit)
     currency = _label(currency)
     value_label = f"Value ({currency})" if currency else "Value"
@@ -125,8 +139,8 @@ def credit_by_model_figure(
         ("value", currency or "value", False),
     ):
         table = credit.pivot_table(index="channel", columns="model", values=measure, aggfunc="sum")
-        table = table.reindex(index=channels, columns=models).fillna(0.0)
-        for model in models:
+        table = table.reindex(index=channels, columns=order).fillna(0.0)
+        for model in order:
             name = _label(model)
             fig.add_trace(
                 go.Bar(
@@ -141,7 +155,7 @@ def credit_by_model_figure(
                 )
             )
 
-    count = len(models)
+    count = len(order)
     buttons = [
         {
             "label": "Conversions",

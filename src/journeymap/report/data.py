@@ -39,6 +39,7 @@ class ReportData:
     ``channel_roles``: ``channel, first, middle, last``, their ``*_share`` columns and ``role``.
     ``spend_by_channel``: ``model, channel, conversions, value, cost, roas, cost_per_conversion``
     (empty when no spend is loaded); ``spend_by_campaign`` has ``campaign`` in place of ``channel``.
+    ``gather_report`` orders both by model, then by spend, largest first.
     """
 
     title: str
@@ -58,3 +59,11 @@ class ReportData:
     spend_by_campaign: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     """Caveats shown to the reader, such as models skipped for lack of timestamps."""
+    kind: str | None = None
+    """Conversion kind the figures count, such as ``closed_won``. None when not known."""
+    primary_model: str | None = None
+    """Model whose credit the spend chart and the spend-and-return tables show.
+
+    ``gather_report`` picks ``linear`` when it ran, else the first model. When this is None or
+    the model has no spend rows, the renderer shows the first model in ``models`` that has them.
+    """

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import ibis
 import pandas as pd
 
 from journeymap import __version__
 from journeymap.analyses.paths import channel_roles, top_paths
-from journeymap.analyses.spend import roas_by_campaign, roas_by_channel
+from journeymap.analyses.spend import roas_by_campaign, roas_by_channel, spend_in_period
 from journeymap.attribution import credit_by
 from journeymap.common.config import Config
 from journeymap.common.timeutil import utc_now
@@ -19,6 +21,27 @@ from journeymap.store.store import Store
 
 if TYPE_CHECKING:
     from journeymap.api import Attribution
+
+
+PREFERRED_PRIMARY_MODEL = "linear"
+"""Model the spend chart shows when it ran, because it credits every touch of a journey equally."""
+
+
+def choose_primary_model(names: Iterable[str]) -> str | None:
+    """Return ``linear`` when it is among ``names``, else the first name, or None for no names."""
+    listed = list(names)
+    if PREFERRED_PRIMARY_MODEL in listed:
+        return PREFERRED_PRIMARY_MODEL
+    return listed[0] if listed else None
+
+
+def stored_build_settings(store: Store) -> dict[str, Any] | None:
+    """Return the journey settings of the store's last build, or None before any build."""
+    if not store.has_rows("builds"):
+        return None
+    builds = store.table("builds").order_by(ibis.desc("created_at")).limit(1).to_pandas()
+    settings: dict[str, Any] = json.loads(builds.settings.iloc[0])
+    return settings
 
 
 def report_kind(store: Store, config: Config) -> str | None:
@@ -117,18 +140,30 @@ def gather_report(
     spend_campaign = pd.DataFrame(
         columns=["model", "campaign", "conversions", "value", "cost", "roas", "cost_per_conversion"]
     )
+    notes: list[str] = []
     if store.has_rows("ad_spend"):
-        ad_spend = store.table("ad_spend")
+        headline = _headline(store, kind, config.currency)
+        start = headline.first_touch_at.date() if headline.first_touch_at else None
+        end = headline.last_touch_at.date() if headline.last_touch_at else None
+        ad_spend, left_out, undated = spend_in_period(store.table("ad_spend"), start, end)
+        if left_out:
+            notes.append(
+                f"Left out {left_out:,} spend rows dated outside the journeys' period "
+                f"({start} to {end})."
+            )
+        if undated:
+            notes.append(f"{undated:,} spend rows have no date; they count in full.")
         spend_channel = (
             roas_by_channel(by_channel, ad_spend, config.spend, touches)
-            .order_by(["model", "channel"])
+            .order_by(["model", ibis.desc("cost"), "channel"])
             .to_pandas()
         )
         spend_campaign = (
-            roas_by_campaign(by_campaign, ad_spend).order_by(["model", "campaign"]).to_pandas()
+            roas_by_campaign(by_campaign, ad_spend)
+            .order_by(["model", ibis.desc("cost"), "campaign"])
+            .to_pandas()
         )
 
-    notes: list[str] = []
     if attribution is not None:
         notes.extend(attribution.notes)
         models = [model.describe() for model in attribution.models]
@@ -151,12 +186,13 @@ def gather_report(
             "choose one with --kind."
         )
 
+    built = stored_build_settings(store) or {}
     settings = {
         "conversion kind": kind or "(none)",
-        "journeys of": config.journeys.entity,
-        "lookback days": config.journeys.lookback_days,
-        "path transform": config.journeys.transform,
-        "last N touches": config.journeys.last_n or "all",
+        "journeys of": built.get("entity", config.journeys.entity),
+        "lookback days": built.get("lookback_days", config.journeys.lookback_days),
+        "path transform": built.get("transform", config.journeys.transform),
+        "last N touches": built.get("last_n") or "all",
     }
     return ReportData(
         title=title,
@@ -173,4 +209,6 @@ def gather_report(
         spend_by_channel=spend_channel,
         spend_by_campaign=spend_campaign,
         notes=notes,
+        kind=kind,
+        primary_model=choose_primary_model(str(entry.get("model")) for entry in models),
     )

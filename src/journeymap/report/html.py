@@ -10,9 +10,10 @@ gives the same text.
 from __future__ import annotations
 
 import json
+import math
 import numbers
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,7 @@ from plotly.offline import get_plotlyjs
 
 from journeymap.report import charts
 from journeymap.report.data import Headline, ReportData
+from journeymap.store.schema import UNATTRIBUTED
 
 TEMPLATE_NAME = "report.html.j2"
 PLOTLY_CONFIG: dict[str, Any] = {
@@ -37,6 +39,16 @@ PLOTLY_CONFIG: dict[str, Any] = {
 SPEND_IMPORT_COMMAND = "journeymap import spend FILE --platform NAME"
 MISSING = "—"
 """Text of a cell whose number is undefined, such as ROAS with no spend."""
+
+CAMPAIGN_ROWS = 15
+"""Campaigns that a campaign table lists by name. The others are summed in one row."""
+WHOLE_MONEY_ABOVE = 1_000.0
+"""Tables with a column per model show money in whole units when an amount exceeds this."""
+COMPACT_MONEY_FROM = 100_000.0
+"""Headline amounts from this size on read like ``$3.67M``, because in full they wrap in a card."""
+CURRENCY_SYMBOLS: dict[str, str] = {"USD": "$", "EUR": "€", "GBP": "£"}
+"""Symbols written before a compact amount. Other currencies keep their code after it."""
+COMPACT_UNITS: tuple[tuple[float, str], ...] = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,21 @@ class Table:
     columns: list[Column]
     rows: list[list[Cell]]
     footer: list[Cell] | None = None
+    note: str | None = None
+    """Text below the table, such as how many rows were summed into one."""
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """Row keys of a table: ``head`` listed by name, one row summing ``folded``, then ``tail``."""
+
+    head: list[str]
+    folded: list[str] = field(default_factory=list)
+    tail: list[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        return self.head + self.folded + self.tail
 
 
 @dataclass(frozen=True)
@@ -96,6 +123,8 @@ class SpendSection:
     channel: Table | None = None
     channel_roas: Table | None = None
     campaign_model: str | None = None
+    campaign_matched: bool = False
+    """Whether a spend row matched a campaign, even one with a spend of 0."""
     campaign: Table | None = None
     campaign_roas: Table | None = None
     figure: str | None = None
@@ -134,7 +163,7 @@ def _context(data: ReportData) -> dict[str, Any]:
     models = _model_order(data)
     colors = charts.model_colors(models)
     currency = data.headline.currency
-    figures = _figures(data, colors)
+    figures = _figures(data, models, colors)
     return {
         "title": data.title,
         "generated_at": _format_datetime(data.generated_at),
@@ -142,12 +171,18 @@ def _context(data: ReportData) -> dict[str, Any]:
         "version": data.package_version,
         "store": data.store_location,
         "settings": [(str(key), _format_setting(value)) for key, value in data.settings.items()],
+        "kind": data.kind,
         "headline": _headline_items(data.headline),
         "credit_channel": _credit_tables(
             data.credit_by_channel, "channel", "Channel", models, currency
         ),
         "credit_campaign": _credit_tables(
-            data.credit_by_campaign, "campaign", "Campaign", models, currency
+            data.credit_by_campaign,
+            "campaign",
+            "Campaign",
+            models,
+            currency,
+            limit=CAMPAIGN_ROWS,
         ),
         "credit_figure": figures["credit"],
         "paths": _paths_table(data.top_paths, currency),
@@ -179,8 +214,11 @@ def _full_precision(number: Any) -> str:
 
 
 def _format_count(number: float) -> str:
-    """Format a count with thousands separators, and 2 decimals unless it is whole."""
-    if float(number).is_integer():
+    """Format a count with thousands separators, and 2 decimals unless it is whole.
+
+    A sum of fractional credits that misses a whole number by float rounding counts as whole.
+    """
+    if math.isfinite(number) and math.isclose(number, round(number), rel_tol=1e-12, abs_tol=1e-9):
         return f"{number:,.0f}"
     return f"{number:,.2f}"
 
@@ -188,6 +226,36 @@ def _format_count(number: float) -> str:
 def _format_money(number: float, currency: str) -> str:
     text = f"{number:,.2f}"
     return f"{text} {currency}" if currency else text
+
+
+def _format_whole_money(number: float) -> str:
+    text = f"{number:,.0f}"
+    # Amounts between -0.5 and 0 round to "-0".
+    return "0" if text == "-0" else text
+
+
+def _format_compact(number: float) -> str:
+    """Format ``number`` to 3 significant digits with a K, M, B or T suffix, such as ``3.67M``."""
+    # Rounding first lets 999,950 read 1.00M, not 1000K.
+    rounded = float(f"{abs(number):.3g}")
+    scaled, suffix = rounded, ""
+    for divisor, unit in COMPACT_UNITS:
+        if rounded >= divisor:
+            scaled, suffix = rounded / divisor, unit
+            break
+    decimals = max(0, 2 - math.floor(math.log10(scaled))) if scaled else 0
+    sign = "-" if number < 0 else ""
+    return f"{sign}{scaled:.{decimals}f}{suffix}"
+
+
+def _format_compact_money(number: float, currency: str) -> str:
+    """Format an amount like ``$3.67M``, or ``3.67M SEK`` for a currency without a symbol."""
+    symbol = CURRENCY_SYMBOLS.get(currency.upper())
+    if symbol:
+        sign = "-" if number < 0 else ""
+        return f"{sign}{symbol}{_format_compact(abs(number))}"
+    compact = _format_compact(number)
+    return f"{compact} {currency}" if currency else compact
 
 
 def _format_percent(ratio: float) -> str:
@@ -206,6 +274,33 @@ def _count_cell(number: Any, title: str | None = None) -> Cell:
 
 def _money_cell(number: Any, currency: str = "") -> Cell:
     return _number_cell(number, lambda value: _format_money(value, currency))
+
+
+def _whole_money_cell(number: Any) -> Cell:
+    return _number_cell(number, _format_whole_money)
+
+
+def _money_cell_for(largest: float) -> Callable[[Any], Cell]:
+    """Return the money cell builder of a wide table whose largest amount is ``largest``.
+
+    Amounts lose their decimals when ``largest`` exceeds :data:`WHOLE_MONEY_ABOVE`, for every
+    cell, so that a column stays aligned. ``data-value`` keeps the full precision.
+    """
+    if largest > WHOLE_MONEY_ABOVE:
+        return _whole_money_cell
+    return _money_cell
+
+
+def _headline_money_cell(number: float, currency: str) -> Cell:
+    """Build a headline amount: compact from :data:`COMPACT_MONEY_FROM` on, exact in the title."""
+    if _is_missing(number) or abs(number) < COMPACT_MONEY_FROM:
+        return _money_cell(number, currency)
+    return Cell(
+        _format_compact_money(number, currency),
+        _full_precision(number),
+        _format_money(number, currency),
+        numeric=True,
+    )
 
 
 def _with_currency(label: str, currency: str) -> str:
@@ -251,7 +346,7 @@ def _headline_items(headline: Headline) -> list[HeadlineItem]:
             _share_detail(converting_share, "of journeys"),
         ),
         HeadlineItem("Conversions", _count_cell(headline.conversions)),
-        HeadlineItem("Value", _money_cell(headline.value, currency)),
+        HeadlineItem("Value", _headline_money_cell(headline.value, currency)),
         HeadlineItem("Touches", _count_cell(headline.touches)),
         HeadlineItem("Channels", _count_cell(headline.channels)),
         HeadlineItem(
@@ -261,12 +356,10 @@ def _headline_items(headline: Headline) -> list[HeadlineItem]:
         ),
         HeadlineItem(
             "Unattributed value",
-            _money_cell(headline.unattributed_value, currency),
+            _headline_money_cell(headline.unattributed_value, currency),
             _share_detail(unattributed_value_share, "of value"),
         ),
-        HeadlineItem(
-            "Date range", _date_range_cell(headline.first_touch_at, headline.last_touch_at)
-        ),
+        _date_range_item(headline.first_touch_at, headline.last_touch_at),
     ]
 
 
@@ -274,13 +367,22 @@ def _share_detail(share: float | None, whole: str) -> str | None:
     return None if share is None else f"{_format_percent(share)} {whole}"
 
 
-def _date_range_cell(first: datetime | None, last: datetime | None) -> Cell:
+def _date_range_item(first: datetime | None, last: datetime | None) -> HeadlineItem:
     if first is None or last is None:
-        return Cell(
-            "No touch timestamps", title="The touches carry no timestamps, as with path input."
+        return HeadlineItem(
+            "Date range",
+            Cell(
+                "No touch timestamps",
+                title="The touches carry no timestamps, as with path input.",
+            ),
         )
-    text = f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
-    return Cell(text, title=f"{first.isoformat()} to {last.isoformat()}")
+    # The last date goes in the detail line, because the whole range in the large figure font
+    # wraps inside a date, after a hyphen.
+    return HeadlineItem(
+        "Date range",
+        Cell(f"{first:%Y-%m-%d}", title=f"{first.isoformat()} to {last.isoformat()}"),
+        f"to {last:%Y-%m-%d}",
+    )
 
 
 def _model_order(data: ReportData) -> list[str]:
@@ -312,56 +414,112 @@ def _model_row(entry: dict[str, Any]) -> ModelRow:
 
 
 def _credit_tables(
-    credit: pd.DataFrame, key: str, key_label: str, models: list[str], currency: str
+    credit: pd.DataFrame,
+    key: str,
+    key_label: str,
+    models: list[str],
+    currency: str,
+    *,
+    limit: int | None = None,
 ) -> list[Table]:
-    """Build a conversions table and a value table: one row per ``key``, one column per model."""
+    """Build a conversions table and a value table: one row per ``key``, one column per model.
+
+    Rows run by mean conversions over the models, largest first, with ``(unattributed)`` last.
+    With ``limit``, both tables list the same top ``limit`` rows and sum the rest in one row,
+    so that every column total still covers all of ``credit``.
+    """
     if credit.empty:
         return []
     present = [model for model in models if model in set(credit["model"])]
     order = charts.channel_order(credit.rename(columns={key: "channel"}))
+    plan = _plan_rows(order, limit, pinned={UNATTRIBUTED})
+    note = _fold_note(plan, key, limit, "the most conversions on average over the models")
     return [
         _pivot_table(
             credit,
             key,
             key_label,
-            order,
+            plan,
             present,
             "conversions",
-            _count_cell,
             f"Conversions by {key} and model",
+            note=note,
         ),
         _pivot_table(
             credit,
             key,
             key_label,
-            order,
+            plan,
             present,
             "value",
-            _money_cell,
             _with_currency(f"Value by {key} and model", currency),
+            money=True,
+            note=note,
         ),
     ]
+
+
+def _plan_rows(
+    order: list[str], limit: int | None, pinned: Collection[str] = frozenset()
+) -> RowPlan:
+    """List the first ``limit`` keys of ``order`` and fold the rest into one row.
+
+    ``pinned`` keys are never folded and come after the folded row. Folding a single key
+    saves no room, so up to ``limit + 1`` keys are all listed.
+    """
+    ranked = [item for item in order if item not in pinned]
+    if limit is None or len(ranked) <= limit + 1:
+        return RowPlan(list(order))
+    return RowPlan(ranked[:limit], ranked[limit:], [item for item in order if item in pinned])
+
+
+def _fold_note(plan: RowPlan, key: str, limit: int | None, ranking: str) -> str | None:
+    if not plan.folded:
+        return None
+    return (
+        f"The table lists the {limit} {key}s with {ranking}. The other {len(plan.folded)} "
+        f"are summed in one row, so the totals still cover every {key}."
+    )
+
+
+def _other_cell(plan: RowPlan, key: str) -> Cell:
+    count = len(plan.folded)
+    return Cell(f"Other {key}s ({count})", title=f"The {count} {key}s not listed by name, summed")
 
 
 def _pivot_table(
     frame: pd.DataFrame,
     key: str,
     key_label: str,
-    order: list[str],
+    plan: RowPlan,
     models: list[str],
     measure: str,
-    to_cell: Callable[[Any], Cell],
     caption: str,
+    *,
+    money: bool = False,
+    note: str | None = None,
 ) -> Table:
     pivot = frame.pivot_table(index=key, columns="model", values=measure, aggfunc="sum")
     # A model that gave a channel no credit has no row for it, which is 0 credit.
-    pivot = pivot.reindex(index=order, columns=models).fillna(0.0)
-    rows = [
-        [Cell(str(item))] + [to_cell(pivot.at[item, model]) for model in models] for item in order
-    ]
-    footer = [Cell("Total")] + [to_cell(pivot[model].sum()) for model in models]
+    pivot = pivot.reindex(index=plan.keys, columns=models).fillna(0.0)
+    totals = pivot.sum()
+    to_cell: Callable[[Any], Cell] = _count_cell
+    if money:
+        to_cell = _money_cell_for(max(float(pivot.abs().max().max()), float(totals.abs().max())))
+
+    def row(label: Cell, amounts: Mapping[Any, Any]) -> list[Cell]:
+        return [label] + [to_cell(amounts[model]) for model in models]
+
+    def named_row(item: str) -> list[Cell]:
+        return row(Cell(str(item)), {model: pivot.at[item, model] for model in models})
+
+    rows = [named_row(item) for item in plan.head]
+    if plan.folded:
+        rows.append(row(_other_cell(plan, key), pivot.loc[plan.folded].sum().to_dict()))
+    rows += [named_row(item) for item in plan.tail]
+    footer = row(Cell("Total"), totals.to_dict())
     columns = [Column(key_label)] + [Column(model, numeric=True) for model in models]
-    return Table(caption, columns, rows, footer)
+    return Table(caption, columns, rows, footer, note)
 
 
 def _paths_table(top_paths: pd.DataFrame, currency: str) -> Table | None:
@@ -437,11 +595,11 @@ def _roles_table(channel_roles: pd.DataFrame) -> Table | None:
 
 
 def _spend_section(data: ReportData, models: list[str], colors: dict[str, str]) -> SpendSection:
-    by_channel = data.spend_by_channel
+    by_channel = _complete_spend(data.spend_by_channel, "channel", models)
     if by_channel.empty:
         return SpendSection(empty=True)
     currency = data.headline.currency
-    model = _first_present(models, by_channel)
+    model = _spend_model(data.primary_model, models, by_channel)
     section = SpendSection(
         empty=False,
         model=model,
@@ -452,15 +610,55 @@ def _spend_section(data: ReportData, models: list[str], colors: dict[str, str]) 
             "journeymap-spend-roas",
         ),
     )
-    by_campaign = data.spend_by_campaign
+    section.campaign_matched = not data.spend_by_campaign.empty
+    by_campaign = _complete_spend(data.spend_by_campaign, "campaign", models, spent_only=True)
     if not by_campaign.empty:
-        campaign_model = _first_present(models, by_campaign)
+        campaign_model = _spend_model(data.primary_model, models, by_campaign)
         section.campaign_model = campaign_model
         section.campaign = _spend_table(
-            by_campaign, "campaign", "Campaign", campaign_model, currency
+            by_campaign, "campaign", "Campaign", campaign_model, currency, limit=CAMPAIGN_ROWS
         )
-        section.campaign_roas = _roas_table(by_campaign, "campaign", "Campaign", models, currency)
+        section.campaign_roas = _roas_table(
+            by_campaign, "campaign", "Campaign", models, currency, limit=CAMPAIGN_ROWS
+        )
     return section
+
+
+def _complete_spend(
+    frame: pd.DataFrame, key: str, models: list[str], *, spent_only: bool = False
+) -> pd.DataFrame:
+    """Give every model a row for every ``key`` with spend, and sort by spend, largest first.
+
+    A model that gave a ``key`` no credit has no row for it in ``frame``. The added row has
+    0 conversions and 0 value, so its ROAS is 0 where there is spend. Every row of a ``key``
+    carries the same spend, so the first one's ``cost`` is used. ROAS and cost per conversion
+    are computed again from the summed columns. With ``spent_only``, keys whose spend is 0 are
+    left out. Keys with equal spend are ordered by name, and keys become text.
+    """
+    if frame.empty:
+        return frame
+    frame = frame.assign(**{key: frame[key].astype(str)})
+    present = [model for model in models if model in set(frame["model"])]
+    cost = frame.groupby(key)["cost"].first()
+    if spent_only:
+        cost = cost[cost > 0]
+    cost = cost.sort_values(ascending=False, kind="stable", na_position="last")
+    grid = pd.MultiIndex.from_product([present, list(cost.index)], names=["model", key])
+    sums = frame.groupby(["model", key])[["conversions", "value"]].sum()
+    completed = sums.reindex(grid, fill_value=0.0).reset_index()
+    completed["cost"] = completed[key].map(cost)
+    completed["roas"] = (completed["value"] / completed["cost"]).where(completed["cost"] > 0)
+    completed["cost_per_conversion"] = (completed["cost"] / completed["conversions"]).where(
+        completed["conversions"] > 0
+    )
+    return completed
+
+
+def _spend_model(primary: str | None, models: Iterable[str], frame: pd.DataFrame) -> str:
+    """Return ``primary`` when it has rows in ``frame``, else the first of ``models`` that has."""
+    if primary is not None and primary in set(frame["model"]):
+        return primary
+    return _first_present(models, frame)
 
 
 def _first_present(models: Iterable[str], frame: pd.DataFrame) -> str:
@@ -472,9 +670,22 @@ def _first_present(models: Iterable[str], frame: pd.DataFrame) -> str:
     return str(frame["model"].iloc[0])
 
 
-def _spend_table(frame: pd.DataFrame, key: str, key_label: str, model: str, currency: str) -> Table:
-    """Build one model's spend, attributed conversions and value, ROAS and cost per conversion."""
-    rows_frame = frame[frame["model"] == model].sort_values("cost", ascending=False, kind="stable")
+def _spend_table(
+    frame: pd.DataFrame,
+    key: str,
+    key_label: str,
+    model: str,
+    currency: str,
+    *,
+    limit: int | None = None,
+) -> Table:
+    """Build one model's spend, attributed conversions and value, ROAS and cost per conversion.
+
+    Rows keep the order of ``frame``. With ``limit``, the rows after the first ``limit`` are
+    summed in one row.
+    """
+    rows_frame = frame[frame["model"] == model].set_index(key)
+    plan = _plan_rows([str(item) for item in rows_frame.index], limit)
     columns = [
         Column(key_label),
         Column(_with_currency("Spend", currency), numeric=True),
@@ -483,55 +694,84 @@ def _spend_table(frame: pd.DataFrame, key: str, key_label: str, model: str, curr
         Column("ROAS", numeric=True, title="Attributed value over spend"),
         Column(_with_currency("Cost per conversion", currency), numeric=True),
     ]
-    rows = [
-        [
-            Cell(str(getattr(row, key))),
-            _money_cell(row.cost),
-            _count_cell(row.conversions),
-            _money_cell(row.value),
-            _ratio_cell(row.roas),
-            _money_cell(row.cost_per_conversion),
+
+    def row(label: Cell, cost: float, conversions: float, value: float) -> list[Cell]:
+        return [
+            label,
+            _money_cell(cost),
+            _count_cell(conversions),
+            _money_cell(value),
+            _ratio_cell(value / cost if cost > 0 else None),
+            _money_cell(cost / conversions if conversions > 0 else None),
         ]
-        for row in rows_frame.itertuples(index=False)
-    ]
-    cost = float(rows_frame["cost"].sum())
-    conversions = float(rows_frame["conversions"].sum())
-    value = float(rows_frame["value"].sum())
-    footer = [
-        Cell("Total"),
-        _money_cell(cost),
-        _count_cell(conversions),
-        _money_cell(value),
-        _ratio_cell(value / cost if cost else None),
-        _money_cell(cost / conversions if conversions else None),
-    ]
-    return Table(f"Spend and return by {key} ({model})", columns, rows, footer)
+
+    def summed_row(label: Cell, items: list[str]) -> list[Cell]:
+        part = rows_frame.loc[items]
+        return row(
+            label,
+            float(part["cost"].sum()),
+            float(part["conversions"].sum()),
+            float(part["value"].sum()),
+        )
+
+    rows = [summed_row(Cell(item), [item]) for item in plan.head]
+    if plan.folded:
+        rows.append(summed_row(_other_cell(plan, key), plan.folded))
+    footer = summed_row(Cell("Total"), plan.keys)
+    return Table(
+        f"Spend and return by {key} ({model})",
+        columns,
+        rows,
+        footer,
+        _fold_note(plan, key, limit, "the most spend"),
+    )
 
 
 def _roas_table(
-    frame: pd.DataFrame, key: str, key_label: str, models: list[str], currency: str
+    frame: pd.DataFrame,
+    key: str,
+    key_label: str,
+    models: list[str],
+    currency: str,
+    *,
+    limit: int | None = None,
 ) -> Table:
-    """Build spend and each model's ROAS, one row per ``key``."""
+    """Build spend and each model's ROAS, one row per ``key`` in the order of ``frame``.
+
+    With ``limit``, the rows after the first ``limit`` are summed in one row, whose ROAS is
+    their value over their spend, as is the total's.
+    """
     present = [model for model in models if model in set(frame["model"])]
-    cost = (
-        frame.groupby(key, sort=False)["cost"].first().sort_values(ascending=False, kind="stable")
-    )
-    roas = frame.pivot_table(
-        index=key, columns="model", values="roas", aggfunc="first", dropna=False
-    )
+    cost = frame.groupby(key, sort=False)["cost"].first()
+    value = frame.pivot_table(index=key, columns="model", values="value", aggfunc="sum")
+    value = value.reindex(index=cost.index, columns=present).fillna(0.0)
+    plan = _plan_rows([str(item) for item in cost.index], limit)
+    to_money = _money_cell_for(float(cost.abs().sum()))
     columns = [Column(key_label), Column(_with_currency("Spend", currency), numeric=True)]
     columns += [Column(model, numeric=True, title=f"ROAS by {model}") for model in present]
-    rows = []
-    for item, spent in cost.items():
-        cells = [Cell(str(item)), _money_cell(spent)]
+
+    def summed_row(label: Cell, items: list[str]) -> list[Cell]:
+        spent = float(cost.loc[items].sum())
+        cells = [label, to_money(spent)]
         for model in present:
-            known = model in roas.columns and item in roas.index
-            cells.append(_ratio_cell(roas.at[item, model] if known else None))
-        rows.append(cells)
-    return Table(f"ROAS by {key} and model", columns, rows)
+            earned = float(value.loc[items, model].sum())
+            cells.append(_ratio_cell(earned / spent if spent > 0 else None))
+        return cells
+
+    rows = [summed_row(Cell(item), [item]) for item in plan.head]
+    if plan.folded:
+        rows.append(summed_row(_other_cell(plan, key), plan.folded))
+    footer = summed_row(Cell("Total"), plan.keys)
+    return Table(
+        f"ROAS by {key} and model",
+        columns,
+        rows,
+        footer,
+        _fold_note(plan, key, limit, "the most spend"),
+    )
 
 
-def _figures(data: ReportData, colors: dict[str, str]) -> dict[str, str | None]:
+def _figures(data: ReportData, models: list[str], colors: dict[str, str]) -> dict[str, str | None]:
     """Return the credit, paths and roles figures as HTML fragments.
 
     A figure whose frame is empty is ``None``, and the template shows explanatory text there.
@@ -539,7 +779,7 @@ def _figures(data: ReportData, colors: dict[str, str]) -> dict[str, str | None]:
     figures: dict[str, str | None] = {"credit": None, "paths": None, "roles": None}
     if not data.credit_by_channel.empty:
         credit = charts.credit_by_model_figure(
-            data.credit_by_channel, colors=colors, currency=data.headline.currency
+            data.credit_by_channel, models=models, colors=colors, currency=data.headline.currency
         )
         figures["credit"] = _figure_html(credit, "journeymap-credit-by-model")
     if not data.top_paths.empty:

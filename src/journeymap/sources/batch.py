@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from journeymap import __version__
-from journeymap.common.errors import InputError
+from journeymap.common.errors import AlreadyImportedError
 from journeymap.common.timeutil import utc_now
 from journeymap.store.store import Store
 
@@ -23,9 +23,13 @@ class ImportResult:
     kind: str
     file: str
     rows: dict[str, int] = field(default_factory=dict)
+    skipped: bool = False
+    """True when the same bytes were already in the store, so nothing was written."""
 
     def summary(self) -> str:
         """Return a one-line account of the rows written."""
+        if self.skipped:
+            return f"skipped {self.file}: its content is already in the store as {self.import_id}"
         counts = ", ".join(f"{count:,} {table}" for table, count in self.rows.items())
         return f"imported {self.file} as {self.import_id}: {counts or 'no rows'}"
 
@@ -39,16 +43,17 @@ def check_not_imported(store: Store, *, kind: str, sha256: str, file: str) -> st
     """Return the id for a new import, rejecting a file whose bytes were imported before.
 
     Raises:
-        InputError: the same content was already imported as the same kind.
+        AlreadyImportedError: the same content was already imported as the same kind.
     """
     import_id = new_import_id(kind, sha256)
     imports = store.table("imports")
     seen = imports.filter(imports.import_id == import_id).select("file", "imported_at").to_pandas()
     if len(seen):
-        raise InputError(
+        raise AlreadyImportedError(
             f"this content was already imported as {import_id} "
             f"(from {seen.file.iloc[0]} at {seen.imported_at.iloc[0]:%Y-%m-%d %H:%M} UTC)",
             file=file,
+            import_id=import_id,
             hint="Nothing was written. Import into a new store (--store) to load it again",
         )
     return import_id

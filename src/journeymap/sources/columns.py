@@ -81,11 +81,12 @@ class ColumnResolver:
         self.resolved: dict[str, str] = {}
         for field, column in (mapping or {}).items():
             if field not in aliases:
-                close = difflib.get_close_matches(field, list(aliases), n=3)
+                close = difflib.get_close_matches(field, list(aliases), n=1)
+                suggestion = f"Did you mean {close[0]}? " if close else ""
                 raise ConfigError(
                     f"unknown field {field!r} in the column mapping",
                     location="--map",
-                    hint=f"Known fields: {', '.join(close or aliases)}",
+                    hint=f"{suggestion}Known fields: {', '.join(aliases)}",
                 )
             if column not in self.columns:
                 found = self._by_normal.get(normalise_name(column))

@@ -46,19 +46,36 @@ def sniff_separator(path: Path) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _first_bad_utf8(path: Path) -> tuple[int, int]:
+    """Return the 1-based line and the byte offset of the first byte that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1, exc.start
+    return 0, 0
+
+
 def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
     """Read a CSV (any of ``, ; tab |``, UTF-8 with or without a byte-order mark) or Parquet file.
 
     Column names are kept as written, without surrounding spaces. CSV cells are text; empty
-    cells are missing values.
+    cells are missing values. A pipe or process substitution is read whole first.
 
     Raises:
-        InputError: the file does not exist, is empty, or cannot be parsed.
+        InputError: the file does not exist, is empty or has no rows, or cannot be parsed.
     """
     file = Path(path)
     shown = str(path)
-    if not file.is_file():
+    if not file.exists() or file.is_dir():
         raise InputError("file not found", file=shown, hint="Check the path and try again")
+    if not file.is_file():
+        # A pipe can be read once only: keep its bytes in a temporary file.
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(delete=False, suffix=file.suffix) as copy:
+            copy.write(file.read_bytes())
+        file = Path(copy.name)
     if file.stat().st_size == 0:
         raise InputError(
             "file is empty", file=shown, hint="Export the data again; the file has no header"
@@ -70,7 +87,7 @@ def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
         except Exception as exc:  # pyarrow raises ArrowInvalid and OSError variants
             raise InputError(f"cannot read Parquet: {exc}", file=shown) from exc
         frame.columns = [str(column).strip() for column in frame.columns]
-        return InputFile(shown, frame, sha, None)
+        return _with_rows(InputFile(shown, frame, sha, None))
 
     sep = separator if separator is not None else sniff_separator(file)
     try:
@@ -86,10 +103,12 @@ def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
             engine="c",
         )
     except UnicodeDecodeError as exc:
+        line, offset = _first_bad_utf8(file)
         raise InputError(
-            f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+            f"line {line} is not UTF-8 text (byte {offset} cannot be decoded)",
             file=shown,
-            hint="Save the file as UTF-8 CSV and import it again",
+            row=max(line - 1, 0) or None,
+            hint="Save the file as UTF-8 CSV (in Excel: CSV UTF-8) and import it again",
         ) from exc
     except pd.errors.ParserError as exc:
         raise InputError(
@@ -100,4 +119,14 @@ def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
     except pd.errors.EmptyDataError as exc:
         raise InputError("file has no header", file=shown) from exc
     frame.columns = [str(column).strip() for column in frame.columns]
-    return InputFile(shown, frame, sha, sep)
+    return _with_rows(InputFile(shown, frame, sha, sep))
+
+
+def _with_rows(source: InputFile) -> InputFile:
+    if source.frame.empty:
+        raise InputError(
+            "file has a header but no rows",
+            file=source.path,
+            hint="Export the data again with its rows; nothing was imported",
+        )
+    return source

@@ -21,7 +21,7 @@ import pandas as pd
 from journeymap.common.errors import InputError
 from journeymap.common.timeutil import parse_timestamps
 from journeymap.sources.batch import ImportResult, check_not_imported, write_import
-from journeymap.sources.columns import ColumnResolver
+from journeymap.sources.columns import ColumnResolver, normalise_name
 from journeymap.sources.readers import read_input
 from journeymap.sources.values import flags, numbers, text
 from journeymap.store.store import Store
@@ -154,6 +154,13 @@ def read_touchpoint_frame(
     columns = ColumnResolver(
         file=file, columns=list(frame.columns), aliases=TOUCHPOINT_ALIASES, mapping=mapping
     )
+    normalised = {normalise_name(column) for column in frame.columns}
+    if columns.get("person_id") is None and "path" in normalised:
+        raise InputError(
+            "the file has a path column but no person id: it looks like aggregated paths",
+            file=file,
+            hint="Import it with --input-format paths (or journeymap import paths FILE)",
+        )
     person_column = columns.require("person_id", why="whose touch it is")
     time_column = columns.require("occurred_at", why="when the touch happened")
 

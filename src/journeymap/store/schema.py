@@ -246,6 +246,14 @@ DERIVED_TABLES: dict[str, ibis.Schema] = {
             "is_won_touch": BOOL,
         }
     ),
+    # One journey build: when, by which package version, with which journey settings.
+    "builds": ibis.schema(
+        {
+            "created_at": TS,
+            "package_version": STR,
+            "settings": STR,
+        }
+    ),
     # One attribution run: when, by which package version, with which settings and models.
     "runs": ibis.schema(
         {
