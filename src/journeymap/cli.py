@@ -157,7 +157,7 @@ def _print_frame(
         sys.stdout.write(frame.to_csv(index=False))
         return
     if output is OutputFormat.json:
-        sys.stdout.write(frame.to_json(orient="records", indent=2, double_precision=10) + "\n")
+        sys.stdout.write(frame.to_json(orient="records", indent=2, double_precision=15) + "\n")
         return
     table = Table(show_edge=False, header_style="bold")
     for column in frame.columns:
