@@ -4,6 +4,8 @@
 # Registration order is the order of `--models all` and of reports: rule models first.
 from journeymap.attribution import rules as _rules  # noqa: F401
 from journeymap.attribution import markov as _markov  # noqa: F401
+from journeymap.attribution import shapley as _shapley  # noqa: F401
+from journeymap.attribution import fractribution as _fractribution  # noqa: F401
 
 # isort: on
 from journeymap.attribution.base import (

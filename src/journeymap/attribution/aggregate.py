@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from journeymap.common.numbers import exact_sum
 from journeymap.journeys.build import Journeys
 
 STATE_SEPARATOR = "\x1f"
@@ -66,7 +67,7 @@ def transitions(journeys: Journeys, order: int = 1, drop_self_loops: bool = True
     )
     edges = inner.union(converted).union(lost)
     summed = edges.group_by(["source", "target"]).aggregate(
-        count=edges["count"].sum(), value=edges.value.sum()
+        count=exact_sum(edges["count"]), value=exact_sum(edges.value)
     )
     frame: pd.DataFrame = summed.order_by(["source", "target"]).to_pandas()
     return frame
@@ -103,7 +104,9 @@ def channel_mixes(journeys: Journeys, *, converting_only: bool = True) -> Channe
         weights = weights.filter(weights.conversions > 0)
     joined = mixes.inner_join(weights, "journey_id")
     grouped = joined.group_by("key").aggregate(
-        conversions=joined.conversions.sum(), value=joined.value.sum(), nulls=joined.nulls.sum()
+        conversions=exact_sum(joined.conversions),
+        value=exact_sum(joined.value),
+        nulls=exact_sum(joined.nulls),
     )
     frame = grouped.order_by("key").to_pandas()
     return _mixes_from_keys(frame)

@@ -21,6 +21,7 @@ import ibis
 import pandas as pd
 
 from journeymap.attribution.base import CREDIT_COLUMNS, unattributed_rows
+from journeymap.common.numbers import exact_sum
 from journeymap.journeys.build import Journeys
 from journeymap.store.schema import NOT_SET
 
@@ -36,6 +37,8 @@ def spread_channel_credit(
     conversion_targets: Mapping[str, float],
     value_targets: Mapping[str, float],
     kind: str | None = None,
+    *,
+    include_unattributed: bool = True,
 ) -> ibis.Table:
     """Return per-touch credit rows whose channel totals equal the targets.
 
@@ -64,8 +67,8 @@ def spread_channel_credit(
     )
     in_channel = ibis.window(group_by="channel")
     touches = touches.mutate(
-        _channel_linear=touches._linear.sum().over(in_channel),
-        _channel_linear_value=touches._linear_value.sum().over(in_channel),
+        _channel_linear=exact_sum(touches._linear, in_channel),
+        _channel_linear_value=exact_sum(touches._linear_value, in_channel),
     )
     credited = touches.select(
         model=ibis.literal(model),
@@ -86,7 +89,7 @@ def spread_channel_credit(
     credited = credited.filter((credited.credit != 0) | (credited.value_credit != 0))
     carried = (
         touches.group_by("channel")
-        .aggregate(conversions=touches._linear.sum(), value=touches._linear_value.sum())
+        .aggregate(conversions=exact_sum(touches._linear), value=exact_sum(touches._linear_value))
         .to_pandas()
     )
     carried_conversions = dict(zip(carried.channel, carried.conversions, strict=True))
@@ -102,7 +105,9 @@ def spread_channel_credit(
         for channel in channels
     ]
     leftover = [row for row in leftover if row[1] != 0 or row[2] != 0]
-    parts = credited.union(unattributed_rows(model, journeys.journeys)).select(*CREDIT_COLUMNS)
+    parts = credited.select(*CREDIT_COLUMNS)
+    if include_unattributed:
+        parts = parts.union(unattributed_rows(model, journeys.journeys).select(*CREDIT_COLUMNS))
     if leftover:
         parts = parts.union(_channel_rows(model, leftover, kind).select(*CREDIT_COLUMNS))
     return parts

@@ -6,16 +6,13 @@ import logging
 from collections.abc import Sequence
 
 import ibis
-import ibis.expr.datatypes as dt
 
 from journeymap.attribution.base import AttributionModel
 from journeymap.common.errors import ModelError
+from journeymap.common.numbers import exact_sum
 from journeymap.journeys.build import Journeys
 
 log = logging.getLogger("journeymap")
-
-EXACT = dt.Decimal(38, 12)
-"""Type that credit is summed in: 26 digits before the point and 12 after."""
 
 GRAINS: dict[str, str] = {
     "channel": "channel",
@@ -55,7 +52,7 @@ def credit_by(
     # Decimal sums do not depend on the order in which parallel workers add them up, so
     # the printed totals are the same on every run (float sums differ in the last digits).
     summed = rows.group_by(["model", rows[column].name(grain)]).aggregate(
-        conversions=rows.credit.cast(EXACT).sum().cast("float64"),
-        value=rows.value_credit.cast(EXACT).sum().cast("float64"),
+        conversions=exact_sum(rows.credit),
+        value=exact_sum(rows.value_credit),
     )
     return summed.order_by(["model", ibis.desc("conversions"), grain])

@@ -1,0 +1,24 @@
+"""Sums that give the same result on every run.
+
+Engines add floating-point numbers in whatever order their parallel workers finish, so a
+float sum over many rows can differ in its last digits from run to run. Summing in a wide
+decimal type is exact and order-independent; the result is converted back to float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+EXACT = dt.Decimal(38, 18)
+"""Type that sums run in: 20 digits before the point and 18 after."""
+
+
+def exact_sum(value: ir.NumericValue, window: Any = None) -> ir.FloatingValue:
+    """Return the order-independent sum of ``value`` as float64, over ``window`` when given."""
+    total = value.cast(EXACT).sum()
+    if window is not None:
+        total = total.over(window)
+    return total.cast("float64")
