@@ -373,6 +373,51 @@ def credit_table(
     return frame
 
 
+def with_model_parameters(config: Config, model: str, parameters: Mapping[str, Any]) -> Config:
+    """Return ``config`` with ``parameters`` merged into one model's parameters."""
+    raw = config.model_dump(mode="json")
+    merged = dict(raw["attribution"]["parameters"].get(model, {})) | dict(parameters)
+    raw["attribution"]["parameters"][model] = merged
+    return parse_config(raw, source="command-line options")
+
+
+def write_details(attribution: Attribution, folder: str | Path) -> list[Path]:
+    """Write the data-driven models' details as CSV files and return their paths.
+
+    Markov: ``markov_<kind>_transitions.csv``, ``markov_<kind>_removal_effects.csv`` and,
+    when sequences were asked for, ``markov_<kind>_sequences.csv``. Shapley:
+    ``<model>_<kind>_values.csv`` and, for the ordered form, ``<model>_<kind>_positions.csv``.
+    """
+    from journeymap.attribution.markov import Markov
+    from journeymap.attribution.shapley import OrderedShapley, Shapley
+
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(frame: pd.DataFrame, name: str) -> None:
+        path = target / name
+        frame.to_csv(path, index=False)
+        written.append(path)
+
+    for model in attribution.models:
+        if isinstance(model, Markov):
+            for kind, result in model.results.items():
+                save(result.transition_matrix, f"markov_{kind}_transitions.csv")
+                effects = result.removal_effects.assign(
+                    conversion_probability=result.conversion_probability
+                )
+                save(effects, f"markov_{kind}_removal_effects.csv")
+                if not result.sequence_effects.empty:
+                    save(result.sequence_effects, f"markov_{kind}_sequences.csv")
+        if isinstance(model, Shapley | OrderedShapley):
+            for kind, shapley in model.results.items():
+                save(shapley.values, f"{model.name}_{kind}_values.csv")
+                if not shapley.by_position.empty:
+                    save(shapley.by_position, f"{model.name}_{kind}_positions.csv")
+    return written
+
+
 def with_overrides(
     config: Config,
     *,
@@ -405,6 +450,67 @@ def with_overrides(
         flag = "--" + (exc.location or "").rpartition(".")[2].replace("_", "-")
         message = str(exc).partition(": ")[2] or str(exc)
         raise ConfigError(message, location=flag, hint="Fix the option's value") from exc
+
+
+def explain(store: Store, conversion: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return one conversion's journey and each touch's credit under each stored model.
+
+    ``conversion`` is a conversion id (or a journey id, for aggregated paths). Returns the
+    journey's row from ``journeys`` and a frame with one row per touch (``position``,
+    ``occurred_at``, ``channel``, ``source_medium``, ``campaign``, ``touchpoint_id``) and
+    one column of credit per model, in the order the models ran.
+
+    Raises:
+        StoreError: no journeys or credits are stored yet.
+        ConfigError: no conversion or journey has that id.
+    """
+    journeys = store.table("journeys")
+    found = journeys.filter(
+        (journeys.conversion_id == conversion) | (journeys.journey_id == conversion)
+    ).to_pandas()
+    if found.empty:
+        sample = (
+            journeys.filter(journeys.conversion_id.notnull())
+            .select("conversion_id")
+            .limit(3)
+            .to_pandas()
+        )
+        examples = ", ".join(sample.conversion_id) or "none"
+        raise ConfigError(
+            f"no conversion or journey {conversion!r} in {store.location}",
+            hint=f"Pass an id from the conversions table, for example: {examples}",
+        )
+    journey_id = str(found.journey_id.iloc[0])
+    touches = store.table("journey_touches")
+    steps = (
+        touches.filter(touches.journey_id == journey_id)
+        .select("position", "occurred_at", "channel", "source_medium", "campaign", "touchpoint_id")
+        .order_by("position")
+        .to_pandas()
+    )
+    credits = store.table("credits")
+    rows = credits.filter(credits.journey_id == journey_id).to_pandas()
+    runs = store.table("runs").to_pandas() if store.has_rows("runs") else pd.DataFrame()
+    order = (
+        [entry["model"] for entry in json.loads(runs.models.iloc[-1])]
+        if len(runs)
+        else sorted(set(rows.model))
+    )
+    for model in order:
+        part = rows[rows.model == model].groupby("position").credit.sum()
+        steps[model] = steps.position.map(part).fillna(0.0)
+    if (rows.position == 0).any():
+        extra = {
+            "position": 0,
+            "channel": "(unattributed)",
+            "source_medium": "",
+            "campaign": "",
+            "touchpoint_id": "",
+        }
+        for model in order:
+            extra[model] = float(rows[(rows.model == model) & (rows.position == 0)].credit.sum())
+        steps = pd.concat([steps, pd.DataFrame([extra])], ignore_index=True)
+    return found, steps
 
 
 def write_report(

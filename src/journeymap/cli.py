@@ -36,8 +36,8 @@ import_app = typer.Typer(
 )
 app.add_typer(import_app, name="import")
 
-# Output that is piped or captured gets 120 columns, so tables of nine models stay whole.
-out = Console(width=None if sys.stdout.isatty() else 120)
+# Output that is piped or captured gets 160 columns, so tables of every model stay whole.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 log = logging.getLogger("journeymap")
 
@@ -175,6 +175,24 @@ def _print_frame(
                 cells.append(str(value))
         table.add_row(*cells)
     out.print(table)
+
+
+SHORT_NAMES = {
+    "first_touch": "first",
+    "last_touch": "last",
+    "last_non_direct": "lnd",
+    "linear": "lin",
+    "time_decay": "decay",
+    "position_based": "U",
+    "w_shaped": "W",
+    "full_path": "full",
+    "custom": "cust",
+    "markov": "markov",
+    "shapley": "shap",
+    "shapley_ordered": "shapO",
+    "fractribution": "frac",
+}
+"""Column headers of the explain table, which has one column per model."""
 
 
 @app.callback(invoke_without_command=True)
@@ -356,11 +374,24 @@ def attribute(
     mapping: MappingFileOpt = None,
     sep: SepOpt = None,
     path_sep: PathSepOpt = ">",
+    order: Annotated[
+        int | None, typer.Option("--order", help="Order of the Markov chain (1 to 4).")
+    ] = None,
+    details: Annotated[
+        Path | None,
+        typer.Option(
+            "--details",
+            help="Folder for the data-driven models' details: transition matrices, "
+            "removal effects, Shapley values by position.",
+        ),
+    ] = None,
 ) -> None:
     """Print credit per model and channel (or source_medium, campaign, ad)."""
     from journeymap.sources.columns import parse_mapping_options
 
     settings = _overrides(_config(config), lookback_days, transform, last_n, kind, entity)
+    if order is not None:
+        settings = api.with_model_parameters(settings, "markov", {"order": order})
     if (
         file is not None
         and input_format is InputFormatOption.paths
@@ -408,7 +439,48 @@ def attribute(
         opened.close()
     for note in notes:
         err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
+    if details is not None:
+        for path in api.write_details(attribution, details):
+            err.print(f"wrote {path}")
     _print_frame(table, output, money={"value"})
+
+
+@app.command()
+def explain(
+    conversion: Annotated[str, typer.Argument(help="Conversion id (or journey id) to explain.")],
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show one conversion's path and each touch's credit under each model."""
+    settings = _config(config)
+    opened = _open(store, settings, must_exist=True)
+    try:
+        if "credits" not in opened.con.list_tables():
+            api.attribute(opened, api.prepare_journeys(opened, settings), config=settings)
+        journey, steps = api.explain(opened, conversion)
+    finally:
+        opened.close()
+    row = journey.iloc[0]
+    who = row.entity_id or "an aggregated path"
+    err.print(
+        f"{row.kind} {row.conversion_id or row.journey_id} of {who}: {row.conversions:g} "
+        f"conversion(s), value {row.value:,.2f}, {row.n_touches} touches"
+    )
+    err.print(
+        "Rule models and fractribution split this conversion; markov and shapley credit "
+        "channels overall, so their column need not add up to 1."
+    )
+    if output is OutputFormat.table:
+        shown = steps.drop(columns=["touchpoint_id", "source_medium", "campaign"])
+        shown["occurred_at"] = pd.to_datetime(shown.occurred_at).dt.strftime("%Y-%m-%d").fillna("")
+        steps = shown.rename(columns={"occurred_at": "date", "position": "#", **SHORT_NAMES})
+        err.print(
+            "Columns: " + ", ".join(f"{short} = {name}" for name, short in SHORT_NAMES.items())
+        )
+    _print_frame(steps, output, digits=2)
 
 
 @app.command()

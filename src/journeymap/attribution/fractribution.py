@@ -18,7 +18,12 @@ import ibis
 import pandas as pd
 
 from journeymap.attribution.aggregate import STATE_SEPARATOR
-from journeymap.attribution.base import CREDIT_COLUMNS, AttributionModel, register, unattributed_rows
+from journeymap.attribution.base import (
+    CREDIT_COLUMNS,
+    AttributionModel,
+    register,
+    unattributed_rows,
+)
 from journeymap.common.numbers import exact_sum
 from journeymap.journeys.build import Journeys
 
@@ -82,17 +87,24 @@ class Fractribution(AttributionModel):
             "journey_id",
             key=keys._steps.sort().map(lambda step: step.channel).join(STATE_SEPARATOR),
         )
-        weights = journeys.journeys.select("journey_id", "conversion_id", "kind", "conversions", "value", "nulls")
+        weights = journeys.journeys.select(
+            "journey_id", "conversion_id", "kind", "conversions", "value", "nulls"
+        )
         keyed = keys.inner_join(weights, "journey_id")
         summary = keyed.group_by(["kind", "key"]).aggregate(
             conversions=exact_sum(keyed.conversions), nulls=exact_sum(keyed.nulls)
         )
         fractions = path_fractions(summary.to_pandas())
         table = ibis.memtable(
-            fractions, schema={"kind": "string", "key": "string", "position": "int64", "fraction": "float64"}
+            fractions,
+            schema={"kind": "string", "key": "string", "position": "int64", "fraction": "float64"},
         )
-        converting = keyed.filter(keyed.conversions > 0).select("journey_id", "conversion_id", "kind", "key", "conversions", "value")
-        rows = touches.inner_join(converting, "journey_id").inner_join(table, ["kind", "key", "position"])
+        converting = keyed.filter(keyed.conversions > 0).select(
+            "journey_id", "conversion_id", "kind", "key", "conversions", "value"
+        )
+        rows = touches.inner_join(converting, "journey_id").inner_join(
+            table, ["kind", "key", "position"]
+        )
         credited = rows.select(
             model=ibis.literal(self.name),
             journey_id=rows.journey_id,
@@ -108,4 +120,6 @@ class Fractribution(AttributionModel):
             value_credit=rows.fraction * rows.value,
         )
         credited = credited.filter((credited.credit != 0) | (credited.value_credit != 0))
-        return credited.union(unattributed_rows(self.name, journeys.journeys)).select(*CREDIT_COLUMNS)
+        return credited.union(unattributed_rows(self.name, journeys.journeys)).select(
+            *CREDIT_COLUMNS
+        )

@@ -28,7 +28,6 @@ from typing import Literal
 import ibis
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from pydantic import Field
 
 from journeymap.attribution.aggregate import STATE_SEPARATOR
@@ -48,14 +47,18 @@ Metric = Literal["conversions", "conversion_rate"]
 
 
 class ShapleyParameters(ModelParameters):
-    metric: Metric = Field("conversions", description="What a channel set is worth: conversions or conversion rate.")
+    metric: Metric = Field(
+        "conversions", description="What a channel set is worth: conversions or conversion rate."
+    )
     method: Literal["exact", "sampled"] = Field(
         "exact", description="Exact closed form, or an estimate from random channel orders."
     )
     max_exact_channels: int = Field(
         1000, ge=1, description="Above this many channels, estimate by sampling instead of exactly."
     )
-    samples: int = Field(2000, ge=10, description="Random channel orders drawn by the sampled method.")
+    samples: int = Field(
+        2000, ge=10, description="Random channel orders drawn by the sampled method."
+    )
     seed: int = Field(0, description="Seed of the sampled method, so that estimates repeat.")
 
 
@@ -89,15 +92,17 @@ def _coalitions(journeys: Journeys, *, ordered: bool) -> tuple[ibis.Table, ibis.
         copies=touches.count().over(ibis.window(group_by=["journey_id", "channel"])),
     )
     firsts = marked.filter(marked._nth == 0).drop("_nth")
-    firsts = firsts.mutate(rank=(ibis.row_number().over(ibis.window(group_by="journey_id", order_by="position")) + 1))
+    firsts = firsts.mutate(
+        rank=(ibis.row_number().over(ibis.window(group_by="journey_id", order_by="position")) + 1)
+    )
     if ordered:
         member = ibis.struct({"order": firsts.rank, "channel": firsts.channel})
     else:
         member = ibis.struct({"order": ibis.literal(0), "channel": firsts.channel})
-    keys = firsts.group_by("journey_id").aggregate(
-        _members=member.collect(), size=firsts.count()
-    )
-    keys = keys.mutate(key=keys._members.sort().map(lambda item: item.channel).join(STATE_SEPARATOR)).drop("_members")
+    keys = firsts.group_by("journey_id").aggregate(_members=member.collect(), size=firsts.count())
+    keys = keys.mutate(
+        key=keys._members.sort().map(lambda item: item.channel).join(STATE_SEPARATOR)
+    ).drop("_members")
     weights = journeys.journeys.select("journey_id", "kind", "conversions", "value", "nulls")
     keyed = keys.inner_join(weights, "journey_id")
     coalitions = keyed.group_by(["kind", "key", "size"]).aggregate(
@@ -155,7 +160,9 @@ def sampled_shapley(coalitions: pd.DataFrame, samples: int, seed: int) -> pd.Dat
         winners = np.take_along_axis(by_rank, top, axis=1)
         cells = (np.arange(size)[:, None] * n + winners).ravel()
         weights = np.broadcast_to(worth, winners.shape).ravel()
-        draws[first : first + size] = np.bincount(cells, weights=weights, minlength=size * n).reshape(size, n)
+        draws[first : first + size] = np.bincount(
+            cells, weights=weights, minlength=size * n
+        ).reshape(size, n)
     estimate = draws.mean(axis=0)
     error = draws.std(axis=0, ddof=1) / np.sqrt(samples)
     return pd.DataFrame({"channel": channels, "shapley": estimate, "standard_error": error})
@@ -195,11 +202,24 @@ class _ShapleyBase(AttributionModel):
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
         factors = worth.assign(
-            _per_conversion=np.divide(worth.worth, worth.conversions, out=np.zeros(len(worth)), where=worth.conversions > 0),
-            _per_value=np.divide(worth.value_worth, worth.value, out=np.zeros(len(worth)), where=worth.value > 0),
+            _per_conversion=np.divide(
+                worth.worth,
+                worth.conversions,
+                out=np.zeros(len(worth)),
+                where=worth.conversions > 0,
+            ),
+            _per_value=np.divide(
+                worth.value_worth, worth.value, out=np.zeros(len(worth)), where=worth.value > 0
+            ),
         )[["kind", "key", "_per_conversion", "_per_value"]]
         table = ibis.memtable(
-            factors, schema={"kind": "string", "key": "string", "_per_conversion": "float64", "_per_value": "float64"}
+            factors,
+            schema={
+                "kind": "string",
+                "key": "string",
+                "_per_conversion": "float64",
+                "_per_value": "float64",
+            },
         )
         converting = journeys.journeys.filter(journeys.journeys.conversions > 0).select(
             "journey_id", "conversion_id", "kind", "conversions", "value"
@@ -212,9 +232,12 @@ class _ShapleyBase(AttributionModel):
             _value=rows._per_value * rows.value * share,
         )
         all_touches = journeys.touches.inner_join(
-            first.select("journey_id", "channel", "copies", "_credit", "_value"), ["journey_id", "channel"]
+            first.select("journey_id", "channel", "copies", "_credit", "_value"),
+            ["journey_id", "channel"],
         )
-        all_touches = all_touches.inner_join(converting.select("journey_id", "conversion_id", "kind"), "journey_id")
+        all_touches = all_touches.inner_join(
+            converting.select("journey_id", "conversion_id", "kind"), "journey_id"
+        )
         copies = all_touches.copies.cast("float64")
         credited = all_touches.select(
             model=ibis.literal(self.name),
@@ -231,37 +254,51 @@ class _ShapleyBase(AttributionModel):
             value_credit=all_touches._value / copies,
         )
         self._record(worth, credited, touches)
-        return credited.filter((credited.credit != 0) | (credited.value_credit != 0)).select(*CREDIT_COLUMNS)
+        return credited.filter((credited.credit != 0) | (credited.value_credit != 0)).select(
+            *CREDIT_COLUMNS
+        )
 
     def _record(self, worth: pd.DataFrame, credited: ibis.Table, touches: ibis.Table) -> None:
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
         for kind, of_kind in worth.groupby("kind", sort=True):
             values: dict[str, list[float]] = {}
-            for key, amount, value, size in zip(of_kind.key, of_kind.worth, of_kind.value_worth, of_kind["size"], strict=True):
+            for key, amount, value, size in zip(
+                of_kind.key, of_kind.worth, of_kind.value_worth, of_kind["size"], strict=True
+            ):
                 for channel in str(key).split(STATE_SEPARATOR):
                     entry = values.setdefault(channel, [0.0, 0.0])
                     entry[0] += float(amount) / float(size)
                     entry[1] += float(value) / float(size)
             frame = pd.DataFrame(
-                [(channel, amount, amount, value, 0.0) for channel, (amount, value) in values.items()],
+                [
+                    (channel, amount, amount, value, 0.0)
+                    for channel, (amount, value) in values.items()
+                ],
                 columns=["channel", "shapley", "conversions", "value", "standard_error"],
             ).sort_values(["conversions", "channel"], ascending=[False, True], ignore_index=True)
             by_position = pd.DataFrame()
             if self.ordered:
                 by_position = self._by_position(of_kind)
-            self.results[str(kind)] = ShapleyResult(metric=p.metric, method="exact", values=frame, by_position=by_position)
+            self.results[str(kind)] = ShapleyResult(
+                metric=p.metric, method="exact", values=frame, by_position=by_position
+            )
 
     @staticmethod
     def _by_position(worth: pd.DataFrame) -> pd.DataFrame:
         rows: dict[tuple[str, int], list[float]] = {}
-        for key, amount, value, size in zip(worth.key, worth.worth, worth.value_worth, worth["size"], strict=True):
+        for key, amount, value, size in zip(
+            worth.key, worth.worth, worth.value_worth, worth["size"], strict=True
+        ):
             for position, channel in enumerate(str(key).split(STATE_SEPARATOR), start=1):
                 entry = rows.setdefault((channel, position), [0.0, 0.0])
                 entry[0] += float(amount) / float(size)
                 entry[1] += float(value) / float(size)
         return pd.DataFrame(
-            [(channel, position, amount, value) for (channel, position), (amount, value) in sorted(rows.items())],
+            [
+                (channel, position, amount, value)
+                for (channel, position), (amount, value) in sorted(rows.items())
+            ],
             columns=["channel", "position", "conversions", "value"],
         )
 
@@ -274,8 +311,14 @@ class _ShapleyBase(AttributionModel):
         value_total = float(worth.value_worth.sum())
         scale = total / estimate.shapley.sum() if estimate.shapley.sum() > 0 else 0.0
         estimate["conversions"] = estimate.shapley * scale
-        estimate["value"] = estimate.shapley * (value_total / estimate.shapley.sum() if estimate.shapley.sum() > 0 else 0.0)
-        self.results[kind] = ShapleyResult(metric=p.metric, method="sampled", values=estimate[["channel", "shapley", "conversions", "value", "standard_error"]])
+        estimate["value"] = estimate.shapley * (
+            value_total / estimate.shapley.sum() if estimate.shapley.sum() > 0 else 0.0
+        )
+        self.results[kind] = ShapleyResult(
+            metric=p.metric,
+            method="sampled",
+            values=estimate[["channel", "shapley", "conversions", "value", "standard_error"]],
+        )
         of_kind = journeys_of_kind(journeys, kind)
         conversions = dict(zip(estimate.channel, estimate.conversions, strict=True))
         value = dict(zip(estimate.channel, estimate.value, strict=True))
