@@ -1,0 +1,318 @@
+"""Time journeymap against channelattribution and marketing-attribution-models on the same data.
+
+Usage::
+
+    python benchmarks/attribution.py --sizes 10k,100k,1M,10M --peers-up-to 1M --write-docs
+
+For each size the script generates a demo world with that many people (one journey each),
+writes one touchpoint file (``user_id, timestamp, channel, conversion, value``: the touches of
+each person up to their first lead, the conversion flagged on the last touch), and runs each
+tool on it in its own process, so that peak memory is the tool's own. Every time includes the
+tool's preprocessing from that file:
+
+* journeymap: import into a new DuckDB store, build journeys, run the models;
+* channelattribution: aggregate paths with pandas, then ``heuristic_models`` and
+  ``markov_model`` (order 1 and 2, one million simulations as its convergence test asks);
+* marketing-attribution-models: its ``MAM`` session pipeline, then each ``run_*`` model.
+
+The generated files are cached under ``benchmarks/data`` (not versioned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = HERE / "data"
+SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
+OURS = [
+    "first_touch",
+    "last_touch",
+    "last_non_direct",
+    "linear",
+    "time_decay",
+    "position_based",
+    "w_shaped",
+    "full_path",
+    "custom",
+    "markov",
+    "markov_order_2",
+    "shapley",
+    "shapley_ordered",
+    "fractribution",
+]
+# Our model name, and the peer models that compute the same thing.
+COMPARABLE = {
+    "first_touch": ["channelattribution:heuristic", "mam:first_click"],
+    "last_touch": ["channelattribution:heuristic", "mam:last_click"],
+    "linear": ["channelattribution:heuristic", "mam:linear"],
+    "time_decay": ["mam:time_decay"],
+    "position_based": ["mam:position_based"],
+    "markov": ["channelattribution:markov_order_1", "mam:markov"],
+    "markov_order_2": ["channelattribution:markov_order_2"],
+    "shapley": ["mam:shapley"],
+}
+
+
+def peak_memory_mb() -> float:
+    """Return this process's peak resident memory in MB (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_file(people: int, seed: int = 11) -> Path:
+    """Generate (or reuse) the touchpoint file of a demo world with ``people`` people."""
+    import duckdb
+
+    from journeymap.channels.rules import ChannelClassifier
+    from journeymap.demo.world import generate_world
+
+    path = DATA / f"journeys_{people}.parquet"
+    if path.exists():
+        return path
+    DATA.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    world = generate_world(people, seed=seed)
+    rows = world.touchpoints
+    touches = rows[rows.conversion == 0].copy()
+    # The journey ends at the person's first lead; its conversion sits on the last touch before.
+    leads = rows[(rows.conversion == 1) & (rows.conversion_kind == "lead")]
+    first_lead = leads.groupby("user_id", observed=True).timestamp.min().rename("lead_at")
+    touches = touches.join(first_lead, on="user_id")
+    touches = touches[touches.lead_at.isna() | (touches.timestamp <= touches.lead_at)]
+
+    import ibis
+    import pandas as pd
+
+    con = ibis.duckdb.connect()
+    frame = touches.rename(columns={"utm_source": "source", "utm_medium": "medium", "utm_campaign": "campaign"})
+    frame["referrer_host"] = frame.referrer.str.extract(r"^(?:https?://)?([^/]+)", expand=False)
+    frame["click_platform"] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for column, name in (("gclid", "google_ads"), ("msclkid", "microsoft_ads"), ("li_fat_id", "linkedin_ads"), ("fbclid", "meta")):
+        frame.loc[frame[column].notna() & frame.click_platform.isna(), "click_platform"] = name
+    frame["channel"] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for column in ("user_id", "source", "medium", "campaign", "touch_type", "referrer_host"):
+        frame[column] = frame[column].astype("string")
+    table = con.create_table(
+        "t",
+        frame[["user_id", "timestamp", "source", "medium", "campaign", "click_platform", "touch_type", "referrer_host", "channel", "lead_at"]],
+    )
+    classified = ChannelClassifier().classify(table).to_pandas()
+    classified = classified.sort_values(["user_id", "timestamp"], kind="stable")
+    last = ~classified.user_id.duplicated(keep="last")
+    converted = last & classified.lead_at.notna()
+    out = classified[["user_id", "timestamp", "channel"]].copy()
+    out["conversion"] = converted.astype(bool)
+    out["value"] = converted.astype(float)
+    out["timestamp"] = out.timestamp.dt.tz_convert("UTC")
+    with duckdb.connect() as raw:
+        raw.register("out", out)
+        raw.execute(f"COPY out TO '{path}' (FORMAT parquet)")
+    print(f"generated {path.name}: {len(out):,} touches, {out.user_id.nunique():,} journeys, "
+          f"{int(converted.sum()):,} conversions in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return path
+
+
+def run_journeymap(path: Path) -> dict[str, Any]:
+    from journeymap import api
+    from journeymap.attribution import create_model
+    from journeymap.attribution import attribute as run_models
+    from journeymap.store.store import Store
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    store = Store.open()
+    api.import_file(store, path, input_format="touchpoints")
+    timings["import"] = time.perf_counter() - started
+    step = time.perf_counter()
+    journeys = api.build(store)
+    timings["build"] = time.perf_counter() - step
+    for name in OURS:
+        model = create_model("markov", {"order": 2}) if name == "markov_order_2" else create_model(name)
+        step = time.perf_counter()
+        store.write("credits", run_models(journeys, [model]))
+        timings[name] = time.perf_counter() - step
+    timings["total"] = time.perf_counter() - started
+    return {"tool": "journeymap", "timings": timings, "shared": timings["import"] + timings["build"]}
+
+
+def run_channelattribution(path: Path) -> dict[str, Any]:
+    import contextlib
+    import io
+
+    import pandas as pd
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        from ChannelAttribution import heuristic_models, markov_model
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    touches = pd.read_parquet(path).sort_values(["user_id", "timestamp"], kind="stable")
+    journeys = touches.groupby("user_id", sort=False).agg(
+        path=("channel", " > ".join), conversion=("conversion", "max")
+    )
+    paths = journeys.groupby("path").conversion.agg(total_conversions="sum", total=("size")).reset_index()
+    paths["total_null"] = paths.total - paths.total_conversions
+    paths["total_conversion_value"] = paths.total_conversions.astype(float)
+    timings["preprocess"] = time.perf_counter() - started
+    with contextlib.redirect_stdout(io.StringIO()):
+        step = time.perf_counter()
+        heuristic_models(paths, "path", "total_conversions", var_value="total_conversion_value", flg_pro=False)
+        timings["heuristic"] = time.perf_counter() - step
+        for order in (1, 2):
+            step = time.perf_counter()
+            markov_model(
+                paths, "path", "total_conversions", var_value="total_conversion_value",
+                var_null="total_null", order=order, nsim_start=int(1e6), conv_par=0.01, seed=1,
+                verbose=False, flg_pro=False,
+            )
+            timings[f"markov_order_{order}"] = time.perf_counter() - step
+    timings["total"] = time.perf_counter() - started
+    return {"tool": "channelattribution", "timings": timings, "shared": timings["preprocess"]}
+
+
+def run_mam(path: Path) -> dict[str, Any]:
+    import polars as pl
+    from mam.core import MAM
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    frame = pl.read_parquet(path)
+    mam = MAM(
+        df=frame,
+        format_type="session",
+        channels_colname="channel",
+        journey_with_conv_colname="conversion",
+        datetime_colname="timestamp",
+        user_id_colname="user_id",
+        conversion_value_colname="value",
+    )
+    timings["preprocess"] = time.perf_counter() - started
+    runs: dict[str, Callable[[], Any]] = {
+        "first_click": mam.run_first_click,
+        "last_click": mam.run_last_click,
+        "linear": mam.run_linear,
+        "time_decay": mam.run_time_decay,
+        "position_based": mam.run_position_based,
+        "markov": mam.run_markov,
+        "shapley": mam.run_shapley,
+    }
+    for name, run in runs.items():
+        step = time.perf_counter()
+        run()
+        timings[name] = time.perf_counter() - step
+    timings["total"] = time.perf_counter() - started
+    return {"tool": "mam", "timings": timings, "shared": timings["preprocess"]}
+
+
+TOOLS = {"journeymap": run_journeymap, "channelattribution": run_channelattribution, "mam": run_mam}
+
+
+def run_tool_in_process(tool: str, path: Path, timeout: float) -> dict[str, Any]:
+    """Run one tool in a fresh interpreter and return its timings and peak memory."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--run-tool", tool, "--file", str(path)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"tool": tool, "error": f"timed out after {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {"tool": tool, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def model_times(result: dict[str, Any]) -> dict[str, float]:
+    """Return each model's time including the tool's shared preprocessing, by model key."""
+    timings = result.get("timings", {})
+    shared = float(result.get("shared", 0.0))
+    tool = result["tool"]
+    skip = {"import", "build", "preprocess", "total"}
+    return {f"{tool}:{name}": shared + seconds for name, seconds in timings.items() if name not in skip}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
+
+
+def compare(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return one row per comparable model: our time, the fastest peer's, and the ratio."""
+    ours = model_times(results["journeymap"]) if "journeymap" in results else {}
+    peers: dict[str, float] = {}
+    for tool, result in results.items():
+        if tool != "journeymap" and "error" not in result:
+            peers.update(model_times(result))
+    rows = []
+    for model, candidates in COMPARABLE.items():
+        mine = ours.get(f"journeymap:{model}")
+        timed = [(peers[key], key) for key in candidates if key in peers]
+        best = min(timed) if timed else None
+        rows.append(
+            {
+                "model": model,
+                "journeymap_s": mine,
+                "fastest_peer": best[1] if best else None,
+                "peer_s": best[0] if best else None,
+                "speedup": (best[0] / mine) if best and mine else None,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10k,100k,1M", help="Comma-separated sizes: 10k, 100k, 1M, 10M.")
+    parser.add_argument("--peers-up-to", default="1M", help="Largest size at which the peers run.")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds each tool may take per size.")
+    parser.add_argument("--write-docs", action="store_true", help="Write docs/benchmarks.md.")
+    parser.add_argument("--run-tool", help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+
+    if arguments.run_tool:
+        result = TOOLS[arguments.run_tool](Path(arguments.file))
+        result["peak_memory_mb"] = peak_memory_mb()
+        print(json.dumps(result))
+        return
+
+    sizes = [name.strip() for name in arguments.sizes.split(",") if name.strip()]
+    limit = SIZES[arguments.peers_up_to]
+    report: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv), "sizes": {}}
+    for name in sizes:
+        path = make_file(SIZES[name])
+        results: dict[str, dict[str, Any]] = {}
+        tools = ["journeymap"] + (["channelattribution", "mam"] if SIZES[name] <= limit else [])
+        for tool in tools:
+            print(f"{name}: running {tool}", file=sys.stderr)
+            results[tool] = run_tool_in_process(tool, path, arguments.timeout)
+            print(f"{name}: {tool} -> {json.dumps(results[tool])}", file=sys.stderr)
+        report["sizes"][name] = {"results": results, "comparison": compare(results)}
+    out = HERE / "results.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}", file=sys.stderr)
+    if arguments.write_docs:
+        from benchmarks.render import write_docs  # type: ignore[import-not-found]
+
+        write_docs(report, REPO / "docs" / "benchmarks.md")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    main()
