@@ -66,7 +66,17 @@ COMPARABLE = {
 
 
 def peak_memory_mb() -> float:
-    """Return this process's peak resident memory in MB (Linux reports kilobytes)."""
+    """Return this process's peak resident memory in MB.
+
+    Reads ``VmHWM`` from ``/proc/self/status``: unlike ``getrusage``, it starts afresh at
+    ``exec``, so it does not include the memory of the parent that generated the data.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -95,17 +105,37 @@ def make_file(people: int, seed: int = 11) -> Path:
     import pandas as pd
 
     con = ibis.duckdb.connect()
-    frame = touches.rename(columns={"utm_source": "source", "utm_medium": "medium", "utm_campaign": "campaign"})
+    frame = touches.rename(
+        columns={"utm_source": "source", "utm_medium": "medium", "utm_campaign": "campaign"}
+    )
     frame["referrer_host"] = frame.referrer.str.extract(r"^(?:https?://)?([^/]+)", expand=False)
     frame["click_platform"] = pd.Series(pd.NA, index=frame.index, dtype="string")
-    for column, name in (("gclid", "google_ads"), ("msclkid", "microsoft_ads"), ("li_fat_id", "linkedin_ads"), ("fbclid", "meta")):
+    for column, name in (
+        ("gclid", "google_ads"),
+        ("msclkid", "microsoft_ads"),
+        ("li_fat_id", "linkedin_ads"),
+        ("fbclid", "meta"),
+    ):
         frame.loc[frame[column].notna() & frame.click_platform.isna(), "click_platform"] = name
     frame["channel"] = pd.Series(pd.NA, index=frame.index, dtype="string")
     for column in ("user_id", "source", "medium", "campaign", "touch_type", "referrer_host"):
         frame[column] = frame[column].astype("string")
     table = con.create_table(
         "t",
-        frame[["user_id", "timestamp", "source", "medium", "campaign", "click_platform", "touch_type", "referrer_host", "channel", "lead_at"]],
+        frame[
+            [
+                "user_id",
+                "timestamp",
+                "source",
+                "medium",
+                "campaign",
+                "click_platform",
+                "touch_type",
+                "referrer_host",
+                "channel",
+                "lead_at",
+            ]
+        ],
     )
     classified = ChannelClassifier().classify(table).to_pandas()
     classified = classified.sort_values(["user_id", "timestamp"], kind="stable")
@@ -118,15 +148,18 @@ def make_file(people: int, seed: int = 11) -> Path:
     with duckdb.connect() as raw:
         raw.register("out", out)
         raw.execute(f"COPY out TO '{path}' (FORMAT parquet)")
-    print(f"generated {path.name}: {len(out):,} touches, {out.user_id.nunique():,} journeys, "
-          f"{int(converted.sum()):,} conversions in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(
+        f"generated {path.name}: {len(out):,} touches, {out.user_id.nunique():,} journeys, "
+        f"{int(converted.sum()):,} conversions in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
     return path
 
 
 def run_journeymap(path: Path) -> dict[str, Any]:
     from journeymap import api
-    from journeymap.attribution import create_model
     from journeymap.attribution import attribute as run_models
+    from journeymap.attribution import create_model, credit_by
     from journeymap.store.store import Store
 
     timings: dict[str, float] = {}
@@ -138,12 +171,19 @@ def run_journeymap(path: Path) -> dict[str, Any]:
     journeys = api.build(store)
     timings["build"] = time.perf_counter() - step
     for name in OURS:
-        model = create_model("markov", {"order": 2}) if name == "markov_order_2" else create_model(name)
+        model = (
+            create_model("markov", {"order": 2}) if name == "markov_order_2" else create_model(name)
+        )
         step = time.perf_counter()
-        store.write("credits", run_models(journeys, [model]))
+        # Credit by channel, as the peers return it; the engine computes it in one query.
+        credit_by(run_models(journeys, [model])).to_pandas()
         timings[name] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
-    return {"tool": "journeymap", "timings": timings, "shared": timings["import"] + timings["build"]}
+    return {
+        "tool": "journeymap",
+        "timings": timings,
+        "shared": timings["import"] + timings["build"],
+    }
 
 
 def run_channelattribution(path: Path) -> dict[str, Any]:
@@ -161,20 +201,34 @@ def run_channelattribution(path: Path) -> dict[str, Any]:
     journeys = touches.groupby("user_id", sort=False).agg(
         path=("channel", " > ".join), conversion=("conversion", "max")
     )
-    paths = journeys.groupby("path").conversion.agg(total_conversions="sum", total=("size")).reset_index()
+    paths = (
+        journeys.groupby("path")
+        .conversion.agg(total_conversions="sum", total=("size"))
+        .reset_index()
+    )
     paths["total_null"] = paths.total - paths.total_conversions
     paths["total_conversion_value"] = paths.total_conversions.astype(float)
     timings["preprocess"] = time.perf_counter() - started
     with contextlib.redirect_stdout(io.StringIO()):
         step = time.perf_counter()
-        heuristic_models(paths, "path", "total_conversions", var_value="total_conversion_value", flg_pro=False)
+        heuristic_models(
+            paths, "path", "total_conversions", var_value="total_conversion_value", flg_pro=False
+        )
         timings["heuristic"] = time.perf_counter() - step
         for order in (1, 2):
             step = time.perf_counter()
             markov_model(
-                paths, "path", "total_conversions", var_value="total_conversion_value",
-                var_null="total_null", order=order, nsim_start=int(1e6), conv_par=0.01, seed=1,
-                verbose=False, flg_pro=False,
+                paths,
+                "path",
+                "total_conversions",
+                var_value="total_conversion_value",
+                var_null="total_null",
+                order=order,
+                nsim_start=int(1e6),
+                conv_par=0.01,
+                seed=1,
+                verbose=False,
+                flg_pro=False,
             )
             timings[f"markov_order_{order}"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
@@ -220,13 +274,23 @@ TOOLS = {"journeymap": run_journeymap, "channelattribution": run_channelattribut
 
 def run_tool_in_process(tool: str, path: Path, timeout: float) -> dict[str, Any]:
     """Run one tool in a fresh interpreter and return its timings and peak memory."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--run-tool", tool, "--file", str(path)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--run-tool",
+        tool,
+        "--file",
+        str(path),
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"tool": tool, "error": f"timed out after {timeout:.0f} s"}
     if done.returncode != 0:
-        return {"tool": tool, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+        return {
+            "tool": tool,
+            "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed",
+        }
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -236,7 +300,9 @@ def model_times(result: dict[str, Any]) -> dict[str, float]:
     shared = float(result.get("shared", 0.0))
     tool = result["tool"]
     skip = {"import", "build", "preprocess", "total"}
-    return {f"{tool}:{name}": shared + seconds for name, seconds in timings.items() if name not in skip}
+    return {
+        f"{tool}:{name}": shared + seconds for name, seconds in timings.items() if name not in skip
+    }
 
 
 def machine() -> str:
@@ -249,7 +315,8 @@ def machine() -> str:
     except OSError:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
+    python = platform.python_version()
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {python}, {platform.system()}"
 
 
 def compare(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -278,9 +345,13 @@ def compare(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10k,100k,1M", help="Comma-separated sizes: 10k, 100k, 1M, 10M.")
+    parser.add_argument(
+        "--sizes", default="10k,100k,1M", help="Comma-separated sizes: 10k, 100k, 1M, 10M."
+    )
     parser.add_argument("--peers-up-to", default="1M", help="Largest size at which the peers run.")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds each tool may take per size.")
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, help="Seconds each tool may take per size."
+    )
     parser.add_argument("--write-docs", action="store_true", help="Write docs/benchmarks.md.")
     parser.add_argument("--run-tool", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
@@ -308,7 +379,7 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}", file=sys.stderr)
     if arguments.write_docs:
-        from benchmarks.render import write_docs  # type: ignore[import-not-found]
+        from benchmarks.render import write_docs
 
         write_docs(report, REPO / "docs" / "benchmarks.md")
 

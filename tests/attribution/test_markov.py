@@ -23,7 +23,9 @@ def path_journeys(store: Store, tmp_path: Path, text: str) -> Journeys:
     return materialize(store, build_journeys(store, ChannelClassifier(), JourneyOptions()))
 
 
-def fit(journeys: Journeys, **parameters: object) -> tuple[MarkovResult, dict[str, tuple[float, float]]]:
+def fit(
+    journeys: Journeys, **parameters: object
+) -> tuple[MarkovResult, dict[str, tuple[float, float]]]:
     model = create_model("markov", dict(parameters))
     assert isinstance(model, Markov)
     frame = credit_by(model.credits(journeys)).to_pandas()
@@ -32,7 +34,9 @@ def fit(journeys: Journeys, **parameters: object) -> tuple[MarkovResult, dict[st
 
 
 def effects(result: MarkovResult) -> dict[str, float]:
-    return dict(zip(result.removal_effects.channel, result.removal_effects.removal_effect, strict=True))
+    return dict(
+        zip(result.removal_effects.channel, result.removal_effects.removal_effect, strict=True)
+    )
 
 
 def test_markov_vignette_toy_is_exact(store: Store, tmp_path: Path, shared_data: Path) -> None:
@@ -40,16 +44,25 @@ def test_markov_vignette_toy_is_exact(store: Store, tmp_path: Path, shared_data:
     journeys = path_journeys(store, tmp_path, toy.read_text(encoding="utf-8"))
     result, credit = fit(journeys)
     expected = pd.read_csv(toy.parent / "vignette_toy_expected.csv").set_index("channel_name")
-    assert effects(result) == {"A": pytest.approx(1.0, abs=1e-12), "B": pytest.approx(0.5, abs=1e-12)}
+    assert effects(result) == {
+        "A": pytest.approx(1.0, abs=1e-12),
+        "B": pytest.approx(0.5, abs=1e-12),
+    }
     assert credit["A"][0] == pytest.approx(expected.loc["A", "total_conversions"], abs=1e-12)
     assert credit["B"][0] == pytest.approx(expected.loc["B", "total_conversions"], abs=1e-12)
 
 
 def test_markov_counts_non_converting_journeys(store: Store, tmp_path: Path) -> None:
-    text = "path,total_conversions,total_conversion_value,total_null\nA > B,1,10,0\nA,0,0,1\nB,1,30,0\n"
+    text = (
+        "path,total_conversions,total_conversion_value,total_null\n"
+        "A > B,1,10,0\nA,0,0,1\nB,1,30,0\n"
+    )
     result, credit = fit(path_journeys(store, tmp_path, text))
     assert result.conversion_probability == pytest.approx(2 / 3, abs=1e-12)
-    assert effects(result) == {"A": pytest.approx(0.5, abs=1e-12), "B": pytest.approx(1.0, abs=1e-12)}
+    assert effects(result) == {
+        "A": pytest.approx(0.5, abs=1e-12),
+        "B": pytest.approx(1.0, abs=1e-12),
+    }
     # A chain that forgets the move from A into (null) would give A 0.8 and B 1.2.
     assert credit["A"][0] == pytest.approx(2 / 3, abs=1e-12)
     assert credit["B"][0] == pytest.approx(4 / 3, abs=1e-12)
@@ -63,8 +76,12 @@ def test_markov_self_loops_change_only_matrix(store: Store, tmp_path: Path) -> N
     dropped, _ = fit(journeys, self_loops="drop")
     kept, _ = fit(journeys, self_loops="keep")
     assert effects(dropped) == pytest.approx(effects(kept), abs=1e-12)
-    assert ("A", "A") not in set(zip(dropped.transition_matrix.source, dropped.transition_matrix.target, strict=True))
-    assert ("A", "A") in set(zip(kept.transition_matrix.source, kept.transition_matrix.target, strict=True))
+    assert ("A", "A") not in set(
+        zip(dropped.transition_matrix.source, dropped.transition_matrix.target, strict=True)
+    )
+    assert ("A", "A") in set(
+        zip(kept.transition_matrix.source, kept.transition_matrix.target, strict=True)
+    )
 
 
 def test_markov_order_two_states_are_pairs(store: Store, tmp_path: Path) -> None:
@@ -101,27 +118,36 @@ def test_markov_deterministic_on_real_paths(store: Store, shared_data: Path) -> 
     import_paths(store, shared_data / "channelattribution-paths" / "Data.csv")
     journeys = materialize(store, build_journeys(store, ChannelClassifier(), JourneyOptions()))
     first, credit_one = fit(journeys, order=2)
-    second, credit_two = fit(journeys, order=2)
+    _, credit_two = fit(journeys, order=2)
     assert credit_one == credit_two
     assert (first.removal_effects.removal_effect > 0).all()
     assert sum(c for c, _ in credit_one.values()) == pytest.approx(19_785, abs=1e-6)
     assert sum(v for _, v in credit_one.values()) == pytest.approx(74_802.97, abs=0.005)
 
 
-def analytics_vidhya_markov(store: Store, folder: Path, tmp_path: Path) -> tuple[dict[str, tuple[float, float]], pd.DataFrame]:
+def analytics_vidhya_markov(
+    store: Store, folder: Path, tmp_path: Path
+) -> tuple[dict[str, tuple[float, float]], pd.DataFrame]:
     from tests.attribution.test_published import analytics_vidhya_paths
 
-    import_paths(store, analytics_vidhya_paths(folder / "Channel_attribution.csv", tmp_path / "paths.csv"))
+    import_paths(
+        store, analytics_vidhya_paths(folder / "Channel_attribution.csv", tmp_path / "paths.csv")
+    )
     journeys = materialize(store, build_journeys(store, ChannelClassifier(), JourneyOptions()))
     _, credit = fit(journeys)
     published = pd.read_csv(
-        folder / "published_results" / "markov_model_order1_mikenguyen13.csv", dtype={"channel_name": str}
+        folder / "published_results" / "markov_model_order1_mikenguyen13.csv",
+        dtype={"channel_name": str},
     )
     return credit, published
 
 
-def test_markov_near_published_analytics_vidhya(store: Store, shared_data: Path, tmp_path: Path) -> None:
-    credit, published = analytics_vidhya_markov(store, shared_data / "analyticsvidhya-channel-paths", tmp_path)
+def test_markov_near_published_analytics_vidhya(
+    store: Store, shared_data: Path, tmp_path: Path
+) -> None:
+    credit, published = analytics_vidhya_markov(
+        store, shared_data / "analyticsvidhya-channel-paths", tmp_path
+    )
     total = published.total_conversion.sum()
     for row in published.itertuples():
         gap = abs(credit[row.channel_name][0] - row.total_conversion)
@@ -138,6 +164,10 @@ def test_markov_near_published_analytics_vidhya(store: Store, shared_data: Path,
     ),
 )
 def test_markov_within_2pct_each_channel(store: Store, shared_data: Path, tmp_path: Path) -> None:
-    credit, published = analytics_vidhya_markov(store, shared_data / "analyticsvidhya-channel-paths", tmp_path)
+    credit, published = analytics_vidhya_markov(
+        store, shared_data / "analyticsvidhya-channel-paths", tmp_path
+    )
     for row in published.itertuples():
-        assert credit[row.channel_name][0] == pytest.approx(row.total_conversion, rel=0.02), row.channel_name
+        assert credit[row.channel_name][0] == pytest.approx(row.total_conversion, rel=0.02), (
+            row.channel_name
+        )

@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.attribution.test_markov import fit
 from journeymap.channels.rules import ChannelClassifier
 from journeymap.journeys.build import JourneyOptions, build_journeys, materialize
 from journeymap.sources.paths import import_paths
 from journeymap.store.store import Store
+from tests.attribution.test_markov import fit
 
 
 def peer_markov(data: Path, order: int) -> pd.DataFrame:

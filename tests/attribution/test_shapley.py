@@ -19,10 +19,15 @@ from journeymap.journeys.build import Journeys
 from journeymap.store.store import Store
 from tests.attribution.test_markov import path_journeys
 
-THREE_PATHS = "path,total_conversions,total_null,total_conversion_value\nA > B > A > C,1,0,30\nA,1,0,10\nB > C,0,1,0\n"
+THREE_PATHS = (
+    "path,total_conversions,total_null,total_conversion_value\n"
+    "A > B > A > C,1,0,30\nA,1,0,10\nB > C,0,1,0\n"
+)
 
 
-def channel_credit(journeys: Journeys, name: str, **parameters: object) -> dict[str, tuple[float, float]]:
+def channel_credit(
+    journeys: Journeys, name: str, **parameters: object
+) -> dict[str, tuple[float, float]]:
     frame = credit_by(create_model(name, dict(parameters)).credits(journeys)).to_pandas()
     return {row.channel: (row.conversions, row.value) for row in frame.itertuples()}
 
@@ -40,9 +45,16 @@ def test_shapley_brute_force_agrees(store: Store, tmp_path: Path) -> None:
     from itertools import combinations
     from math import factorial
 
-    text = "path,total_conversions,total_null\nA > B,3,2\nB > C > D,2,5\nA,1,4\nD > A > C,4,0\nB,0,3\n"
+    text = (
+        "path,total_conversions,total_null\nA > B,3,2\nB > C > D,2,5\nA,1,4\nD > A > C,4,0\nB,0,3\n"
+    )
     credit = channel_credit(path_journeys(store, tmp_path, text), "shapley")
-    observed = {frozenset("AB"): 3.0, frozenset("BCD"): 2.0, frozenset("A"): 1.0, frozenset("DAC"): 4.0}
+    observed = {
+        frozenset("AB"): 3.0,
+        frozenset("BCD"): 2.0,
+        frozenset("A"): 1.0,
+        frozenset("DAC"): 4.0,
+    }
     players = sorted("ABCD")
 
     def worth(coalition: frozenset[str]) -> float:
@@ -62,14 +74,18 @@ def test_shapley_brute_force_agrees(store: Store, tmp_path: Path) -> None:
 
 def test_shapley_conversion_rate_scales_to_total(store: Store, tmp_path: Path) -> None:
     text = "path,total_conversions,total_null\nA,1,9\nB,5,5\nA > B,2,0\n"
-    credit = channel_credit(path_journeys(store, tmp_path, text), "shapley", metric="conversion_rate")
+    credit = channel_credit(
+        path_journeys(store, tmp_path, text), "shapley", metric="conversion_rate"
+    )
     # Rates: A 0.1, B 0.5, {A, B} 1.0; phi A = 0.1 + 0.5, phi B = 0.5 + 0.5, scaled to 8.
     assert credit["A"][0] == pytest.approx(8 * 0.6 / 1.6, abs=1e-12)
     assert credit["B"][0] == pytest.approx(8 * 1.0 / 1.6, abs=1e-12)
 
 
 def test_shapley_sampled_within_standard_errors(store: Store, tmp_path: Path) -> None:
-    journeys = path_journeys(store, tmp_path, "path,total_conversions\nA > B > C,6\nA,2\nB > D,3\nC > D > A,5\n")
+    journeys = path_journeys(
+        store, tmp_path, "path,total_conversions\nA > B > C,6\nA,2\nB > D,3\nC > D > A,5\n"
+    )
     exact = channel_credit(journeys, "shapley")
     model = create_model("shapley", {"method": "sampled", "samples": 3000, "seed": 3})
     assert isinstance(model, Shapley)
@@ -87,7 +103,10 @@ def test_shapley_exact_with_forty_channels() -> None:
     estimate = sampled_shapley(coalitions, samples=4000, seed=1)
     # Closed form: c0..c19 get 1 + 1 = 2, c20..c39 get 1.
     expected = np.array([2.0 if int(name[1:]) < 20 else 1.0 for name in estimate.channel])
-    assert np.all(np.abs(estimate.shapley.to_numpy() - expected) <= 5 * estimate.standard_error.to_numpy() + 1e-9)
+    assert np.all(
+        np.abs(estimate.shapley.to_numpy() - expected)
+        <= 5 * estimate.standard_error.to_numpy() + 1e-9
+    )
 
 
 def test_ordered_shapley_reports_positions(store: Store, tmp_path: Path) -> None:
@@ -125,7 +144,10 @@ def test_shapley_efficiency_on_random_paths(paths: list[tuple[list[str], int, in
     import tempfile
 
     lines = ["path,total_conversions,total_null,total_conversion_value"]
-    lines += [f"{' > '.join(path)},{conversions},{nulls},{conversions * 2.5}" for path, conversions, nulls in paths]
+    lines += [
+        f"{' > '.join(path)},{conversions},{nulls},{conversions * 2.5}"
+        for path, conversions, nulls in paths
+    ]
     total = sum(conversions for _, conversions, _ in paths)
     with tempfile.TemporaryDirectory() as folder:
         store = Store.open()
@@ -134,8 +156,14 @@ def test_shapley_efficiency_on_random_paths(paths: list[tuple[list[str], int, in
             for metric in ("conversions", "conversion_rate"):
                 parameters = {} if name == "fractribution" else {"metric": metric}
                 credit = channel_credit(journeys, name, **parameters)
-                assert sum(c for c, _ in credit.values()) == pytest.approx(total, abs=1e-9), (name, metric)
-                assert sum(v for _, v in credit.values()) == pytest.approx(total * 2.5, abs=1e-6), (name, metric)
+                assert sum(c for c, _ in credit.values()) == pytest.approx(total, abs=1e-9), (
+                    name,
+                    metric,
+                )
+                assert sum(v for _, v in credit.values()) == pytest.approx(total * 2.5, abs=1e-6), (
+                    name,
+                    metric,
+                )
                 assert all(c >= -1e-12 for c, _ in credit.values()), (name, metric)
         store.close()
 
@@ -162,7 +190,12 @@ def test_fractribution_leave_one_out_by_hand() -> None:
 def test_fractribution_zero_contributions_go_last() -> None:
     sep = STATE_SEPARATOR
     summary = pd.DataFrame(
-        {"kind": "conversion", "key": [f"A{sep}B", "A", "B"], "conversions": [1.0, 1.0, 1.0], "nulls": [1.0, 0.0, 0.0]}
+        {
+            "kind": "conversion",
+            "key": [f"A{sep}B", "A", "B"],
+            "conversions": [1.0, 1.0, 1.0],
+            "nulls": [1.0, 0.0, 0.0],
+        }
     )
     fractions = path_fractions(summary)
     assert fractions[fractions.key == f"A{sep}B"].fraction.tolist() == [0.0, 1.0]

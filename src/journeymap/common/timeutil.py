@@ -51,13 +51,13 @@ def parse_timestamps(
     elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         result = _from_epoch(values.astype("float64"))
     else:
-        result = _from_text(values.astype("string"), timezone)
+        result = _from_text(values.astype("string[pyarrow]"), timezone)
     result = pd.Series(result, index=index).astype("datetime64[us, UTC]")
 
     if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_numeric_dtype(values):
         present = values.notna()
     else:
-        present = values.notna() & (values.astype("string").str.strip() != "")
+        present = values.notna() & (values.astype("string[pyarrow]").str.strip() != "")
     bad = present & result.isna()
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])

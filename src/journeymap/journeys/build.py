@@ -149,34 +149,36 @@ def journeys_from_events(
     running = ibis.window(
         group_by=["entity_id", "kind"], order_by=["occurred_at", "seq", "sub"], rows=(None, 0)
     )
-    stream = stream.mutate(idx=stream.is_conversion.sum().over(running) - stream.is_conversion)
+    stream = stream.mutate(
+        idx=stream.is_conversion.sum().over(running) - stream.is_conversion,
+        epoch=stream.occurred_at.epoch_seconds().cast("float64"),
+    )
+    # A conversion and the touches since the previous one share (entity, kind, idx), so one
+    # window gives every touch its conversion's time without a join.
+    group = ibis.window(group_by=["entity_id", "kind", "idx"])
+    is_end = stream.is_conversion == 1
+    stream = stream.mutate(
+        conv_epoch=ibis.cases((is_end, stream.epoch), else_=ibis.null(float)).max().over(group),
+        conv_seq=ibis.cases((is_end, stream.seq), else_=ibis.null("int64")).max().over(group),
+        converted_at=ibis.cases((is_end, stream.occurred_at), else_=ibis.null(TS))
+        .max()
+        .over(group),
+        last_epoch=stream.epoch.max().over(group),
+    )
+    lookback = options.lookback_days * SECONDS_PER_DAY
+    anchor = ibis.coalesce(stream.conv_epoch, stream.last_epoch)
     stream = stream.mutate(
         journey_id=stream.kind.concat(":", stream.entity_id, ":", stream.idx.cast("string")),
-        epoch=stream.occurred_at.epoch_seconds().cast("float64"),
-    ).cache()
+        _eligible=is_end | (stream.epoch >= anchor - lookback),
+    )
+    stream = stream.filter(stream._eligible).drop("_eligible").cache()
 
     ends = stream.filter(stream.is_conversion == 1).select(
-        "journey_id",
-        "entity_id",
-        "kind",
-        "conversion_id",
-        "value",
-        converted_at="occurred_at",
-        conv_seq="seq",
-        conv_epoch="epoch",
+        "journey_id", "entity_id", "kind", "conversion_id", "value", "converted_at"
     )
-    touch_stream = stream.filter(stream.is_conversion == 0).drop(
-        "conversion_id", "value", "sub", "is_conversion"
+    eligible = stream.filter(stream.is_conversion == 0).drop(
+        "conversion_id", "value", "sub", "is_conversion", "last_epoch"
     )
-    joined = touch_stream.left_join(
-        ends.select("journey_id", "converted_at", "conv_seq", "conv_epoch"), "journey_id"
-    )
-    joined = joined.drop([column for column in joined.columns if column.endswith("_right")])
-    # The window goes into a column before the filter: Spark cannot filter on a window.
-    joined = joined.mutate(_last_epoch=joined.epoch.max().over(ibis.window(group_by="journey_id")))
-    lookback = options.lookback_days * SECONDS_PER_DAY
-    anchor = ibis.coalesce(joined.conv_epoch, joined._last_epoch)
-    eligible = joined.filter(joined.epoch >= anchor - lookback).drop("_last_epoch")
     eligible = eligible.mutate(
         days_before=(eligible.conv_epoch - eligible.epoch) / SECONDS_PER_DAY,
         rank=ibis.row_number().over(
@@ -236,38 +238,73 @@ def _mark_milestones(
     """Flag the touch that led to each milestone: the last kept touch at or before it.
 
     A milestone is the entity's first conversion of the milestone's kinds, and counts only
-    when it happens at or before the journey's conversion.
+    when it happens at or before the journey's conversion. Data without any milestone kind
+    skips the join.
     """
-    marked = kept
-    for name, kinds in (
-        ("lead", milestones.lead),
-        ("opportunity", milestones.opportunity),
-        ("won", milestones.closed_won),
-    ):
-        wanted = [kind.lower() for kind in kinds]
-        firsts = conversions.filter(conversions.kind.isin(wanted))
-        firsts = firsts.mutate(
+    names = {
+        "lead": [kind.lower() for kind in milestones.lead],
+        "opportunity": [kind.lower() for kind in milestones.opportunity],
+        "won": [kind.lower() for kind in milestones.closed_won],
+    }
+    every_kind = sorted({kind for kinds in names.values() for kind in kinds})
+    present = conversions.filter(conversions.kind.isin(every_kind)).limit(1).count().execute()
+    if not present:
+        return kept.mutate(
+            is_lead_touch=ibis.literal(False),
+            is_opportunity_touch=ibis.literal(False),
+            is_won_touch=ibis.literal(False),
+        )
+
+    # One row per entity with the time and seq of its first conversion of each milestone.
+    firsts = None
+    for name, kinds in names.items():
+        rows = conversions.filter(conversions.kind.isin(kinds))
+        rows = rows.mutate(
             _n=ibis.row_number().over(
                 ibis.window(group_by="entity_id", order_by=["occurred_at", "seq"])
             )
         )
-        firsts = firsts.filter(firsts._n == 0).select(
-            "entity_id", _m_ts=firsts.occurred_at, _m_seq=firsts.seq
+        rows = rows.filter(rows._n == 0).select(
+            "entity_id", **{f"_{name}_ts": rows.occurred_at, f"_{name}_seq": rows.seq}
         )
-        joined = marked.left_join(firsts, "entity_id")
-        joined = joined.drop([column for column in joined.columns if column.endswith("_right")])
-        reached = (
-            joined._m_ts.notnull()
+        if firsts is None:
+            firsts = rows
+            continue
+        both = firsts.outer_join(rows, "entity_id")
+        both = both.mutate(entity_id=ibis.coalesce(both.entity_id, both.entity_id_right))
+        firsts = both.drop("entity_id_right")
+    assert firsts is not None
+    joined = kept.left_join(firsts, "entity_id")
+    joined = joined.drop([column for column in joined.columns if column.endswith("_right")])
+
+    reached = {}
+    for name in names:
+        ts, seq = joined[f"_{name}_ts"], joined[f"_{name}_seq"]
+        reached[f"_{name}_reached"] = (
+            ts.notnull()
             & joined.conv_epoch.notnull()
-            & _key_at_or_before(joined.occurred_at, joined.seq, joined._m_ts, joined._m_seq)
-            & _key_at_or_before(joined._m_ts, joined._m_seq, joined.converted_at, joined.conv_seq)
+            & _key_at_or_before(joined.occurred_at, joined.seq, ts, seq)
+            & _key_at_or_before(ts, seq, joined.converted_at, joined.conv_seq)
+        ).fill_null(False)
+    joined = joined.mutate(**reached)
+    in_journey = ibis.window(group_by="journey_id")
+    latest = {
+        f"_{name}_latest": ibis.cases(
+            (joined[f"_{name}_reached"], joined.position), else_=ibis.null("int64")
         )
-        joined = joined.mutate(_reached=reached.fill_null(False))
-        last_reached = ibis.cases((joined._reached, joined.position), else_=ibis.null("int64"))
-        latest = last_reached.max().over(ibis.window(group_by="journey_id"))
-        flag = (joined._reached & (joined.position == latest)).fill_null(False)
-        marked = joined.mutate(**{f"is_{name}_touch": flag}).drop("_m_ts", "_m_seq", "_reached")
-    return marked
+        .max()
+        .over(in_journey)
+        for name in names
+    }
+    joined = joined.mutate(**latest)
+    flags = {
+        f"is_{name}_touch": (
+            joined[f"_{name}_reached"] & (joined.position == joined[f"_{name}_latest"])
+        ).fill_null(False)
+        for name in names
+    }
+    helpers = [column for column in joined.columns if column.startswith("_")]
+    return joined.mutate(**flags).drop(*helpers)
 
 
 def journeys_from_paths(path_aggregates: ibis.Table, options: JourneyOptions) -> Journeys:

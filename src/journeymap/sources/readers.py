@@ -94,7 +94,7 @@ def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
         frame = pd.read_csv(
             file,
             sep=sep,
-            dtype=str,
+            dtype="string[pyarrow]",
             keep_default_na=False,
             na_values=[""],
             encoding="utf-8-sig",

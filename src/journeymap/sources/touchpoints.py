@@ -264,6 +264,8 @@ def import_touchpoints(
         timezone=timezone,
         default_kind=default_kind,
     )
+    given_touch_ids = bool(touches["touchpoint_id"].notna().any())
+    given_conversion_ids = bool(conversions["conversion_id"].notna().any())
     seq_start = store.next_seq()
     for frame, prefix in ((touches, "t"), (conversions, "c")):
         frame["seq"] = seq_start + frame.pop("row")
@@ -271,8 +273,11 @@ def import_touchpoints(
         id_column = "touchpoint_id" if prefix == "t" else "conversion_id"
         frame[id_column] = frame[id_column].fillna(row_ids)
     conversions["currency"] = conversions["currency"].fillna(currency)
-    _check_unique(touches, "touchpoint_id", source.path, seq_start)
-    _check_unique(conversions, "conversion_id", source.path, seq_start)
+    # Ids made from row numbers are unique already; only ids from the file need checking.
+    if given_touch_ids:
+        _check_unique(touches, "touchpoint_id", source.path, seq_start)
+    if given_conversion_ids:
+        _check_unique(conversions, "conversion_id", source.path, seq_start)
     return write_import(
         store,
         import_id=import_id,
