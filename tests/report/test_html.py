@@ -427,7 +427,7 @@ def test_credit_chart_bars_per_model() -> None:
     assert buttons[1].args[1]["yaxis.title.text"] == "Value (EUR)"
 
 
-def test_credit_chart_twelve_channels_nine_models() -> None:
+def test_credit_chart_twelve_channels_every_model() -> None:
     channels = [f"Channel {index:02d}" for index in range(12)] + ["(unattributed)"]
     models = model_names()
     fig = charts.credit_by_model_figure(credit_frame(channels, models))

@@ -26,8 +26,9 @@ from plotly.colors import qualitative
 from journeymap.attribution import model_names
 from journeymap.store.schema import UNATTRIBUTED
 
-MODEL_PALETTE: tuple[str, ...] = tuple(qualitative.Safe)
-"""Plotly's qualitative ``Safe`` sequence (from CARTO's CartoColors), 11 colours."""
+MODEL_PALETTE: tuple[str, ...] = tuple(qualitative.Safe) + tuple(qualitative.Bold[:6])
+"""Plotly's qualitative ``Safe`` sequence (from CARTO's CartoColors, 11 colours), then six
+colours of its ``Bold`` sequence, so that every registered model has its own colour."""
 
 ROLE_COLORS: dict[str, str] = {"first": "#4C78A8", "middle": "#B8B8B8", "last": "#E45756"}
 COST_COLOR = "#5F6B73"
@@ -50,7 +51,7 @@ def model_colors(models: Iterable[str]) -> dict[str, str]:
     """Map each model name to its colour.
 
     Registered models take the palette colour at their registry position, and other names
-    take the following colours in the order given. The palette repeats past 11 models.
+    take the following colours in the order given. The palette repeats past 17 models.
     """
     registered = model_names()
     colors: dict[str, str] = {}

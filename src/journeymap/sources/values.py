@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import pandas as pd
 
@@ -11,7 +13,7 @@ TRUE_WORDS = {"1", "true", "t", "yes", "y", "1.0"}
 FALSE_WORDS = {"0", "false", "f", "no", "n", "0.0", ""}
 
 
-STRING = "string[pyarrow]"
+STRING: Final = "string[pyarrow]"
 """Pandas dtype of text columns: Arrow-backed strings."""
 
 
