@@ -104,8 +104,7 @@ def journeys_from_events(
     options: JourneyOptions,
 ) -> Journeys:
     """Cut touchpoints into journeys that end at conversions (and non-converting journeys)."""
-    # Classify once: the journey steps below read these columns many times.
-    touches = classified_touches(touchpoints, classifier, options.entity).cache()
+    touches = classified_touches(touchpoints, classifier, options.entity)
     convs = conversions.mutate(
         entity_id=_entity(conversions, options.entity), kind=conversions.kind.lower()
     )
@@ -114,7 +113,8 @@ def journeys_from_events(
         targets = convs.filter(convs.kind.isin(list(options.conversion_kinds)))
     kinds = targets.select("kind").distinct()
 
-    # One stream of touches (repeated for every kind) and conversions, in journey order.
+    # One narrow stream of touches (repeated for every kind) and conversions, in journey
+    # order. The window passes sort it, so text columns join back only after the filter.
     touch_rows = touches.cross_join(kinds).select(
         entity_id="entity_id",
         kind="kind",
@@ -122,13 +122,6 @@ def journeys_from_events(
         seq="seq",
         sub=ibis.literal(0, type="int8"),
         is_conversion=ibis.literal(0, type="int64"),
-        touchpoint_id="touchpoint_id",
-        channel="channel",
-        source_medium="source_medium",
-        campaign="campaign",
-        ad_id="ad_id",
-        conversion_id=ibis.null(str),
-        value=ibis.null(float),
     )
     conversion_rows = targets.select(
         entity_id="entity_id",
@@ -137,13 +130,6 @@ def journeys_from_events(
         seq="seq",
         sub=ibis.literal(1, type="int8"),
         is_conversion=ibis.literal(1, type="int64"),
-        touchpoint_id=ibis.null(str),
-        channel=ibis.null(str),
-        source_medium=ibis.null(str),
-        campaign=ibis.null(str),
-        ad_id=ibis.null(str),
-        conversion_id="conversion_id",
-        value=targets.value.fill_null(0.0),
     )
     stream = touch_rows.union(conversion_rows)
     running = ibis.window(
@@ -173,11 +159,14 @@ def journeys_from_events(
     )
     stream = stream.filter(stream._eligible).drop("_eligible").cache()
 
-    ends = stream.filter(stream.is_conversion == 1).select(
-        "journey_id", "entity_id", "kind", "conversion_id", "value", "converted_at"
-    )
-    eligible = stream.filter(stream.is_conversion == 0).drop(
-        "conversion_id", "value", "sub", "is_conversion", "last_epoch"
+    ends = stream.filter(stream.is_conversion == 1)
+    ends = ends.inner_join(
+        targets.select("seq", "conversion_id", value=targets.value.fill_null(0.0)), "seq"
+    ).select("journey_id", "entity_id", "kind", "conversion_id", "value", "converted_at")
+    eligible = stream.filter(stream.is_conversion == 0).drop("sub", "is_conversion", "last_epoch")
+    eligible = eligible.inner_join(
+        touches.select("seq", "touchpoint_id", "channel", "source_medium", "campaign", "ad_id"),
+        "seq",
     )
     eligible = eligible.mutate(
         days_before=(eligible.conv_epoch - eligible.epoch) / SECONDS_PER_DAY,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeymap import __version__
 from journeymap.common.errors import AlreadyImportedError
@@ -67,17 +70,23 @@ def write_import(
     file: str,
     sha256: str,
     seq_start: int,
-    tables: dict[str, pd.DataFrame],
+    tables: Mapping[str, pd.DataFrame | pa.Table],
 ) -> ImportResult:
     """Append every table of one import and its record in ``imports``, in one transaction."""
     rows: dict[str, int] = {}
     seq_end = seq_start - 1
     for frame in tables.values():
-        if "seq" in frame.columns and len(frame):
+        if isinstance(frame, pa.Table):
+            if "seq" in frame.column_names and frame.num_rows:
+                seq_end = max(seq_end, int(pc.max(frame["seq"]).as_py()))
+        elif "seq" in frame.columns and len(frame):
             seq_end = max(seq_end, int(frame["seq"].max()))
     with store.transaction():
         for name, frame in tables.items():
-            frame = frame.assign(import_id=import_id)
+            if isinstance(frame, pa.Table):
+                frame = frame.append_column("import_id", pa.repeat(import_id, frame.num_rows))
+            else:
+                frame = frame.assign(import_id=import_id)
             rows[name] = store.append(name, frame)
         record = pd.DataFrame(
             {

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from journeymap.common.errors import InputError
 
@@ -56,14 +58,22 @@ def _first_bad_utf8(path: Path) -> tuple[int, int]:
     return 0, 0
 
 
-def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
-    """Read a CSV (any of ``, ; tab |``, UTF-8 with or without a byte-order mark) or Parquet file.
+@dataclass(frozen=True)
+class InputSource:
+    """A file checked for existence and size, with its content hash and separator."""
 
-    Column names are kept as written, without surrounding spaces. CSV cells are text; empty
-    cells are missing values. A pipe or process substitution is read whole first.
+    path: str
+    file: Path
+    sha256: str
+    separator: str | None
+    is_parquet: bool
+
+
+def prepare_input(path: str | Path, *, separator: str | None = None) -> InputSource:
+    """Check that a file can be read, and return its hash and (for CSV) its separator.
 
     Raises:
-        InputError: the file does not exist, is empty or has no rows, or cannot be parsed.
+        InputError: the file does not exist or is empty.
     """
     file = Path(path)
     shown = str(path)
@@ -80,8 +90,70 @@ def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
         raise InputError(
             "file is empty", file=shown, hint="Export the data again; the file has no header"
         )
-    sha = file_sha256(file)
-    if file.suffix.lower() in {".parquet", ".pq"}:
+    is_parquet = file.suffix.lower() in {".parquet", ".pq"}
+    sep = None if is_parquet else (separator if separator is not None else sniff_separator(file))
+    return InputSource(shown, file, file_sha256(file), sep, is_parquet)
+
+
+def header_names(source: InputSource) -> list[str]:
+    """Return the column names of a file without reading its rows."""
+    if source.is_parquet:
+        import pyarrow.parquet as pq
+
+        try:
+            return [str(name).strip() for name in pq.read_schema(source.file).names]
+        except (pa.ArrowInvalid, OSError):
+            return []
+    with source.file.open(encoding="utf-8-sig", errors="replace") as handle:
+        header = next(csv.reader([handle.readline()], delimiter=source.separator or ","), [])
+    return [name.strip() for name in header]
+
+
+def read_arrow(source: InputSource, *, typed: Sequence[str] = ()) -> pa.Table | None:
+    """Read a file into Arrow: Parquet as stored, CSV as text except the ``typed`` columns.
+
+    Returns None when Arrow cannot read the file; :func:`read_input` then gives the error
+    that names the problem.
+    """
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+
+    try:
+        if source.is_parquet:
+            table = pq.read_table(source.file)
+        else:
+            with source.file.open(encoding="utf-8-sig", errors="replace") as handle:
+                header = next(csv.reader([handle.readline()], delimiter=source.separator or ","))
+            names = [name.strip() for name in header]
+            table = pv.read_csv(
+                source.file,
+                read_options=pv.ReadOptions(column_names=names, skip_rows=1),
+                parse_options=pv.ParseOptions(delimiter=source.separator or ","),
+                convert_options=pv.ConvertOptions(
+                    column_types={name: pa.string() for name in names if name not in typed},
+                    strings_can_be_null=False,
+                ),
+            )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, StopIteration):
+        return None
+    except OSError:
+        return None
+    table = table.rename_columns([str(name).strip() for name in table.column_names])
+    return table if table.num_rows else None
+
+
+def read_input(path: str | Path | InputSource, *, separator: str | None = None) -> InputFile:
+    """Read a CSV (any of ``, ; tab |``, UTF-8 with or without a byte-order mark) or Parquet file.
+
+    Column names are kept as written, without surrounding spaces. CSV cells are text; empty
+    cells are missing values. A pipe or process substitution is read whole first.
+
+    Raises:
+        InputError: the file does not exist, is empty or has no rows, or cannot be parsed.
+    """
+    source = path if isinstance(path, InputSource) else prepare_input(path, separator=separator)
+    file, shown, sha = source.file, source.path, source.sha256
+    if source.is_parquet:
         try:
             frame = pd.read_parquet(file)
         except Exception as exc:  # pyarrow raises ArrowInvalid and OSError variants
@@ -89,12 +161,12 @@ def read_input(path: str | Path, *, separator: str | None = None) -> InputFile:
         frame.columns = [str(column).strip() for column in frame.columns]
         return _with_rows(InputFile(shown, frame, sha, None))
 
-    sep = separator if separator is not None else sniff_separator(file)
+    sep = source.separator or ","
     try:
         frame = pd.read_csv(
             file,
             sep=sep,
-            dtype="string[pyarrow]",
+            dtype=str,
             keep_default_na=False,
             na_values=[""],
             encoding="utf-8-sig",

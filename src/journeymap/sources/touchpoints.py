@@ -17,12 +17,21 @@ from urllib.parse import unquote_plus
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeymap.common.errors import InputError
 from journeymap.common.timeutil import parse_timestamps
+from journeymap.sources.arrow_touchpoints import read_touchpoint_arrow
 from journeymap.sources.batch import ImportResult, check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver, normalise_name
-from journeymap.sources.readers import read_input
+from journeymap.sources.readers import (
+    InputSource,
+    header_names,
+    prepare_input,
+    read_arrow,
+    read_input,
+)
 from journeymap.sources.values import flags, numbers, text
 from journeymap.store.store import Store
 
@@ -253,31 +262,35 @@ def import_touchpoints(
     Ids that the file does not give are derived from the import id and the row number, so
     that importing the same bytes again into a new store gives the same ids.
     """
-    source = read_input(path, separator=separator)
+    source = prepare_input(path, separator=separator)
     import_id = check_not_imported(
         store, kind="touchpoints", sha256=source.sha256, file=source.path
     )
-    touches, conversions = read_touchpoint_frame(
-        source.frame,
-        file=source.path,
-        mapping=mapping,
-        timezone=timezone,
-        default_kind=default_kind,
-    )
-    given_touch_ids = bool(touches["touchpoint_id"].notna().any())
-    given_conversion_ids = bool(conversions["conversion_id"].notna().any())
+    touches, conversions = _read_tables(source, mapping, timezone, default_kind)
+
     seq_start = store.next_seq()
-    for frame, prefix in ((touches, "t"), (conversions, "c")):
-        frame["seq"] = seq_start + frame.pop("row")
-        row_ids = import_id + ":" + prefix + (frame["seq"] - seq_start + 1).astype("string")
-        id_column = "touchpoint_id" if prefix == "t" else "conversion_id"
-        frame[id_column] = frame[id_column].fillna(row_ids)
-    conversions["currency"] = conversions["currency"].fillna(currency)
-    # Ids made from row numbers are unique already; only ids from the file need checking.
-    if given_touch_ids:
-        _check_unique(touches, "touchpoint_id", source.path, seq_start)
-    if given_conversion_ids:
-        _check_unique(conversions, "conversion_id", source.path, seq_start)
+    tables = {}
+    for table, prefix, id_column in (
+        (touches, "t", "touchpoint_id"),
+        (conversions, "c", "conversion_id"),
+    ):
+        given_ids = table[id_column].null_count < table.num_rows
+        row = table["row"]
+        seq = pc.add(row, seq_start)
+        row_ids = pc.binary_join_element_wise(
+            f"{import_id}:{prefix}", pc.cast(pc.add(row, 1), pa.string()), ""
+        )
+        table = table.drop_columns(["row"]).append_column("seq", seq)
+        ids = pc.coalesce(table[id_column], row_ids)
+        table = table.set_column(table.column_names.index(id_column), id_column, ids)
+        # Ids made from row numbers are unique already; only ids from the file need checking.
+        if given_ids:
+            _check_unique(table, id_column, source.path, seq_start)
+        tables["touchpoints" if prefix == "t" else "conversions"] = table
+    currency_column = tables["conversions"].column_names.index("currency")
+    tables["conversions"] = tables["conversions"].set_column(
+        currency_column, "currency", pc.coalesce(tables["conversions"]["currency"], currency)
+    )
     return write_import(
         store,
         import_id=import_id,
@@ -285,18 +298,62 @@ def import_touchpoints(
         file=source.path,
         sha256=source.sha256,
         seq_start=seq_start,
-        tables={"touchpoints": touches, "conversions": conversions},
+        tables=tables,
     )
 
 
-def _check_unique(frame: pd.DataFrame, column: str, file: str, seq_start: int) -> None:
-    duplicated = frame[column].duplicated()
-    if duplicated.any():
-        row = int(frame.loc[duplicated, "seq"].iloc[0] - seq_start + 1)
-        raise InputError(
-            f"{column} {frame.loc[duplicated, column].iloc[0]!r} appears more than once",
-            file=file,
-            row=row,
-            column=column,
-            hint="Ids must be unique; remove the duplicate row or drop the id column",
+def _read_tables(
+    source: InputSource,
+    mapping: Mapping[str, str] | None,
+    timezone: str,
+    default_kind: str,
+) -> tuple[pa.Table, pa.Table]:
+    """Read touches and conversions with Arrow when the file allows it, else with pandas."""
+    names = header_names(source)
+    resolved = ColumnResolver(
+        file=source.path, columns=names, aliases=TOUCHPOINT_ALIASES, mapping=mapping
+    )
+    typed = [
+        column
+        for column in (resolved.get(field) for field in ("occurred_at", "value", "conversion"))
+        if column
+    ]
+    table = read_arrow(source, typed=typed)
+    if table is not None:
+        fast = read_touchpoint_arrow(
+            table,
+            file=source.path,
+            aliases=TOUCHPOINT_ALIASES,
+            click_ids=CLICK_IDS,
+            touch_columns=TOUCH_COLUMNS,
+            mapping=mapping,
+            timezone=timezone,
+            default_kind=default_kind,
         )
+        if fast is not None:
+            return fast
+    frame = read_input(source)
+    touches, conversions = read_touchpoint_frame(
+        frame.frame, file=source.path, mapping=mapping, timezone=timezone, default_kind=default_kind
+    )
+    return (
+        pa.Table.from_pandas(touches, preserve_index=False),
+        pa.Table.from_pandas(conversions, preserve_index=False),
+    )
+
+
+def _check_unique(table: pa.Table, column: str, file: str, seq_start: int) -> None:
+    counts = pc.value_counts(table[column])
+    repeated = counts.filter(pc.greater(pc.struct_field(counts, [1]), 1))
+    if len(repeated) == 0:
+        return
+    value = repeated[0]["values"].as_py()
+    matches = pc.indices_nonzero(pc.equal(table[column], value)).to_pylist()
+    row = int(table["seq"][matches[1]].as_py() - seq_start + 1)
+    raise InputError(
+        f"{column} {value!r} appears more than once",
+        file=file,
+        row=row,
+        column=column,
+        hint="Ids must be unique; remove the duplicate row or drop the id column",
+    )
