@@ -156,8 +156,8 @@ class ChannelLevelModel(AttributionModel):
     ) -> tuple[dict[str, float], dict[str, float]]:
         """Return conversions and value credited to each channel for journeys of one kind.
 
-        Both mappings add up to the conversions and value of the kind's converting journeys
-        that have touches.
+        ``journeys`` holds every kind; the model reads the kind's paths. Both mappings add
+        up to the conversions and value of the kind's converting journeys that have touches.
         """
 
     def credits(self, journeys: Journeys) -> ibis.Table:
@@ -167,8 +167,8 @@ class ChannelLevelModel(AttributionModel):
         kinds = sorted(journeys.journeys.select("kind").distinct().to_pandas().kind.dropna())
         parts = []
         for kind in kinds:
+            conversions, value = self.channel_credit(journeys, kind)
             of_kind = journeys_of_kind(journeys, kind)
-            conversions, value = self.channel_credit(of_kind, kind)
             parts.append(spread_channel_credit(self.name, of_kind, conversions, value, kind))
         if not parts:
             return unattributed_rows(self.name, journeys.journeys).select(*CREDIT_COLUMNS)

@@ -17,14 +17,13 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from journeymap.attribution.aggregate import STATE_SEPARATOR
+from journeymap.attribution.aggregate import STATE_SEPARATOR, journey_keys, path_summary
 from journeymap.attribution.base import (
     CREDIT_COLUMNS,
     AttributionModel,
     register,
     unattributed_rows,
 )
-from journeymap.common.numbers import exact_sum
 from journeymap.journeys.build import Journeys
 
 
@@ -80,30 +79,21 @@ class Fractribution(AttributionModel):
 
     def credits(self, journeys: Journeys) -> ibis.Table:
         """Return per-touch credits; each conversion's touches add up to it."""
-        touches = journeys.touches
-        pairs = ibis.struct({"position": touches.position, "channel": touches.channel})
-        keys = touches.group_by("journey_id").aggregate(_steps=pairs.collect())
-        keys = keys.select(
-            "journey_id",
-            key=keys._steps.sort().map(lambda step: step.channel).join(STATE_SEPARATOR),
-        )
-        weights = journeys.journeys.select(
-            "journey_id", "conversion_id", "kind", "conversions", "value", "nulls"
-        )
-        keyed = keys.inner_join(weights, "journey_id")
-        summary = keyed.group_by(["kind", "key"]).aggregate(
-            conversions=exact_sum(keyed.conversions), nulls=exact_sum(keyed.nulls)
-        )
-        fractions = path_fractions(summary.to_pandas())
+        keyed = journey_keys(journeys)
+        summary = path_summary(journeys)
+        fractions = path_fractions(summary)
         table = ibis.memtable(
             fractions,
             schema={"kind": "string", "key": "string", "position": "int64", "fraction": "float64"},
         )
         converting = keyed.filter(keyed.conversions > 0).select(
-            "journey_id", "conversion_id", "kind", "key", "conversions", "value"
+            "journey_id", "kind", "key", "conversions", "value"
         )
-        rows = touches.inner_join(converting, "journey_id").inner_join(
-            table, ["kind", "key", "position"]
+        ids = journeys.journeys.select("journey_id", "conversion_id")
+        rows = (
+            journeys.touches.inner_join(converting, "journey_id")
+            .inner_join(ids, "journey_id")
+            .inner_join(table, ["kind", "key", "position"])
         )
         credited = rows.select(
             model=ibis.literal(self.name),

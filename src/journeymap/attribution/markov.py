@@ -33,7 +33,14 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from pydantic import Field, field_validator
 
-from journeymap.attribution.aggregate import CONVERSION, NULL, START, STATE_SEPARATOR, transitions
+from journeymap.attribution.aggregate import (
+    CONVERSION,
+    NULL,
+    START,
+    STATE_SEPARATOR,
+    path_summary,
+    transitions_of_paths,
+)
 from journeymap.attribution.base import ChannelLevelModel, ModelParameters, register
 from journeymap.common.errors import ModelError
 from journeymap.journeys.build import Journeys
@@ -253,18 +260,21 @@ class Markov(ChannelLevelModel):
         super().__init__(**parameters)
         self.results = {}
 
-    def fit(self, journeys: Journeys) -> MarkovResult:
-        """Aggregate transitions in the engine and solve the chain (journeys of one kind)."""
+    def fit(self, journeys: Journeys, kind: str | None = None) -> MarkovResult:
+        """Count transitions over the distinct paths (of one kind) and solve the chain."""
         p = self.parameters
         assert isinstance(p, MarkovParameters)
-        edges = transitions(journeys, order=p.order, drop_self_loops=p.self_loops == "drop")
+        summary = path_summary(journeys)
+        if kind is not None:
+            summary = summary[summary.kind == kind]
+        edges = transitions_of_paths(summary, p.order, p.self_loops == "drop")
         return fit_markov(edges, p.order, p.sequences)
 
     def channel_credit(
         self, journeys: Journeys, kind: str
     ) -> tuple[dict[str, float], dict[str, float]]:
         """Return the chain's conversions and value credit per channel."""
-        result = self.fit(journeys)
+        result = self.fit(journeys, kind)
         self.results[kind] = result
         effects = result.removal_effects
         return (

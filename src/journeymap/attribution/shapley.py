@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from journeymap.attribution.aggregate import STATE_SEPARATOR
+from journeymap.attribution.aggregate import STATE_SEPARATOR, journey_keys, path_summary
 from journeymap.attribution.allocate import spread_channel_credit
 from journeymap.attribution.base import (
     CREDIT_COLUMNS,
@@ -40,7 +40,6 @@ from journeymap.attribution.base import (
     register,
     unattributed_rows,
 )
-from journeymap.common.numbers import exact_sum
 from journeymap.journeys.build import Journeys
 
 Metric = Literal["conversions", "conversion_rate"]
@@ -77,41 +76,10 @@ class ShapleyResult:
     by_position: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def _coalitions(journeys: Journeys, *, ordered: bool) -> tuple[ibis.Table, ibis.Table]:
-    """Return first touches of each channel with their journey's coalition key, and the coalitions.
-
-    The first table has the touch columns plus ``key`` (the coalition), ``size`` (distinct
-    channels), ``rank`` (the channel's order of first appearance, 1-based) and ``copies``
-    (touches of the channel in the journey). The second has ``key``, ``size``,
-    ``conversions``, ``value`` and ``nulls`` per coalition.
-    """
-    touches = journeys.touches
-    in_channel = ibis.window(group_by=["journey_id", "channel"], order_by="position")
-    marked = touches.mutate(
-        _nth=ibis.row_number().over(in_channel),
-        copies=touches.count().over(ibis.window(group_by=["journey_id", "channel"])),
-    )
-    firsts = marked.filter(marked._nth == 0).drop("_nth")
-    firsts = firsts.mutate(
-        rank=(ibis.row_number().over(ibis.window(group_by="journey_id", order_by="position")) + 1)
-    )
-    if ordered:
-        member = ibis.struct({"order": firsts.rank, "channel": firsts.channel})
-    else:
-        member = ibis.struct({"order": ibis.literal(0), "channel": firsts.channel})
-    keys = firsts.group_by("journey_id").aggregate(_members=member.collect(), size=firsts.count())
-    keys = keys.mutate(
-        key=keys._members.sort().map(lambda item: item.channel).join(STATE_SEPARATOR)
-    ).drop("_members")
-    weights = journeys.journeys.select("journey_id", "kind", "conversions", "value", "nulls")
-    keyed = keys.inner_join(weights, "journey_id")
-    coalitions = keyed.group_by(["kind", "key", "size"]).aggregate(
-        conversions=exact_sum(keyed.conversions),
-        value=exact_sum(keyed.value),
-        nulls=exact_sum(keyed.nulls),
-    )
-    touches_with_key = firsts.inner_join(keys.select("journey_id", "key", "size"), "journey_id")
-    return touches_with_key, coalitions
+def coalition_of(key: str, *, ordered: bool) -> str:
+    """Return a path's coalition: its distinct channels, sorted, or in order of first touch."""
+    seen = list(dict.fromkeys(key.split(STATE_SEPARATOR)))
+    return STATE_SEPARATOR.join(seen if ordered else sorted(seen))
 
 
 def _dividends(coalitions: pd.DataFrame, metric: Metric) -> pd.DataFrame:
@@ -179,127 +147,129 @@ class _ShapleyBase(AttributionModel):
         """Return per-touch credits: each coalition's worth split over its channels' touches."""
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
-        touches, coalitions = _coalitions(journeys, ordered=self.ordered)
-        frame = coalitions.to_pandas()
+        summary = path_summary(journeys).copy()
+        summary["coalition"] = [coalition_of(str(key), ordered=self.ordered) for key in summary.key]
+        coalitions = (
+            summary.groupby(["kind", "coalition"], sort=True)[["conversions", "value", "nulls"]]
+            .sum()
+            .reset_index()
+            .rename(columns={"coalition": "key"})
+        )
+        coalitions["size"] = [len(str(key).split(STATE_SEPARATOR)) for key in coalitions.key]
         parts = [unattributed_rows(self.name, journeys.journeys).select(*CREDIT_COLUMNS)]
-        weighted = []
-        for kind, of_kind in frame.groupby("kind", sort=True):
+        exact = []
+        for kind, of_kind in coalitions.groupby("kind", sort=True):
             worth = _dividends(of_kind, p.metric)
             channels = {channel for key in worth.key for channel in str(key).split(STATE_SEPARATOR)}
             if p.method == "sampled" or len(channels) > p.max_exact_channels:
                 parts.append(self._sampled(journeys, str(kind), worth))
                 continue
-            weighted.append(worth)
-        if weighted:
-            parts.append(self._exact(journeys, touches, pd.concat(weighted, ignore_index=True)))
+            self._record(str(kind), worth)
+            exact.append(worth)
+        if exact:
+            parts.append(self._exact(journeys, summary, pd.concat(exact, ignore_index=True)))
         combined = parts[0]
         for part in parts[1:]:
             combined = combined.union(part)
         return combined
 
-    def _exact(self, journeys: Journeys, touches: ibis.Table, worth: pd.DataFrame) -> ibis.Table:
-        """Split each coalition's worth evenly over its channels, then over journeys and touches."""
-        p = self.parameters
-        assert isinstance(p, ShapleyParameters)
-        factors = worth.assign(
-            _per_conversion=np.divide(
-                worth.worth,
-                worth.conversions,
-                out=np.zeros(len(worth)),
-                where=worth.conversions > 0,
-            ),
-            _per_value=np.divide(
-                worth.value_worth, worth.value, out=np.zeros(len(worth)), where=worth.value > 0
-            ),
-        )[["kind", "key", "_per_conversion", "_per_value"]]
-        table = ibis.memtable(
-            factors,
+    def _exact(self, journeys: Journeys, summary: pd.DataFrame, worth: pd.DataFrame) -> ibis.Table:
+        """Split each coalition's worth evenly over its channels, then over their touches.
+
+        A journey gets its coalition's worth in proportion to its conversions (and value),
+        each of the coalition's channels an equal part, and each touch of a channel an equal
+        part of the channel's.
+        """
+        per = worth.set_index(["kind", "key"])
+        per_conversion = np.divide(
+            per.worth, per.conversions, out=np.zeros(len(per)), where=per.conversions > 0
+        )
+        per_value = np.divide(
+            per.value_worth, per.value, out=np.zeros(len(per)), where=per.value > 0
+        )
+        factors = dict(zip(per.index, zip(per_conversion, per_value, strict=True), strict=True))
+        rows: list[tuple[str, str, str, float, float]] = []
+        for kind, key, coalition in zip(summary.kind, summary.key, summary.coalition, strict=True):
+            factor = factors.get((kind, coalition))
+            if factor is None or (factor[0] == 0 and factor[1] == 0):
+                continue
+            path = str(key).split(STATE_SEPARATOR)
+            copies: dict[str, int] = {}
+            for channel in path:
+                copies[channel] = copies.get(channel, 0) + 1
+            size = len(copies)
+            for channel, count in copies.items():
+                rows.append(
+                    (kind, key, channel, factor[0] / size / count, factor[1] / size / count)
+                )
+        shares = ibis.memtable(
+            pd.DataFrame(rows, columns=["kind", "key", "channel", "_share", "_value_share"]),
             schema={
                 "kind": "string",
                 "key": "string",
-                "_per_conversion": "float64",
-                "_per_value": "float64",
+                "channel": "string",
+                "_share": "float64",
+                "_value_share": "float64",
             },
         )
-        converting = journeys.journeys.filter(journeys.journeys.conversions > 0).select(
-            "journey_id", "conversion_id", "kind", "conversions", "value"
+        keyed = journey_keys(journeys)
+        converting = keyed.filter(keyed.conversions > 0).select(
+            "journey_id", "kind", "key", "conversions", "value"
         )
-        rows = touches.inner_join(converting, "journey_id").inner_join(table, ["kind", "key"])
-        share = 1.0 / rows.size.cast("float64")
-        # The channel's first touch carries the key; spread its share over all its touches.
-        first = rows.mutate(
-            _credit=rows._per_conversion * rows.conversions * share,
-            _value=rows._per_value * rows.value * share,
+        ids = journeys.journeys.select("journey_id", "conversion_id")
+        rows_table = (
+            journeys.touches.inner_join(converting, "journey_id")
+            .inner_join(ids, "journey_id")
+            .inner_join(shares, ["kind", "key", "channel"])
         )
-        all_touches = journeys.touches.inner_join(
-            first.select("journey_id", "channel", "copies", "_credit", "_value"),
-            ["journey_id", "channel"],
-        )
-        all_touches = all_touches.inner_join(
-            converting.select("journey_id", "conversion_id", "kind"), "journey_id"
-        )
-        copies = all_touches.copies.cast("float64")
-        credited = all_touches.select(
+        credited = rows_table.select(
             model=ibis.literal(self.name),
-            journey_id=all_touches.journey_id,
-            conversion_id=all_touches.conversion_id,
-            kind=all_touches.kind,
-            touchpoint_id=all_touches.touchpoint_id,
-            position=all_touches.position,
-            channel=all_touches.channel,
-            source_medium=all_touches.source_medium,
-            campaign=all_touches.campaign,
-            ad_id=all_touches.ad_id,
-            credit=all_touches._credit / copies,
-            value_credit=all_touches._value / copies,
+            journey_id=rows_table.journey_id,
+            conversion_id=rows_table.conversion_id,
+            kind=rows_table.kind,
+            touchpoint_id=rows_table.touchpoint_id,
+            position=rows_table.position,
+            channel=rows_table.channel,
+            source_medium=rows_table.source_medium,
+            campaign=rows_table.campaign,
+            ad_id=rows_table.ad_id,
+            credit=rows_table._share * rows_table.conversions,
+            value_credit=rows_table._value_share * rows_table.value,
         )
-        self._record(worth, credited, touches)
-        return credited.filter((credited.credit != 0) | (credited.value_credit != 0)).select(
-            *CREDIT_COLUMNS
-        )
+        nonzero = credited.filter((credited.credit != 0) | (credited.value_credit != 0))
+        return nonzero.select(*CREDIT_COLUMNS)
 
-    def _record(self, worth: pd.DataFrame, credited: ibis.Table, touches: ibis.Table) -> None:
+    def _record(self, kind: str, worth: pd.DataFrame) -> None:
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
-        for kind, of_kind in worth.groupby("kind", sort=True):
-            values: dict[str, list[float]] = {}
-            for key, amount, value, size in zip(
-                of_kind.key, of_kind.worth, of_kind.value_worth, of_kind["size"], strict=True
-            ):
-                for channel in str(key).split(STATE_SEPARATOR):
-                    entry = values.setdefault(channel, [0.0, 0.0])
-                    entry[0] += float(amount) / float(size)
-                    entry[1] += float(value) / float(size)
-            frame = pd.DataFrame(
-                [
-                    (channel, amount, amount, value, 0.0)
-                    for channel, (amount, value) in values.items()
-                ],
-                columns=["channel", "shapley", "conversions", "value", "standard_error"],
-            ).sort_values(["conversions", "channel"], ascending=[False, True], ignore_index=True)
-            by_position = pd.DataFrame()
-            if self.ordered:
-                by_position = self._by_position(of_kind)
-            self.results[str(kind)] = ShapleyResult(
-                metric=p.metric, method="exact", values=frame, by_position=by_position
-            )
-
-    @staticmethod
-    def _by_position(worth: pd.DataFrame) -> pd.DataFrame:
-        rows: dict[tuple[str, int], list[float]] = {}
+        values: dict[str, list[float]] = {}
+        positions: dict[tuple[str, int], list[float]] = {}
         for key, amount, value, size in zip(
             worth.key, worth.worth, worth.value_worth, worth["size"], strict=True
         ):
+            if amount == 0 and value == 0:
+                continue
             for position, channel in enumerate(str(key).split(STATE_SEPARATOR), start=1):
-                entry = rows.setdefault((channel, position), [0.0, 0.0])
+                entry = values.setdefault(channel, [0.0, 0.0])
                 entry[0] += float(amount) / float(size)
                 entry[1] += float(value) / float(size)
-        return pd.DataFrame(
+                if self.ordered:
+                    slot = positions.setdefault((channel, position), [0.0, 0.0])
+                    slot[0] += float(amount) / float(size)
+                    slot[1] += float(value) / float(size)
+        frame = pd.DataFrame(
+            [(channel, amount, amount, value, 0.0) for channel, (amount, value) in values.items()],
+            columns=["channel", "shapley", "conversions", "value", "standard_error"],
+        ).sort_values(["conversions", "channel"], ascending=[False, True], ignore_index=True)
+        by_position = pd.DataFrame(
             [
                 (channel, position, amount, value)
-                for (channel, position), (amount, value) in sorted(rows.items())
+                for (channel, position), (amount, value) in sorted(positions.items())
             ],
             columns=["channel", "position", "conversions", "value"],
+        )
+        self.results[kind] = ShapleyResult(
+            metric=p.metric, method="exact", values=frame, by_position=by_position
         )
 
     def _sampled(self, journeys: Journeys, kind: str, worth: pd.DataFrame) -> ibis.Table:
@@ -307,17 +277,14 @@ class _ShapleyBase(AttributionModel):
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
         estimate = sampled_shapley(worth, p.samples, p.seed)
-        total = float(worth.worth.sum())
-        value_total = float(worth.value_worth.sum())
-        scale = total / estimate.shapley.sum() if estimate.shapley.sum() > 0 else 0.0
-        estimate["conversions"] = estimate.shapley * scale
-        estimate["value"] = estimate.shapley * (
-            value_total / estimate.shapley.sum() if estimate.shapley.sum() > 0 else 0.0
-        )
+        total = float(estimate.shapley.sum())
+        conversions_scale = float(worth.worth.sum()) / total if total > 0 else 0.0
+        value_scale = float(worth.value_worth.sum()) / total if total > 0 else 0.0
+        estimate["conversions"] = estimate.shapley * conversions_scale
+        estimate["value"] = estimate.shapley * value_scale
+        columns = ["channel", "shapley", "conversions", "value", "standard_error"]
         self.results[kind] = ShapleyResult(
-            metric=p.metric,
-            method="sampled",
-            values=estimate[["channel", "shapley", "conversions", "value", "standard_error"]],
+            metric=p.metric, method="sampled", values=estimate[columns]
         )
         of_kind = journeys_of_kind(journeys, kind)
         conversions = dict(zip(estimate.channel, estimate.conversions, strict=True))

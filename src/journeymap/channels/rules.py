@@ -19,7 +19,6 @@ import ibis.expr.types as ir
 
 from journeymap.channels.sources import REVIEW_SITES, SourceLists, load_source_lists
 from journeymap.common.config import (
-    SOURCE_CATEGORIES,
     ChannelConfig,
     ChannelRule,
     Condition,
@@ -161,7 +160,7 @@ class ChannelClassifier:
         return test.fill_null(False)
 
     def _prepare(self, t: ibis.Table) -> ibis.Table:
-        """Add the cleaned fields, effective source and medium, and source categories."""
+        """Add the cleaned fields and the effective source and medium."""
         cleaned = t.mutate(
             _given_channel=t.channel.strip().nullif(""),
             _raw_source=_clean(t.source),
@@ -191,13 +190,11 @@ class ChannelClassifier:
             _source=ibis.coalesce(
                 cleaned._raw_source, from_click, cleaned._referrer_host, ibis.literal("(direct)")
             ),
-            _medium=ibis.coalesce(cleaned._raw_medium, derived_medium),
+            _medium=ibis.cases(
+                (cleaned._raw_medium.notnull(), cleaned._raw_medium), else_=derived_medium
+            ),
         )
-        categories = {
-            f"_is_{category}": self.in_category(effective._source, category)
-            for category in SOURCE_CATEGORIES
-        }
-        return effective.mutate(**categories)
+        return effective
 
     def _condition(self, p: ibis.Table, group: Condition) -> ir.BooleanValue:
         values = {
@@ -217,9 +214,9 @@ class ChannelClassifier:
             if pattern:
                 tests.append(value.re_search(pattern))
         for category in as_list(group.source_category):
-            tests.append(p[f"_is_{category.lower()}"])
+            tests.append(self.in_category(p._source, category.lower()))
         for category in as_list(group.not_source_category):
-            tests.append(~p[f"_is_{category.lower()}"])
+            tests.append(~self.in_category(p._source, category.lower()))
         combined = tests[0]
         for test in tests[1:]:
             combined = combined & test
@@ -233,8 +230,9 @@ class ChannelClassifier:
             for group in groups[1:]:
                 matched = matched | group
             branches.append((matched, ibis.literal(rule.channel)))
-        by_rule = ibis.cases(*branches, else_=ibis.literal(self.unassigned))
-        return ibis.coalesce(p._given_channel, by_rule)
+        # The input's own channel comes first, so the engine skips the rules for those rows.
+        given = (p._given_channel.notnull(), p._given_channel)
+        return ibis.cases(given, *branches, else_=ibis.literal(self.unassigned))
 
     def _source_medium(self, p: ibis.Table) -> ir.StringValue:
         # A touch whose channel the input names, with no source, medium, referrer or click

@@ -20,6 +20,7 @@ Rules, per entity and conversion kind:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -60,10 +61,15 @@ class JourneyOptions:
 
 @dataclass(frozen=True)
 class Journeys:
-    """The two journey tables, as Ibis expressions."""
+    """The two journey tables, as Ibis expressions.
+
+    ``memo`` keeps aggregates that several models derive from the same journeys (such as
+    each journey's channel sequence), so that they are computed once per set of journeys.
+    """
 
     journeys: ibis.Table
     touches: ibis.Table
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _entity(t: ibis.Table, entity: EntityKind) -> ir.StringValue:

@@ -1,9 +1,10 @@
 """Path transforms: which touches of a journey the models see.
 
-Every transform takes journey touches with the columns ``journey_id``, ``rank`` (the touch's
-order in its journey, unique within it) and ``channel``, and returns the kept touches with
-``position`` (1-based), ``n_touches`` and ``repeats`` (how many touches of the same channel the
-kept touch stands for: 1 unless the transform merged repeats).
+Every transform takes journey touches with the columns ``journey_id``, ``rank`` (the
+touch's 0-based order in its journey, consecutive within it) and ``channel``. It returns
+the kept touches with ``position`` (1-based), ``n_touches`` and ``repeats`` (how many
+touches of the same channel the kept touch stands for: 1 unless the transform merged
+repeats).
 
 ==========  ==============================================================================
 none        every touch
@@ -68,8 +69,15 @@ def apply_transform(
         kept = kept.mutate(_from_end=from_end)
         kept = kept.filter(kept._from_end < last_n).drop("_from_end")
 
+    journey = ibis.window(group_by="journey_id")
+    if transform == "none" and last_n is None:
+        # Nothing was dropped, so the rank is the position already: one window pass less.
+        return kept.mutate(
+            position=(kept["rank"] + 1).cast("int64"),
+            n_touches=kept.count().over(journey).cast("int64"),
+        )
     ordered = ibis.window(group_by="journey_id", order_by="rank")
     return kept.mutate(
         position=(ibis.row_number().over(ordered) + 1).cast("int64"),
-        n_touches=kept.count().over(ibis.window(group_by="journey_id")).cast("int64"),
+        n_touches=kept.count().over(journey).cast("int64"),
     )
