@@ -365,7 +365,8 @@ def main() -> None:
 
     sizes = [name.strip() for name in arguments.sizes.split(",") if name.strip()]
     limit = SIZES[arguments.peers_up_to]
-    report: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv), "sizes": {}}
+    command = "python " + " ".join(sys.argv)
+    report: dict[str, Any] = {"machine": machine(), "command": command, "sizes": {}}
     for name in sizes:
         path = make_file(SIZES[name])
         results: dict[str, dict[str, Any]] = {}
