@@ -164,3 +164,26 @@ def test_version_flag() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.startswith("journeymap ")
+
+
+def test_attribute_wide_puts_models_side_by_side(shared_data: Path) -> None:
+    data = shared_data / "channelattribution-paths" / "Data.csv"
+    result = runner.invoke(
+        app,
+        [
+            "attribute",
+            str(data),
+            "-f",
+            "paths",
+            "-m",
+            "first_touch,markov",
+            "--wide",
+            "--format",
+            "csv",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    assert list(frame.columns) == ["channel", "first_touch", "markov"]
+    assert frame.first_touch.sum() == pytest.approx(19_785)
+    assert frame.markov.sum() == pytest.approx(19_785)

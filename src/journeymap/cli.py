@@ -377,6 +377,17 @@ def attribute(
     order: Annotated[
         int | None, typer.Option("--order", help="Order of the Markov chain (1 to 4).")
     ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="Show models side by side: one row per grain value, one column of "
+            "conversions (or value, with --value) per model.",
+        ),
+    ] = False,
+    value_columns: Annotated[
+        bool, typer.Option("--value", help="With --wide, show credited value, not conversions.")
+    ] = False,
     details: Annotated[
         Path | None,
         typer.Option(
@@ -442,7 +453,15 @@ def attribute(
     if details is not None:
         for path in api.write_details(attribution, details):
             err.print(f"wrote {path}")
-    _print_frame(table, output, money={"value"})
+    if wide:
+        measure = "value" if value_columns else "conversions"
+        pivot = table.pivot_table(
+            index=by.value, columns="model", values=measure, aggfunc="sum", fill_value=0.0
+        )
+        order = [name for name in dict.fromkeys(table.model) if name in pivot.columns]
+        table = pivot[order].sort_values(order[0], ascending=False).reset_index()
+        table.columns.name = None
+    _print_frame(table, output, money={"value"}, digits=2 if wide else 4)
 
 
 @app.command()
