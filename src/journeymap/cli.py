@@ -458,8 +458,8 @@ def attribute(
         pivot = table.pivot_table(
             index=by.value, columns="model", values=measure, aggfunc="sum", fill_value=0.0
         )
-        order = [name for name in dict.fromkeys(table.model) if name in pivot.columns]
-        table = pivot[order].sort_values(order[0], ascending=False).reset_index()
+        columns = [name for name in dict.fromkeys(table.model) if name in pivot.columns]
+        table = pivot[columns].sort_values(columns[0], ascending=False).reset_index()
         table.columns.name = None
     _print_frame(table, output, money={"value"}, digits=2 if wide else 4)
 
