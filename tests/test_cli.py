@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +18,14 @@ from journeymap.cli import app
 runner = CliRunner()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, hash_seed: str = "0") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "journeymap", *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
     )
 
 
@@ -187,3 +189,29 @@ def test_attribute_wide_puts_models_side_by_side(shared_data: Path) -> None:
     assert list(frame.columns) == ["channel", "first_touch", "markov"]
     assert frame.first_touch.sum() == pytest.approx(19_785)
     assert frame.markov.sum() == pytest.approx(19_785)
+
+
+def test_attribute_data_driven_is_byte_identical_across_processes(tmp_path: Path) -> None:
+    from journeymap.demo.files import write_world
+    from journeymap.demo.world import generate_world
+
+    touches = write_world(generate_world(people=600, seed=11), tmp_path)["touchpoints"]
+    args = (
+        "attribute",
+        str(touches),
+        "--models",
+        "markov,shapley,shapley_ordered,fractribution",
+        "--order",
+        "2",
+        "--kind",
+        "lead",
+        "--format",
+        "csv",
+        "--store",
+        ":memory:",
+    )
+    first = run_cli(*args, hash_seed="1")
+    second = run_cli(*args, hash_seed="2")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert first.stdout.count("\n") > 10
