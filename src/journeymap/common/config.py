@@ -191,6 +191,129 @@ class SpendConfig(_Strict):
     )
 
 
+FREE_MAIL_DOMAINS = (
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "mail.com",
+    "yandex.ru",
+    "qq.com",
+    "163.com",
+    "zoho.com",
+)
+
+EXCLUDED_REFERRERS = (
+    "paypal.com",
+    "checkout.stripe.com",
+    "billing.stripe.com",
+    "accounts.google.com",
+    "login.microsoftonline.com",
+    "login.live.com",
+    "appleid.apple.com",
+    "auth0.com",
+    "okta.com",
+)
+
+
+class CollectorSource(_Strict):
+    """One sending source of the collector and its write key."""
+
+    write_key: str | None = Field(
+        None, description="The write key; prefer write_key_env to keep it out of the file."
+    )
+    write_key_env: str | None = Field(
+        None, description="Environment variable that holds the write key."
+    )
+
+    @model_validator(mode="after")
+    def _one_key(self) -> CollectorSource:
+        if (self.write_key is None) == (self.write_key_env is None):
+            raise ValueError("give exactly one of write_key and write_key_env")
+        return self
+
+
+class CollectorConfig(_Strict):
+    """The HTTP collector: address, sources, limits, browser access and sinks."""
+
+    host: str = Field("127.0.0.1", description="Address that `journeymap serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port of the server.")
+    journal: str | None = Field(
+        None,
+        description="SQLite journal of acknowledged events; default: the store's path + '.journal'.",
+    )
+    sources: dict[str, CollectorSource] = Field(
+        default_factory=dict,
+        description="Sources by name; with none, `serve` creates the source 'default' "
+        "with a key file next to the journal.",
+    )
+    message_limit_kb: float = Field(32, gt=0, description="Largest accepted message (KiB).")
+    batch_limit_kb: float = Field(
+        500, gt=0, description="Largest accepted batch (KiB); RudderStack sends up to 4000."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins that may call the collector from a browser (CORS).",
+    )
+    cookie_name: str = Field("jm_aid", description="First-party anonymous-id cookie.")
+    cookie_days: int = Field(395, ge=1, description="Lifetime of the anonymous-id cookie (days).")
+    parquet_dir: str | None = Field(
+        None, description="Also write events to this date-partitioned Parquet dataset."
+    )
+    drain_seconds: float = Field(
+        5, gt=0, description="How often the server moves journaled events into the store."
+    )
+    raw_retention_days: int = Field(
+        30, ge=1, description="Days the journal keeps raw message bodies after they are stored."
+    )
+
+
+class SessionConfig(_Strict):
+    """How page events become sessions, touchpoints and conversions."""
+
+    timeout_minutes: float = Field(
+        30, gt=0, description="Inactivity that ends a session (minutes)."
+    )
+    own_domains: list[str] = Field(
+        default_factory=list,
+        description="The team's own hosts (and their subdomains): their referrals are no touch.",
+    )
+    excluded_referrers: list[str] = Field(
+        default_factory=lambda: list(EXCLUDED_REFERRERS),
+        description="Payment and login hosts (and their subdomains) whose referrals are no touch.",
+    )
+    conversion_events: dict[str, str] = Field(
+        default_factory=lambda: {
+            "Signed Up": "lead",
+            "Form Submitted": "lead",
+            "Demo Requested": "demo",
+            "Trial Started": "trial",
+            "Order Completed": "closed_won",
+        },
+        description="Tracked event names that are conversions, with their conversion kind.",
+    )
+
+
+class IdentityConfig(_Strict):
+    """Which identifiers merge into people and accounts."""
+
+    free_mail_domains: list[str] = Field(
+        default_factory=lambda: list(FREE_MAIL_DOMAINS),
+        description="Email domains that never define an account.",
+    )
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -202,6 +325,9 @@ class Config(_Strict):
     milestones: MilestoneConfig = Field(default_factory=MilestoneConfig)
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     spend: SpendConfig = Field(default_factory=SpendConfig)
+    collector: CollectorConfig = Field(default_factory=CollectorConfig)
+    sessions: SessionConfig = Field(default_factory=SessionConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
 
     @field_validator("timezone")
     @classmethod

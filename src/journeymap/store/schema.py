@@ -33,15 +33,22 @@ RAW_TABLES: dict[str, ibis.Schema] = {
         }
     ),
     # One tracked message (collector, Snowplow). JSON objects are kept as strings.
+    # ``source`` is the collector source (dedup is by source and message_id); ``previous_id``
+    # is the old id of an alias call; ``email_hash`` is the SHA-256 of the trimmed, lowercased
+    # ``traits.email`` and ``email_domain`` its domain, so that the raw address is not needed.
     "events": ibis.schema(
         {
             "message_id": STR,
             "seq": I64,
+            "source": STR,
             "type": STR,
             "event": STR,
             "anonymous_id": STR,
             "user_id": STR,
             "group_id": STR,
+            "previous_id": STR,
+            "email_hash": STR,
+            "email_domain": STR,
             "session_id": STR,
             "timestamp": TS,
             "original_timestamp": TS,
@@ -59,6 +66,7 @@ RAW_TABLES: dict[str, ibis.Schema] = {
             "click_platform": STR,
             "revenue": F64,
             "user_agent": STR,
+            "context": STR,
             "properties": STR,
             "traits": STR,
             "import_id": STR,
