@@ -653,6 +653,50 @@ def demo(
         opened.close()
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="TCP port.")] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option("--journal", help="SQLite journal of acknowledged events."),
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the collector: the Segment-compatible tracking API, health and metrics.
+
+    Each acknowledged event is on disk in the journal; every few seconds the server moves
+    new events into the store, which the other commands can use meanwhile.
+    """
+    import uvicorn
+
+    from journeymap.collect.app import create_app
+    from journeymap.collect.journal import default_journal_path
+    from journeymap.collect.keys import key_file
+
+    settings = _config(config)
+    if store is not None:
+        settings = settings.model_copy(update={"store": store})
+    journal_path = journal or Path(
+        settings.collector.journal or default_journal_path(settings.store)
+    )
+    application = create_app(settings, journal_path=journal_path)
+    address = host or settings.collector.host
+    listen = port or settings.collector.port
+    err.print(f"collecting on http://{address}:{listen} into {journal_path}")
+    if not settings.collector.sources:
+        err.print(f"write key of the source 'default': in {key_file(journal_path)}")
+    uvicorn.run(
+        application,
+        host=address,
+        port=listen,
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+    )
+
+
 def main() -> None:
     """Run the command line, turning journeymap's errors into one red line."""
     debug = "--debug" in sys.argv

@@ -251,7 +251,7 @@ class CollectorConfig(_Strict):
     port: int = Field(8000, ge=1, le=65535, description="TCP port of the server.")
     journal: str | None = Field(
         None,
-        description="SQLite journal of acknowledged events; default: the store's path + '.journal'.",
+        description="SQLite journal of acknowledged events (default: the store's path + .journal).",
     )
     sources: dict[str, CollectorSource] = Field(
         default_factory=dict,

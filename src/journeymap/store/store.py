@@ -7,6 +7,7 @@ can be wrapped with :meth:`Store.from_backend`; the pipeline's expressions are t
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,23 +43,34 @@ class Store:
         self.ensure_schema()
 
     @classmethod
-    def open(cls, path: str | Path = MEMORY) -> Store:
+    def open(cls, path: str | Path = MEMORY, *, lock_timeout: float = 30.0) -> Store:
         """Open (or create) a DuckDB store at ``path``; ``":memory:"`` keeps it in memory.
+
+        DuckDB lets one process at a time open a file. While another process holds it (the
+        collector's drain holds it for about a second at a time), ``open`` retries for up to
+        ``lock_timeout`` seconds.
 
         Raises:
             StoreError: the file cannot be opened, for example because another process
-                holds its write lock.
+                holds its lock for longer than ``lock_timeout``.
         """
         location = str(path)
         if location != MEMORY:
             Path(location).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = ibis.duckdb.connect(location)
-        except Exception as exc:  # duckdb raises IOException and others without a common base
-            raise StoreError(
-                f"cannot open the store {location!r}: {exc}",
-                hint="Close other journeymap processes that use this file, or pass another --store",
-            ) from exc
+        deadline = time.monotonic() + lock_timeout
+        while True:
+            try:
+                con = ibis.duckdb.connect(location)
+                break
+            except Exception as exc:  # duckdb raises IOException and others without a common base
+                if "lock" in str(exc).lower() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise StoreError(
+                    f"cannot open the store {location!r}: {_first_line(exc)}",
+                    hint="Close other journeymap processes that use this file, "
+                    "or pass another --store",
+                ) from exc
         return cls(con, location=location)
 
     @classmethod
@@ -167,6 +179,11 @@ class Store:
         disconnect = getattr(self.con, "disconnect", None)
         if disconnect is not None:
             disconnect()
+
+
+def _first_line(exc: BaseException) -> str:
+    """Return the first line of an error message; DuckDB's lock errors run to several."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _allow_arrow_lambdas(con: Any) -> None:

@@ -1,0 +1,335 @@
+"""Segment tracking-API messages: validation and the event row that the journal stores.
+
+A message is one JSON object of the Segment spec (``identify``, ``track``, ``page``, ``screen``,
+``group`` or ``alias``). :func:`event_rows` checks every message of a request and turns each
+into a flat row with the columns of the ``events`` table, so that the journal, the store and
+the Parquet sink share one shape. It raises :class:`RejectedError` with the HTTP status and a reason
+that names the message (its position in the batch) and the field.
+
+Timestamps follow Segment's clock-skew rule: with ``sentAt`` (on the message or the batch),
+``timestamp = receivedAt - (sentAt - originalTimestamp)``, where ``originalTimestamp`` is the
+message's ``originalTimestamp`` or else its ``timestamp``; the device's stamp is kept in
+``original_timestamp``. Without ``sentAt`` the stamp is stored as it is, and a message with no
+stamp at all happens at ``receivedAt``.
+
+Email addresses in ``traits`` (or ``context.traits``) are replaced by their SHA-256 hash
+(``email_hash``, of the trimmed, lowercased address) and their domain (``email_domain``),
+so that the events table holds no raw address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+TYPES = ("identify", "track", "page", "screen", "group", "alias")
+MAX_MESSAGE_ID = 100
+
+# Click-id parameters in order of precedence, with the platform the channel rules expect.
+CLICK_IDS: tuple[tuple[str, str], ...] = (
+    ("gclid", "google_ads"),
+    ("gbraid", "google_ads"),
+    ("wbraid", "google_ads"),
+    ("msclkid", "microsoft_ads"),
+    ("li_fat_id", "linkedin_ads"),
+    ("ttclid", "tiktok_ads"),
+    ("fbclid", "meta"),
+)
+CAMPAIGN_FIELDS = (
+    ("utm_source", "source"),
+    ("utm_medium", "medium"),
+    ("utm_campaign", "name"),
+    ("utm_content", "content"),
+    ("utm_term", "term"),
+)
+REVENUE_KEYS = ("revenue", "value", "total")
+
+Row = dict[str, Any]
+
+
+class RejectedError(Exception):
+    """A request that the collector refuses, with its HTTP status and a reason for the sender."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(reason)
+
+
+def event_rows(
+    messages: list[Any],
+    *,
+    source: str,
+    received_at: datetime,
+    batch_sent_at: Any = None,
+    batch_context: Mapping[str, Any] | None = None,
+    implied_type: str | None = None,
+    cookie_id: str | None = None,
+    message_limit: int,
+) -> list[Row]:
+    """Validate ``messages`` and return one events-table row (plus ``raw``) for each.
+
+    Args:
+        messages: the parsed JSON messages, in request order.
+        source: the collector source that the write key belongs to.
+        received_at: when the server received the request (UTC).
+        batch_sent_at: the batch envelope's ``sentAt``, used when a message has none.
+        batch_context: the batch envelope's ``context``, merged under each message's own.
+        implied_type: the type named by a single-call endpoint such as ``/v1/track``.
+        cookie_id: the first-party anonymous-id cookie, used when a message has no
+            ``anonymousId``.
+        message_limit: the largest accepted serialised message, in bytes.
+
+    Raises:
+        RejectedError: 400 for a message that is not an object, lacks a field its type needs, or
+            has an unreadable timestamp; 413 for a message above ``message_limit``.
+    """
+    rows = []
+    for index, message in enumerate(messages):
+        where = f"message {index}" if implied_type is None else "the message"
+        if not isinstance(message, dict):
+            raise RejectedError(400, f"{where} is not a JSON object")
+        raw = json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
+        if len(raw.encode()) > message_limit:
+            raise RejectedError(
+                413, f"{where} is {len(raw.encode())} bytes, above the limit of {message_limit}"
+            )
+        row = _event_row(
+            message,
+            where=where,
+            source=source,
+            received_at=received_at,
+            batch_sent_at=batch_sent_at,
+            batch_context=batch_context,
+            implied_type=implied_type,
+            cookie_id=cookie_id,
+        )
+        row["raw"] = raw
+        rows.append(row)
+    return rows
+
+
+def _event_row(
+    message: dict[str, Any],
+    *,
+    where: str,
+    source: str,
+    received_at: datetime,
+    batch_sent_at: Any,
+    batch_context: Mapping[str, Any] | None,
+    implied_type: str | None,
+    cookie_id: str | None,
+) -> Row:
+    kind = message.get("type", implied_type)
+    if implied_type is not None and kind != implied_type:
+        kind = implied_type
+    if kind not in TYPES:
+        raise RejectedError(
+            400, f"{where}: field 'type' is {kind!r}; use one of {', '.join(TYPES)}"
+        )
+
+    # Identity: the ids that the message's type needs.
+    user_id = _id(message, "userId", where)
+    anonymous_id = _id(message, "anonymousId", where) or cookie_id
+    if kind != "alias" and user_id is None and anonymous_id is None:
+        raise RejectedError(400, f"{where} ({kind}): needs field 'userId' or 'anonymousId'")
+    previous_id = _id(message, "previousId", where)
+    if kind == "alias" and (previous_id is None or user_id is None):
+        raise RejectedError(400, f"{where} (alias): needs fields 'previousId' and 'userId'")
+    group_id = _id(message, "groupId", where)
+    if kind == "group" and group_id is None:
+        raise RejectedError(400, f"{where} (group): needs field 'groupId'")
+    event = message.get("event") if kind == "track" else message.get("name")
+    if kind == "track" and (not isinstance(event, str) or not event.strip()):
+        raise RejectedError(400, f"{where} (track): needs field 'event', the event name")
+    message_id = _id(message, "messageId", where) or str(uuid.uuid4())
+    if len(message_id) > MAX_MESSAGE_ID:
+        raise RejectedError(400, f"{where}: field 'messageId' is longer than {MAX_MESSAGE_ID}")
+
+    # Time: Segment's clock-skew correction when the sender says when it sent the message.
+    stamp = _time(message, "originalTimestamp", where) or _time(message, "timestamp", where)
+    sent_at = _time(message, "sentAt", where) or _parse_time(batch_sent_at, "sentAt", where)
+    if stamp is None:
+        timestamp = received_at
+    elif sent_at is None:
+        timestamp = stamp
+    else:
+        timestamp = received_at - (sent_at - stamp)
+
+    # Context: the page, the campaign and click ids, and the traits.
+    context = _object(message, "context", where)
+    if batch_context:
+        context = {**batch_context, **context}
+    properties = _object(message, "properties", where)
+    traits = _object(message, "traits", where) or _as_object(context.get("traits"))
+    page = _as_object(context.get("page"))
+    page_url = _text(page.get("url")) or _text(properties.get("url"))
+    referrer = _text(page.get("referrer")) or _text(properties.get("referrer"))
+    query = _query(page_url, _text(page.get("search")))
+    campaign = _as_object(context.get("campaign"))
+    utm = {
+        column: _text(campaign.get(key)) or _first(query.get(column))
+        for column, key in CAMPAIGN_FIELDS
+    }
+    click_id, click_platform = _click(_as_object(context.get("clickIds")), campaign, query)
+    email_hash, email_domain, traits = _hashed_email(traits)
+
+    return {
+        "message_id": message_id,
+        "source": source,
+        "type": kind,
+        "event": _text(event),
+        "anonymous_id": anonymous_id,
+        "user_id": user_id,
+        "group_id": group_id,
+        "previous_id": previous_id,
+        "email_hash": email_hash,
+        "email_domain": email_domain,
+        "timestamp": timestamp,
+        "original_timestamp": stamp,
+        "sent_at": sent_at,
+        "received_at": received_at,
+        "page_url": page_url,
+        "page_host": _host(page_url),
+        "referrer_host": _host(referrer),
+        **utm,
+        "click_id": click_id,
+        "click_platform": click_platform,
+        "revenue": _revenue(properties),
+        "user_agent": _text(context.get("userAgent")),
+        "context": _dump({k: v for k, v in context.items() if k != "traits"}),
+        "properties": _dump(properties),
+        "traits": _dump(traits),
+    }
+
+
+def _id(message: Mapping[str, Any], field: str, where: str) -> str | None:
+    value = message.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RejectedError(400, f"{where}: field {field!r} must be a string")
+    return str(value)
+
+
+def _time(message: Mapping[str, Any], field: str, where: str) -> datetime | None:
+    return _parse_time(message.get(field), field, where)
+
+
+def _parse_time(value: Any, field: str, where: str) -> datetime | None:
+    """Parse an ISO-8601 timestamp; one without an offset is read as UTC."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RejectedError(400, f"{where}: field {field!r} must be an ISO-8601 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise RejectedError(
+            400,
+            f"{where}: field {field!r} is {value[:40]!r}, not an ISO-8601 time such as "
+            "2026-03-01T12:00:00.000Z",
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _object(message: Mapping[str, Any], field: str, where: str) -> dict[str, Any]:
+    value = message.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RejectedError(400, f"{where}: field {field!r} must be a JSON object")
+    return value
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _first(values: list[str] | None) -> str | None:
+    return _text(values[0]) if values else None
+
+
+def _query(url: str | None, search: str | None) -> dict[str, list[str]]:
+    """Return the query parameters of the page URL, or of ``context.page.search``."""
+    query = search
+    if url and "?" in url:
+        query = urlsplit(url).query
+    if not query:
+        return {}
+    return parse_qs(query.lstrip("?"))
+
+
+def _host(url: str | None) -> str | None:
+    """Return the lowercased host of a URL without ``www.``."""
+    if not url:
+        return None
+    host = urlsplit(url if "//" in url else f"//{url}").hostname
+    if not host:
+        return None
+    return host.removeprefix("www.")
+
+
+def _click(
+    click_ids: Mapping[str, Any], campaign: Mapping[str, Any], query: Mapping[str, list[str]]
+) -> tuple[str | None, str | None]:
+    """Return the strongest click id and its platform, from the tag, the campaign or the URL."""
+    for parameter, platform in CLICK_IDS:
+        value = (
+            _text(click_ids.get(parameter))
+            or _text(campaign.get(parameter))
+            or _first(query.get(parameter))
+        )
+        if value:
+            return value, platform
+    return None, None
+
+
+def _hashed_email(traits: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
+    """Return the hash and domain of ``traits.email`` and the traits without the address."""
+    email = traits.get("email")
+    if not isinstance(email, str) or "@" not in email:
+        return None, None, traits
+    normal = email.strip().lower()
+    rest = {key: value for key, value in traits.items() if key != "email"}
+    return hashlib.sha256(normal.encode()).hexdigest(), normal.rsplit("@", 1)[1], rest
+
+
+def _revenue(properties: Mapping[str, Any]) -> float | None:
+    for key in REVENUE_KEYS:
+        value = properties.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, str | int | float):
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            return number
+    return None
+
+
+def _dump(value: Mapping[str, Any]) -> str | None:
+    if not value:
+        return None
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def now() -> datetime:
+    """Return the current time in UTC; the receive time of a request."""
+    return datetime.now(UTC)
