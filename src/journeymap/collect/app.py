@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -39,6 +40,7 @@ from journeymap.collect import drain, keys
 from journeymap.collect.journal import GroupCommitter, default_journal_path
 from journeymap.collect.messages import TYPES, RejectedError, event_rows, now
 from journeymap.collect.openapi import RESPONSES, batch_body, message_body
+from journeymap.collect.tag import tag_router
 from journeymap.common.config import Config
 
 log = logging.getLogger("journeymap.collect")
@@ -193,7 +195,7 @@ class Collector:
         response = JSONResponse(
             {"success": True, "stored": result.stored, "duplicates": result.duplicates}
         )
-        self._set_cookie(request, response, cookie_id or rows[0]["anonymous_id"])
+        self._set_cookie(request, response, rows[0]["anonymous_id"] or cookie_id)
         return response
 
     def _set_cookie(self, request: Request, response: Response, anonymous_id: str | None) -> None:
@@ -209,6 +211,7 @@ class Collector:
             anonymous_id,
             max_age=self.settings.cookie_days * 86_400,
             path="/",
+            domain=self.settings.cookie_domain,
             samesite="lax",
             secure=secure,
         )
@@ -251,10 +254,17 @@ def _no_constants(name: str) -> Any:
     raise RejectedError(400, f"the body holds {name}, which JSON does not allow")
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise RejectedError(400, f"the body holds the number {text[:20]}, beyond a double's range")
+    return number
+
+
 def parse_json(body: bytes) -> dict[str, Any]:
     """Parse a JSON object body (sent as application/json or, from browsers, text/plain)."""
     try:
-        document = json.loads(body, parse_constant=_no_constants)
+        document = json.loads(body, parse_constant=_no_constants, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise RejectedError(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
@@ -357,6 +367,7 @@ def create_app(
             allow_headers=["Content-Type", "Authorization", "Content-Encoding"],
         )
     _add_tracking_routes(app, collector)
+    app.include_router(tag_router())
     _add_service_routes(app, collector)
     return app
 

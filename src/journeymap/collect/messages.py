@@ -160,7 +160,12 @@ def _event_row(
     elif sent_at is None:
         timestamp = stamp
     else:
-        timestamp = received_at - (sent_at - stamp)
+        try:
+            timestamp = received_at - (sent_at - stamp)
+        except OverflowError:
+            raise RejectedError(
+                400, f"{where}: fields 'sentAt' and 'timestamp' are too far apart to correct"
+            ) from None
 
     # Context: the page, the campaign and click ids, and the traits.
     context = _object(message, "context", where)
@@ -238,7 +243,12 @@ def _parse_time(value: Any, field: str, where: str) -> datetime | None:
         ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise RejectedError(
+            400, f"{where}: field {field!r} is {value[:40]!r}, outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 def _object(message: Mapping[str, Any], field: str, where: str) -> dict[str, Any]:
@@ -317,7 +327,7 @@ def _revenue(properties: Mapping[str, Any]) -> float | None:
             continue
         try:
             number = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             continue
         if math.isfinite(number):
             return number

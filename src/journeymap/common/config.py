@@ -268,6 +268,11 @@ class CollectorConfig(_Strict):
     )
     cookie_name: str = Field("jm_aid", description="First-party anonymous-id cookie.")
     cookie_days: int = Field(395, ge=1, description="Lifetime of the anonymous-id cookie (days).")
+    cookie_domain: str | None = Field(
+        None,
+        description="Domain of the cookie, such as example.com, so that a collector on "
+        "track.example.com shares it with www.example.com; the collector's host when omitted.",
+    )
     parquet_dir: str | None = Field(
         None, description="Also write events to this date-partitioned Parquet dataset."
     )
