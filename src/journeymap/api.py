@@ -30,10 +30,13 @@ from journeymap import __version__
 from journeymap.attribution import GRAINS, AttributionModel, credit_by, resolve_models
 from journeymap.attribution import attribute as run_models
 from journeymap.channels.rules import ChannelClassifier
+from journeymap.collect.drain import drain_store
+from journeymap.collect.journal import default_journal_path
 from journeymap.common.config import Config, parse_config
 from journeymap.common.errors import AlreadyImportedError, ConfigError, ModelError, StoreError
 from journeymap.common.timeutil import utc_now
 from journeymap.journeys.build import JourneyOptions, Journeys, build_journeys, materialize
+from journeymap.journeys.collected import collected_events, with_collected
 from journeymap.sources.batch import ImportResult
 from journeymap.store.store import MEMORY, Store
 
@@ -154,22 +157,43 @@ def check_has_data(store: Store) -> None:
     Raises:
         StoreError: no touchpoints, conversions or paths were imported.
     """
-    if not any(store.has_rows(name) for name in ("touchpoints", "conversions", "path_aggregates")):
+    names = ("touchpoints", "conversions", "path_aggregates")
+    if not any(store.has_rows(name) for name in names) and collected_events(store) is None:
         raise StoreError(
-            f"the store {store.location} has no touchpoints, conversions or paths",
+            f"the store {store.location} has no touchpoints, conversions, paths or "
+            "collected events",
             hint="Import data first, for example: journeymap import touchpoints FILE",
         )
 
 
-def check_kinds(store: Store, kinds: Sequence[str] | None) -> None:
+def drain_journal(store: Store, config: Config) -> int:
+    """Move the collector's journaled events that the store lacks into it; return how many.
+
+    The running server drains every few seconds; this catches up with what it had not moved
+    when it stopped. Stores in memory have no journal.
+    """
+    if store.location == MEMORY or store.engine != "duckdb":
+        return 0
+    path = config.collector.journal or default_journal_path(store.location)
+    return drain_store(store, path)
+
+
+def check_kinds(
+    store: Store,
+    kinds: Sequence[str] | None,
+    events: tuple[ibis.Table, ibis.Table] | None = None,
+) -> None:
     """Raise when a requested conversion kind does not occur in the data.
+
+    ``events`` are the touchpoints and conversions to check instead of the stored ones.
 
     Raises:
         ConfigError: a kind is unknown; the message lists the kinds present.
     """
     if not kinds:
         return
-    present = set(store.table("conversions").kind.lower().name("kind").to_pandas().dropna())
+    conversions = store.table("conversions") if events is None else events[1]
+    present = set(conversions.kind.lower().name("kind").to_pandas().dropna())
     if store.has_rows("path_aggregates"):
         present.add("conversion")
     missing = [kind for kind in kinds if kind.lower() not in present]
@@ -193,11 +217,15 @@ def build(store: Store, config: Config | None = None) -> Journeys:
         ConfigError: a configured conversion kind does not occur in the data.
     """
     config = config or Config()
+    drain_journal(store, config)
     check_has_data(store)
-    check_kinds(store, config.journeys.conversion_kinds)
     classifier = ChannelClassifier.from_config(config.channels)
     options = JourneyOptions.from_config(config)
-    journeys = materialize(store, build_journeys(store, classifier, options))
+    events = None
+    if collected_events(store) is not None:
+        events = with_collected(store, config)
+    check_kinds(store, config.journeys.conversion_kinds, events)
+    journeys = materialize(store, build_journeys(store, classifier, options, events=events))
     record = pd.DataFrame(
         {
             "created_at": [pd.Timestamp(utc_now())],

@@ -348,11 +348,21 @@ def journeys_from_paths(path_aggregates: ibis.Table, options: JourneyOptions) ->
 
 
 def build_journeys(
-    store: Store, classifier: ChannelClassifier, options: JourneyOptions
+    store: Store,
+    classifier: ChannelClassifier,
+    options: JourneyOptions,
+    *,
+    events: tuple[ibis.Table, ibis.Table] | None = None,
 ) -> Journeys:
-    """Build journeys from everything in the store: touchpoint events and aggregated paths."""
+    """Build journeys from everything in the store: touchpoint events and aggregated paths.
+
+    ``events`` replaces the stored touchpoints and conversions, for example with the
+    collected ones added (see :func:`journeymap.journeys.collected.with_collected`).
+    """
     parts: list[Journeys] = []
-    if store.has_rows("conversions") or store.has_rows("touchpoints"):
+    if events is not None:
+        parts.append(journeys_from_events(events[0], events[1], classifier, options))
+    elif store.has_rows("conversions") or store.has_rows("touchpoints"):
         parts.append(
             journeys_from_events(
                 store.table("touchpoints"), store.table("conversions"), classifier, options

@@ -219,6 +219,13 @@ RAW_TABLES: dict[str, ibis.Schema] = {
 }
 
 DERIVED_TABLES: dict[str, ibis.Schema] = {
+    # The person of every anonymous id, user id and email hash of the collected events.
+    "identities": ibis.schema({"id": STR, "kind": STR, "person_id": STR}),
+    # People, accounts, touches and conversions derived from the collected events.
+    "collected_people": RAW_TABLES["people"],
+    "collected_accounts": RAW_TABLES["accounts"],
+    "collected_touchpoints": RAW_TABLES["touchpoints"],
+    "collected_conversions": RAW_TABLES["conversions"],
     # One journey: the touches of one entity that lead to one conversion (or to none).
     # ``conversions`` and ``nulls`` count the journeys a row stands for: 1 and 0 for a
     # conversion, 0 and 1 for a non-converting journey, any counts for an aggregated path.
