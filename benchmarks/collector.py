@@ -13,7 +13,9 @@ workers, each with one keep-alive connection, send ``POST /v1/batch`` requests o
 ``--batch-size`` track messages with unique messageIds.
 
 ``load`` times ``--events`` events at each ``--concurrency`` (a fresh server each) and reports
-events per second, the latency of each request (p50, p90, p99, max) and errors.
+events per second, the latency of each request (p50, p90, p99, max) and errors. It also
+reports the CPU time of the generator and of the server per wall second, which shows which
+side is the bottleneck, and the server's CPU milliseconds per request.
 
 ``crash`` sends load, SIGKILLs the server after a random (seeded) delay, records every
 messageId whose request got a 200 response before the kill, restarts the server on the same
@@ -188,6 +190,13 @@ class Server:
         except subprocess.TimeoutExpired:
             print(f"the server ignored SIGINT for {timeout} s; killing it", file=sys.stderr)
             self.kill()
+
+    def cpu_seconds(self) -> float:
+        """Return the user and system CPU time of the server process so far (Linux only)."""
+        # Fields 14 and 15 of /proc/<pid>/stat, after the parenthesised command name.
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.space.log.read_text(encoding="utf-8", errors="replace")
@@ -497,6 +506,7 @@ def load_mode(options: argparse.Namespace) -> tuple[list[dict[str, Any]], bool]:
                         total_events=len(warmup) * options.batch_size,
                     )
                 )
+                server_cpu_before = server.cpu_seconds()
                 load = run_loop(
                     send_load(
                         server.port,
@@ -509,14 +519,15 @@ def load_mode(options: argparse.Namespace) -> tuple[list[dict[str, Any]], bool]:
                         total_events=count * options.batch_size,
                     )
                 )
+                server_cpu = server.cpu_seconds() - server_cpu_before
             finally:
                 server.stop()
-        results.append(load_result(load, concurrency, options.batch_size))
+        results.append(load_result(load, concurrency, options.batch_size, server_cpu))
     failed = any(result["errors"] for result in results)
     return results, failed
 
 
-def load_result(load: Load, concurrency: int, batch_size: int) -> dict[str, Any]:
+def load_result(load: Load, concurrency: int, batch_size: int, server_cpu: float) -> dict[str, Any]:
     events = len(load.acknowledged)
     milliseconds = [latency * 1000 for latency in load.latencies]
     return {
@@ -532,8 +543,13 @@ def load_result(load: Load, concurrency: int, batch_size: int) -> dict[str, Any]
         "max_ms": round(max(milliseconds, default=0.0), 2),
         "errors": sum(load.errors.values()),
         "error_kinds": load.errors,
+        # CPU seconds per wall second: 1.0 is one core busy for the whole run.
         "generator_cpu_share": round(load.generator_cpu_seconds / load.seconds, 2)
         if load.seconds
+        else 0,
+        "server_cpu_share": round(server_cpu / load.seconds, 2) if load.seconds else 0,
+        "server_cpu_ms_per_request": round(server_cpu * 1000 / len(load.latencies), 2)
+        if load.latencies
         else 0,
     }
 
@@ -727,6 +743,8 @@ LOAD_COLUMNS = [
     "max_ms",
     "errors",
     "generator_cpu_share",
+    "server_cpu_share",
+    "server_cpu_ms_per_request",
 ]
 CRASH_COLUMNS = [
     "run",
