@@ -376,8 +376,13 @@ async def send_load(
     progress_every: float,
     total_events: int,
     killer: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    rate: float | None = None,
 ) -> Load:
     """Send batches from ``concurrency`` workers until ``batches`` returns None.
+
+    With ``rate`` (events per second) the load is an open loop: request ``i`` is due at
+    ``i * batch size / rate`` seconds after the start, and its latency counts from that
+    moment, so that a server that falls behind is charged for the wait as well.
 
     ``batches(i)`` builds the i-th request. A worker that gets no response records its batch in
     ``unanswered``. With ``stop_on_error`` it then stops, because the server is gone, and
@@ -393,10 +398,15 @@ async def send_load(
         connection = CLIENTS[client](port, write_key)
         try:
             while not stopping:
-                batch = batches(next(counter))
+                index = next(counter)
+                batch = batches(index)
                 if batch is None:
                     return
-                started = time.perf_counter()
+                if rate is None:
+                    started = time.perf_counter()
+                else:
+                    started = begun + index * len(batch.message_ids) / rate
+                    await asyncio.sleep(max(0.0, started - time.perf_counter()))
                 try:
                     status, response = await connection.post(batch.body)
                 except (OSError, asyncio.IncompleteReadError, ProtocolError) as exc:
@@ -438,7 +448,7 @@ async def send_load(
             )
 
     cpu_started = time.process_time()
-    started = time.perf_counter()
+    started = begun = time.perf_counter()
     progress = asyncio.create_task(report_progress())
     killing = asyncio.create_task(killer()) if killer is not None else None
     try:
@@ -517,6 +527,7 @@ def load_mode(options: argparse.Namespace) -> tuple[list[dict[str, Any]], bool]:
                         stop_on_error=False,
                         progress_every=options.progress,
                         total_events=count * options.batch_size,
+                        rate=options.rate,
                     )
                 )
                 server_cpu = server.cpu_seconds() - server_cpu_before
@@ -826,6 +837,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         sub.add_argument(
             "--keep", action="store_true", help="keep each run's temporary folder and server log"
         )
+    load.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="send at this many events per second (an open loop; latency then counts from "
+        "each request's due time) instead of as fast as the server answers",
+    )
     load.add_argument(
         "--server-profile",
         type=Path,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from journeymap.collect import app as collector_app
+from journeymap.collect.drain import journal_events
 from journeymap.collect.keys import key_file
 from journeymap.common.config import Config, parse_config
 
@@ -40,11 +40,18 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def journal_rows(tmp_path: Path, columns: str) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(tmp_path / "store.duckdb.journal")
-    try:
-        return con.execute(f"SELECT {columns} FROM journal ORDER BY jseq").fetchall()
-    finally:
-        con.close()
+    """Return the named event columns of every journaled message; times as ISO text."""
+    events = journal_events(tmp_path / "store.duckdb.journal").to_pylist()
+    names = [name.strip() for name in columns.split(",")]
+    return [
+        tuple(
+            event[name].isoformat(timespec="microseconds")
+            if isinstance(event[name], datetime)
+            else event[name]
+            for name in names
+        )
+        for event in events
+    ]
 
 
 def basic(key: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from journeymap.collect import drain, journal
-from journeymap.collect.messages import event_rows
+from journeymap.collect.messages import accept
 from journeymap.store.store import Store
 
 
@@ -20,7 +20,7 @@ def write_journal(path: Path, count: int, *, start: int = 0, day: int = 1) -> No
         {"type": "track", "event": "Viewed", "userId": f"u{i}", "messageId": f"m{i}"}
         for i in range(start, start + count)
     ]
-    rows = event_rows(messages, source="web", received_at=received, message_limit=32_768)
+    rows = accept(messages, source="web", received_at=received, message_limit=32_768)
     con = journal.connect(path)
     try:
         journal.append(con, rows)
@@ -111,10 +111,10 @@ def test_prune_keeps_message_ids_for_deduplication(tmp_path: Path) -> None:
         assert drain.prune_journal(path, readers=["store"], days=30) == 2
     con = journal.connect(path)
     try:
-        kept = con.execute("SELECT message_id, raw, user_id FROM journal").fetchall()
+        kept = con.execute("SELECT message_id, raw, sent_at FROM journal").fetchall()
         write_again = journal.append(
             con,
-            event_rows(
+            accept(
                 [{"type": "track", "event": "Viewed", "userId": "u0", "messageId": "m0"}],
                 source="web",
                 received_at=datetime(2026, 4, 10, tzinfo=UTC),
@@ -136,3 +136,28 @@ def test_prune_waits_for_every_reader(tmp_path: Path) -> None:
     drain.drain_store(store, path)
     store.close()
     assert drain.prune_journal(path, readers=["store", "parquet:x"], days=0) == 0
+
+
+def test_drain_process_moves_events_into_store(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from journeymap.collect.app import create_app
+    from journeymap.common.config import parse_config
+
+    config = parse_config(
+        {
+            "store": str(tmp_path / "store.duckdb"),
+            "collector": {"sources": {"web": {"write_key": "k"}}},
+        }
+    )
+    app = create_app(config, drain_every=3600, drain_process=True)
+    message = {"event": "Signed Up", "userId": "u", "messageId": "m1"}
+    with TestClient(app) as client:
+        assert client.post("/v1/track", json=message, auth=("k", "")).status_code == 200
+        metrics = client.get("/metrics").text
+    assert 'journeymap_journal_backlog{sink="store"} 1.0' in metrics
+    store = Store.open(tmp_path / "store.duckdb")
+    try:
+        assert store.table("events").message_id.to_pyarrow().to_pylist() == ["m1"]
+    finally:
+        store.close()

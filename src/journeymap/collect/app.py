@@ -12,18 +12,19 @@ message or batch above the limits, 503 when the journal cannot be written.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-import json
 import logging
-import math
+import multiprocessing
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -31,6 +32,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -38,7 +40,7 @@ from prometheus_client import (
 from journeymap import __version__
 from journeymap.collect import drain, keys
 from journeymap.collect.journal import GroupCommitter, default_journal_path
-from journeymap.collect.messages import TYPES, RejectedError, event_rows, now
+from journeymap.collect.messages import TYPES, Accepted, RejectedError, accept, now
 from journeymap.collect.openapi import RESPONSES, batch_body, message_body
 from journeymap.collect.tag import tag_router
 from journeymap.common.config import Config
@@ -57,6 +59,7 @@ class Metrics:
     rejected: Counter
     commit_seconds: Histogram
     drained: Counter
+    backlog: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -90,6 +93,12 @@ class Metrics:
                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
                 registry=registry,
             ),
+            backlog=Gauge(
+                "journeymap_journal_backlog",
+                "Journaled events that a sink has not received yet",
+                ["sink"],
+                registry=registry,
+            ),
             drained=Counter(
                 "journeymap_events_drained",
                 "Events moved from the journal",
@@ -115,6 +124,12 @@ class Collector:
         self.batch_limit = int(self.settings.batch_limit_kb * 1024)
         self.metrics = Metrics.create()
         self.committer: GroupCommitter | None = None
+        self.sinks = drain.Sinks(
+            journal=str(journal_path),
+            store=store_path,
+            parquet_dir=self.settings.parquet_dir,
+            retention_days=self.settings.raw_retention_days,
+        )
 
     def start(self) -> None:
         self.committer = GroupCommitter(self.journal_path)
@@ -126,20 +141,8 @@ class Collector:
 
     def drain_once(self) -> None:
         """Move journaled events to every sink; a busy store is retried on the next round."""
-        readers = []
-        if self.store_path is not None:
-            moved = drain.try_drain_store(self.store_path, self.journal_path)
-            if moved:
-                self.metrics.drained.labels("store").inc(moved)
-            readers.append("store")
-        if self.settings.parquet_dir is not None:
-            moved = drain.drain_parquet(self.settings.parquet_dir, self.journal_path)
-            self.metrics.drained.labels("parquet").inc(moved)
-            readers.append(f"parquet:{Path(self.settings.parquet_dir)}")
-        if readers:
-            drain.prune_journal(
-                self.journal_path, readers=readers, days=self.settings.raw_retention_days
-            )
+        for sink, moved in drain.drain_all(self.sinks).items():
+            self.metrics.drained.labels(sink).inc(moved)
 
     async def ingest(self, request: Request, implied_type: str | None) -> Response:
         """Authenticate, read, validate and commit one request; answer once it is on disk."""
@@ -185,8 +188,8 @@ class Collector:
             return JSONResponse(
                 {"success": False, "message": "the journal could not be written; retry"}, 503
             )
-        for row in rows:
-            self.metrics.events.labels(source, row["type"]).inc()
+        for kind, count in collections.Counter(row.type for row in rows).items():
+            self.metrics.events.labels(source, kind).inc(count)
         self.metrics.stored.labels(source).inc(result.stored)
         if result.duplicates:
             self.metrics.duplicates.labels(source).inc(result.duplicates)
@@ -195,7 +198,9 @@ class Collector:
         response = JSONResponse(
             {"success": True, "stored": result.stored, "duplicates": result.duplicates}
         )
-        self._set_cookie(request, response, rows[0]["anonymous_id"] or cookie_id)
+        self._set_cookie(
+            request, response, _first_anonymous_id(document, implied_type) or cookie_id
+        )
         return response
 
     def _set_cookie(self, request: Request, response: Response, anonymous_id: str | None) -> None:
@@ -250,22 +255,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     return data
 
 
-def _no_constants(name: str) -> Any:
-    raise RejectedError(400, f"the body holds {name}, which JSON does not allow")
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise RejectedError(400, f"the body holds the number {text[:20]}, beyond a double's range")
-    return number
-
-
 def parse_json(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object body (sent as application/json or, from browsers, text/plain)."""
+    """Parse a JSON object body (sent as application/json or, from browsers, text/plain).
+
+    ``NaN``, ``Infinity`` and numbers beyond a double's range are invalid, as JSON says.
+    """
     try:
-        document = json.loads(body, parse_constant=_no_constants, parse_float=_finite)
-    except (ValueError, RecursionError) as exc:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise RejectedError(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise RejectedError(400, "the body must be a JSON object")
@@ -280,10 +277,10 @@ def rows_of(
     received_at: datetime,
     cookie_id: str | None,
     message_limit: int,
-) -> list[dict[str, Any]]:
+) -> list[Accepted]:
     """Return the journal rows of a single call or of a batch envelope."""
     if implied_type is not None:
-        return event_rows(
+        return accept(
             [document],
             source=source,
             received_at=received_at,
@@ -295,7 +292,7 @@ def rows_of(
     if not isinstance(batch, list) or not batch:
         raise RejectedError(400, "field 'batch' must be a non-empty list of messages")
     context = document.get("context")
-    return event_rows(
+    return accept(
         batch,
         source=source,
         received_at=received_at,
@@ -310,12 +307,19 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _first_anonymous_id(document: dict[str, Any], implied_type: str | None) -> str | None:
+    """Return the ``anonymousId`` of a request's first message, if it is a string."""
+    first = document if implied_type is not None else document["batch"][0]
+    return _text(first.get("anonymousId"))
+
+
 def create_app(
     config: Config | None = None,
     *,
     journal_path: str | Path | None = None,
     store_path: str | None = "",
     drain_every: float | None = None,
+    drain_process: bool = False,
 ) -> FastAPI:
     """Build the collector app.
 
@@ -326,6 +330,8 @@ def create_app(
         store_path: the DuckDB store to drain into; ``""`` means the configured store and
             None means no store (only the journal and the Parquet dataset).
         drain_every: seconds between drains; default ``collector.drain_seconds``.
+        drain_process: drain in a process of its own rather than in a thread of the server,
+            so that the drain's work does not slow the answers (``journeymap serve`` does).
     """
     config = config or Config()
     if store_path == "":
@@ -341,15 +347,22 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         collector.start()
-        task = asyncio.create_task(_drain_loop(collector))
+        if drain_process:
+            stop_drain = _start_drain_process(collector)
+        else:
+            task = asyncio.create_task(_drain_loop(collector))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if drain_process:
+                await asyncio.to_thread(stop_drain)
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             collector.stop()
-            await asyncio.to_thread(_drain_quietly, collector)
+            if not drain_process:
+                await asyncio.to_thread(_drain_quietly, collector)
 
     app = FastAPI(
         title="journeymap collector",
@@ -428,7 +441,34 @@ def _add_service_routes(app: FastAPI, collector: Collector) -> None:
         response_class=PlainTextResponse,
     )
     async def metrics() -> Response:
+        waiting = await asyncio.to_thread(
+            drain.backlog, collector.journal_path, collector.sinks.readers
+        )
+        for reader, count in waiting.items():
+            collector.metrics.backlog.labels(reader).set(count)
         return Response(generate_latest(collector.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _start_drain_process(collector: Collector) -> Callable[[], None]:
+    """Start the drain process and return the function that stops it after a last drain."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    process = context.Process(
+        target=drain.drain_forever,
+        args=(collector.sinks, collector.drain_every, stop),
+        name="journeymap-drain",
+        daemon=True,
+    )
+    process.start()
+
+    def stop_process() -> None:
+        stop.set()
+        process.join(timeout=60)
+        if process.is_alive():
+            log.error("the drain process did not stop within 60 s; terminating it")
+            process.terminate()
+
+    return stop_process
 
 
 async def _drain_loop(collector: Collector) -> None:

@@ -21,15 +21,19 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from journeymap import __version__
 from journeymap.collect import journal
+from journeymap.collect.messages import Row, event_row
 from journeymap.common.errors import StoreError
 from journeymap.store.schema import RAW_TABLES
 from journeymap.store.store import Store
@@ -39,7 +43,6 @@ log = logging.getLogger("journeymap.collect")
 KIND = "collector"
 _RANGE = re.compile(r"^journal (?P<id>\S+) jseq (?P<start>\d+)-(?P<end>\d+)$")
 _PART = re.compile(r"^part-(?P<start>\d+)-(?P<end>\d+)\.parquet$")
-EVENT_COLUMNS = tuple(c for c in journal.COLUMNS if c != "raw")
 
 
 def journal_id(con: sqlite3.Connection) -> str:
@@ -54,25 +57,63 @@ def journal_id(con: sqlite3.Connection) -> str:
     return value
 
 
-def events_table(rows: Sequence[tuple[Any, ...]], *, first_seq: int) -> pa.Table:
-    """Turn journal rows ``(jseq, *COLUMNS)`` into an Arrow table of the ``events`` schema.
+def event_rows(rows: Sequence[tuple[Any, ...]]) -> list[Row]:
+    """Derive the events-table columns of journal rows ``(jseq, *journal.COLUMNS)``.
 
-    ``seq`` numbers the rows from ``first_seq`` in journal order.
+    Rows whose raw message was pruned are skipped. A message that cannot be read (which
+    validation at ingest should prevent) keeps its keys and times, so that one bad row
+    cannot stop every later drain.
     """
+    events = []
+    for _, source, message_id, kind, received, sent, cookie_id, raw in rows:
+        if raw is None:
+            continue
+        received_at = datetime.fromisoformat(received)
+        sent_at = None if sent is None else datetime.fromisoformat(sent)
+        try:
+            row = event_row(
+                orjson.loads(raw),
+                source=source,
+                message_id=message_id,
+                received_at=received_at,
+                sent_at=sent_at,
+                cookie_id=cookie_id,
+            )
+        except Exception:
+            log.exception("cannot read journaled message %s of source %s", message_id, source)
+            row = {
+                "message_id": message_id,
+                "source": source,
+                "type": kind,
+                "timestamp": received_at,
+                "received_at": received_at,
+                "sent_at": sent_at,
+            }
+        events.append(row)
+    return events
+
+
+def events_table(rows: Sequence[tuple[Any, ...]], *, first_seq: int) -> pa.Table:
+    """Turn journal rows into an Arrow table of the ``events`` schema.
+
+    ``seq`` numbers the events from ``first_seq`` in journal order.
+    """
+    events = event_rows(rows)
     schema = RAW_TABLES["events"].to_pyarrow()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(journal.COLUMNS) + 1)
-    by_name = dict(zip(("jseq", *journal.COLUMNS), columns, strict=True))
     arrays = []
     for field in schema:
         if field.name == "seq":
-            arrays.append(pa.array(range(first_seq, first_seq + len(rows)), pa.int64()))
-        elif field.name in journal.TIME_COLUMNS:
-            arrays.append(pa.array(by_name[field.name], pa.string()).cast(field.type))
-        elif field.name in by_name:
-            arrays.append(pa.array(by_name[field.name], field.type))
+            arrays.append(pa.array(range(first_seq, first_seq + len(events)), pa.int64()))
         else:
-            arrays.append(pa.nulls(len(rows), field.type))
+            arrays.append(pa.array([event.get(field.name) for event in events], field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def journal_events(journal_path: str | Path) -> pa.Table:
+    """Return every event of the journal whose raw message is kept, as an events table."""
+    with journal.opened(journal_path) as con:
+        rows = list(journal.rows_after(con, 0, limit=2**62))
+    return events_table(rows, first_seq=1)
 
 
 def store_position(store: Store, jid: str) -> int:
@@ -228,3 +269,68 @@ def prune_journal(journal_path: str | Path, *, readers: Sequence[str], days: int
         return journal.prune(
             con, upto=upto, older_than=journal.retention_cutoff(datetime.now(UTC), days)
         )
+
+
+@dataclass(frozen=True)
+class Sinks:
+    """Where a drain moves journaled events: the store file and the Parquet dataset."""
+
+    journal: str
+    store: str | None
+    parquet_dir: str | None
+    retention_days: int
+
+    @property
+    def readers(self) -> list[str]:
+        """Return the journal position names of the sinks."""
+        names = ["store"] if self.store is not None else []
+        if self.parquet_dir is not None:
+            names.append(f"parquet:{Path(self.parquet_dir)}")
+        return names
+
+
+def drain_all(sinks: Sinks) -> dict[str, int]:
+    """Drain into every sink once, prune and checkpoint the journal; return events per sink.
+
+    A store that another process holds is skipped until the next round.
+    """
+    moved: dict[str, int] = {}
+    if sinks.store is not None:
+        moved["store"] = try_drain_store(sinks.store, sinks.journal) or 0
+    if sinks.parquet_dir is not None:
+        moved["parquet"] = drain_parquet(sinks.parquet_dir, sinks.journal)
+    if sinks.readers:
+        prune_journal(sinks.journal, readers=sinks.readers, days=sinks.retention_days)
+    if Path(sinks.journal).exists():
+        with journal.opened(sinks.journal) as con:
+            journal.checkpoint(con)
+    return moved
+
+
+def drain_forever(sinks: Sinks, every: float, stop: Event) -> None:
+    """Drain every ``every`` seconds until ``stop`` is set, then once more.
+
+    This is the body of the server's drain process: it owns the writes to the store, so that
+    the process that answers requests spends its time on them.
+    """
+    logging.basicConfig(level=logging.WARNING)
+    while not stop.wait(every):
+        _drain_logged(sinks)
+    _drain_logged(sinks)
+
+
+def _drain_logged(sinks: Sinks) -> None:
+    try:
+        drain_all(sinks)
+    except Exception:
+        # The events stay in the journal; the next round tries again.
+        log.exception("draining the journal failed; the events stay in the journal")
+
+
+def backlog(journal_path: str | Path, readers: Sequence[str]) -> dict[str, int]:
+    """Return how many journal rows each reader has not taken yet."""
+    if not Path(journal_path).exists():
+        return {}
+    with journal.opened(journal_path) as con:
+        top = con.execute("SELECT coalesce(max(jseq), 0) FROM journal").fetchone()[0]
+        return {reader: int(top) - journal.position(con, reader) for reader in readers}

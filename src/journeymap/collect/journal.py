@@ -6,8 +6,11 @@ disk when it returns, and other processes can read the journal while the server 
 drain (:mod:`journeymap.collect.drain`) later moves journaled rows into the store and the
 Parquet dataset, each of which remembers how far it has read.
 
-``(source, message_id)`` is unique: a retry of a stored message changes nothing. Rows are
-numbered by ``jseq`` in commit order.
+A journal row is the validated message as received (``raw``, JSON) with its source, message
+id, type, receive time, send time and cookie id; the drain derives the event columns from it,
+so the work done while a sender waits stays small. ``(source, message_id)`` is unique: a
+retry of a stored message changes nothing. Rows are numbered by ``jseq`` in commit order, and
+rows are never deleted (pruning clears their fields), so numbers are never reused.
 
 :class:`GroupCommitter` runs the writes on one thread. Requests that arrive while a commit is
 running wait for the next one, and that commit takes all of them, so that many concurrent
@@ -28,49 +31,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from journeymap.collect.messages import Row
+from journeymap.collect.messages import Accepted
 
 log = logging.getLogger("journeymap.collect")
 
-# Event columns kept in the journal, in this order; ``raw`` is the message as received.
-COLUMNS = (
-    "message_id",
-    "source",
-    "type",
-    "event",
-    "anonymous_id",
-    "user_id",
-    "group_id",
-    "previous_id",
-    "email_hash",
-    "email_domain",
-    "timestamp",
-    "original_timestamp",
-    "sent_at",
-    "received_at",
-    "page_url",
-    "page_host",
-    "referrer_host",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "click_id",
-    "click_platform",
-    "revenue",
-    "user_agent",
-    "context",
-    "properties",
-    "traits",
-    "raw",
-)
-TIME_COLUMNS = ("timestamp", "original_timestamp", "sent_at", "received_at")
+# The journal's columns after ``jseq``: what :class:`Accepted` holds.
+COLUMNS = ("source", "message_id", "type", "received_at", "sent_at", "cookie_id", "raw")
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
-    jseq INTEGER PRIMARY KEY AUTOINCREMENT,
-    {", ".join(f"{column} {'REAL' if column == 'revenue' else 'TEXT'}" for column in COLUMNS)},
+    jseq INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    sent_at TEXT,
+    cookie_id TEXT,
+    raw BLOB,
     UNIQUE (source, message_id)
 );
 CREATE TABLE IF NOT EXISTS positions (
@@ -100,18 +77,23 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         con = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
+        # Checkpoints run in the drain (see ``checkpoint``), not in the commits that a
+        # sender waits for.
+        con.execute("PRAGMA wal_autocheckpoint=0")
         con.executescript(_SCHEMA)
     return con
 
 
-def _values(row: Row) -> tuple[Any, ...]:
-    values = []
-    for column in COLUMNS:
-        value = row.get(column)
-        if isinstance(value, datetime):
-            value = value.isoformat(timespec="microseconds")
-        values.append(value)
-    return tuple(values)
+def _values(row: Accepted) -> tuple[Any, ...]:
+    return (
+        row.source,
+        row.message_id,
+        row.type,
+        row.received_at,
+        row.sent_at,
+        row.cookie_id,
+        row.raw,
+    )
 
 
 @dataclass(frozen=True)
@@ -122,7 +104,7 @@ class Stored:
     duplicates: int
 
 
-def append(con: sqlite3.Connection, rows: Sequence[Row]) -> Stored:
+def append(con: sqlite3.Connection, rows: Sequence[Accepted]) -> Stored:
     """Insert rows in one transaction and return how many were new; duplicates are ignored."""
     with con:
         before = con.total_changes
@@ -144,7 +126,7 @@ class GroupCommitter:
         self.path = Path(path)
         self.max_rows = max_rows
         self.commits = 0
-        self._queue: queue.Queue[tuple[Sequence[Row], Future[Stored]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Sequence[Accepted], Future[Stored]] | None] = queue.Queue()
         self._con = connect(self.path)
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
@@ -154,7 +136,7 @@ class GroupCommitter:
         """Whether the writer thread runs."""
         return self._thread.is_alive()
 
-    def submit(self, rows: Sequence[Row]) -> Future[Stored]:
+    def submit(self, rows: Sequence[Accepted]) -> Future[Stored]:
         """Queue rows for the next commit."""
         future: Future[Stored] = Future()
         if not self.alive:
@@ -189,7 +171,7 @@ class GroupCommitter:
                 size += len(item[0])
             self._commit(group)
 
-    def _commit(self, group: list[tuple[Sequence[Row], Future[Stored]]]) -> None:
+    def _commit(self, group: list[tuple[Sequence[Accepted], Future[Stored]]]) -> None:
         results = []
         try:
             with self._con:
@@ -236,19 +218,24 @@ def rows_after(
 
 
 def prune(con: sqlite3.Connection, *, upto: int, older_than: datetime) -> int:
-    """Forget the raw bodies and fields of drained rows received before ``older_than``.
+    """Forget the raw messages of drained rows received before ``older_than``.
 
-    The row's ``source`` and ``message_id`` stay, so that a late retry is still recognised.
+    The row's source, message id, type and receive time stay, so that a late retry is still
+    recognised.
     Returns how many rows were pruned.
     """
     with con:
         cursor = con.execute(
-            "UPDATE journal SET "
-            + ", ".join(f"{c} = NULL" for c in COLUMNS if c not in ("source", "message_id"))
-            + " WHERE jseq <= ? AND received_at < ? AND raw IS NOT NULL",
+            "UPDATE journal SET raw = NULL, sent_at = NULL, cookie_id = NULL "
+            "WHERE jseq <= ? AND received_at < ? AND raw IS NOT NULL",
             (upto, older_than.isoformat(timespec="microseconds")),
         )
     return cursor.rowcount
+
+
+def checkpoint(con: sqlite3.Connection) -> None:
+    """Copy committed pages from the write-ahead log into the database, without blocking."""
+    con.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 @contextmanager

@@ -20,13 +20,15 @@ so that the events table holds no raw address.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_ID = 100
@@ -41,6 +43,7 @@ CLICK_IDS: tuple[tuple[str, str], ...] = (
     ("ttclid", "tiktok_ads"),
     ("fbclid", "meta"),
 )
+CLICK_NAMES = tuple(name for name, _ in CLICK_IDS)
 CAMPAIGN_FIELDS = (
     ("utm_source", "source"),
     ("utm_medium", "medium"),
@@ -49,6 +52,7 @@ CAMPAIGN_FIELDS = (
     ("utm_term", "term"),
 )
 REVENUE_KEYS = ("revenue", "value", "total")
+OBJECT_FIELDS = ("context", "properties", "traits")
 
 Row = dict[str, Any]
 
@@ -62,7 +66,20 @@ class RejectedError(Exception):
         super().__init__(reason)
 
 
-def event_rows(
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """One validated message as the journal stores it: its keys, times and raw JSON."""
+
+    source: str
+    message_id: str
+    type: str
+    received_at: str
+    sent_at: str | None
+    cookie_id: str | None
+    raw: bytes
+
+
+def accept(
     messages: list[Any],
     *,
     source: str,
@@ -72,8 +89,12 @@ def event_rows(
     implied_type: str | None = None,
     cookie_id: str | None = None,
     message_limit: int,
-) -> list[Row]:
-    """Validate ``messages`` and return one events-table row (plus ``raw``) for each.
+) -> list[Accepted]:
+    """Validate ``messages`` and return each as the journal stores it.
+
+    Validation is complete here, so that :func:`event_row` can later derive the event
+    columns from what the journal holds without failing. It is also cheap, because it runs
+    while the sender waits: URLs, campaigns and emails are read later, by the drain.
 
     Args:
         messages: the parsed JSON messages, in request order.
@@ -87,48 +108,62 @@ def event_rows(
         message_limit: the largest accepted serialised message, in bytes.
 
     Raises:
-        RejectedError: 400 for a message that is not an object, lacks a field its type needs, or
-            has an unreadable timestamp; 413 for a message above ``message_limit``.
+        RejectedError: 400 for a message that is not an object, lacks a field its type needs,
+            or has an unreadable timestamp; 413 for a message above ``message_limit``.
     """
-    rows = []
+    received_text = received_at.isoformat(timespec="microseconds")
+    batch_sent = _parse_time(batch_sent_at, "sentAt", "the batch")
+    accepted = []
     for index, message in enumerate(messages):
         where = f"message {index}" if implied_type is None else "the message"
         if not isinstance(message, dict):
             raise RejectedError(400, f"{where} is not a JSON object")
-        raw = json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
-        if len(raw.encode()) > message_limit:
-            raise RejectedError(
-                413, f"{where} is {len(raw.encode())} bytes, above the limit of {message_limit}"
-            )
-        row = _event_row(
+        kind, message_id, sent_at = _check(
             message,
             where=where,
-            source=source,
             received_at=received_at,
-            batch_sent_at=batch_sent_at,
-            batch_context=batch_context,
+            batch_sent=batch_sent,
             implied_type=implied_type,
-            cookie_id=cookie_id,
+            has_cookie=cookie_id is not None,
         )
-        row["raw"] = raw
-        rows.append(row)
-    return rows
+
+        # The journal keeps the message as the drain must read it: with its type, and with
+        # the batch's context merged under its own.
+        if message.get("type") != kind:
+            message = {**message, "type": kind}
+        if batch_context:
+            own = message.get("context") or {}
+            message = {**message, "context": {**batch_context, **own}}
+        raw = orjson.dumps(message)
+        if len(raw) > message_limit:
+            raise RejectedError(
+                413, f"{where} is {len(raw)} bytes, above the limit of {message_limit}"
+            )
+        accepted.append(
+            Accepted(
+                source=source,
+                message_id=message_id,
+                type=kind,
+                received_at=received_text,
+                sent_at=None if sent_at is None else sent_at.isoformat(timespec="microseconds"),
+                cookie_id=cookie_id,
+                raw=raw,
+            )
+        )
+    return accepted
 
 
-def _event_row(
+def _check(
     message: dict[str, Any],
     *,
     where: str,
-    source: str,
     received_at: datetime,
-    batch_sent_at: Any,
-    batch_context: Mapping[str, Any] | None,
+    batch_sent: datetime | None,
     implied_type: str | None,
-    cookie_id: str | None,
-) -> Row:
-    kind = message.get("type", implied_type)
-    if implied_type is not None and kind != implied_type:
-        kind = implied_type
+    has_cookie: bool,
+) -> tuple[str, str, datetime | None]:
+    """Validate one message; return its type, its message id and when it was sent."""
+    kind = implied_type if implied_type is not None else message.get("type")
     if kind not in TYPES:
         raise RejectedError(
             400, f"{where}: field 'type' is {kind!r}; use one of {', '.join(TYPES)}"
@@ -136,43 +171,66 @@ def _event_row(
 
     # Identity: the ids that the message's type needs.
     user_id = _id(message, "userId", where)
-    anonymous_id = _id(message, "anonymousId", where) or cookie_id
-    if kind != "alias" and user_id is None and anonymous_id is None:
+    anonymous_id = _id(message, "anonymousId", where)
+    if kind != "alias" and user_id is None and anonymous_id is None and not has_cookie:
         raise RejectedError(400, f"{where} ({kind}): needs field 'userId' or 'anonymousId'")
     previous_id = _id(message, "previousId", where)
     if kind == "alias" and (previous_id is None or user_id is None):
         raise RejectedError(400, f"{where} (alias): needs fields 'previousId' and 'userId'")
-    group_id = _id(message, "groupId", where)
-    if kind == "group" and group_id is None:
+    if kind == "group" and _id(message, "groupId", where) is None:
         raise RejectedError(400, f"{where} (group): needs field 'groupId'")
-    event = message.get("event") if kind == "track" else message.get("name")
-    if kind == "track" and (not isinstance(event, str) or not event.strip()):
-        raise RejectedError(400, f"{where} (track): needs field 'event', the event name")
+    if kind == "track":
+        event = message.get("event")
+        if not isinstance(event, str) or not event.strip():
+            raise RejectedError(400, f"{where} (track): needs field 'event', the event name")
     message_id = _id(message, "messageId", where) or str(uuid.uuid4())
     if len(message_id) > MAX_MESSAGE_ID:
         raise RejectedError(400, f"{where}: field 'messageId' is longer than {MAX_MESSAGE_ID}")
+    for field in OBJECT_FIELDS:
+        value = message.get(field)
+        if value is not None and not isinstance(value, dict):
+            raise RejectedError(400, f"{where}: field {field!r} must be a JSON object")
 
-    # Time: Segment's clock-skew correction when the sender says when it sent the message.
+    # Time: the stamps must parse, and Segment's correction must stay within the calendar.
     stamp = _time(message, "originalTimestamp", where) or _time(message, "timestamp", where)
-    sent_at = _time(message, "sentAt", where) or _parse_time(batch_sent_at, "sentAt", where)
+    sent_at = _time(message, "sentAt", where) or batch_sent
+    if stamp is not None and sent_at is not None:
+        try:
+            received_at - (sent_at - stamp)
+        except OverflowError:
+            raise RejectedError(
+                400, f"{where}: fields 'sentAt' and 'timestamp' are too far apart to correct"
+            ) from None
+    return kind, message_id, sent_at
+
+
+def event_row(
+    message: dict[str, Any],
+    *,
+    source: str,
+    message_id: str,
+    received_at: datetime,
+    sent_at: datetime | None,
+    cookie_id: str | None,
+) -> Row:
+    """Return the events-table columns of a message that :func:`accept` validated.
+
+    Time follows Segment's clock-skew rule (see the module's docstring); the page, the
+    campaign, the click id, the revenue and the hashed email are read from the context,
+    properties and traits.
+    """
+    kind = str(message.get("type"))
+    stamp = _loose_time(message.get("originalTimestamp")) or _loose_time(message.get("timestamp"))
     if stamp is None:
         timestamp = received_at
     elif sent_at is None:
         timestamp = stamp
     else:
-        try:
-            timestamp = received_at - (sent_at - stamp)
-        except OverflowError:
-            raise RejectedError(
-                400, f"{where}: fields 'sentAt' and 'timestamp' are too far apart to correct"
-            ) from None
+        timestamp = received_at - (sent_at - stamp)
 
-    # Context: the page, the campaign and click ids, and the traits.
-    context = _object(message, "context", where)
-    if batch_context:
-        context = {**batch_context, **context}
-    properties = _object(message, "properties", where)
-    traits = _object(message, "traits", where) or _as_object(context.get("traits"))
+    context = _as_object(message.get("context"))
+    properties = _as_object(message.get("properties"))
+    traits = _as_object(message.get("traits")) or _as_object(context.get("traits"))
     page = _as_object(context.get("page"))
     page_url = _text(page.get("url")) or _text(properties.get("url"))
     referrer = _text(page.get("referrer")) or _text(properties.get("referrer"))
@@ -184,16 +242,17 @@ def _event_row(
     }
     click_id, click_platform = _click(_as_object(context.get("clickIds")), campaign, query)
     email_hash, email_domain, traits = _hashed_email(traits)
+    event = message.get("event") if kind == "track" else message.get("name")
 
     return {
         "message_id": message_id,
         "source": source,
         "type": kind,
         "event": _text(event),
-        "anonymous_id": anonymous_id,
-        "user_id": user_id,
-        "group_id": group_id,
-        "previous_id": previous_id,
+        "anonymous_id": _loose_id(message.get("anonymousId")) or cookie_id,
+        "user_id": _loose_id(message.get("userId")),
+        "group_id": _loose_id(message.get("groupId")),
+        "previous_id": _loose_id(message.get("previousId")),
         "email_hash": email_hash,
         "email_domain": email_domain,
         "timestamp": timestamp,
@@ -212,6 +271,19 @@ def _event_row(
         "properties": _dump(properties),
         "traits": _dump(traits),
     }
+
+
+def _loose_id(value: Any) -> str | None:
+    if value is None or value == "" or isinstance(value, bool | dict | list):
+        return None
+    return str(value)
+
+
+def _loose_time(value: Any) -> datetime | None:
+    try:
+        return _parse_time(value, "", "")
+    except RejectedError:
+        return None
 
 
 def _id(message: Mapping[str, Any], field: str, where: str) -> str | None:
@@ -251,15 +323,6 @@ def _parse_time(value: Any, field: str, where: str) -> datetime | None:
         ) from None
 
 
-def _object(message: Mapping[str, Any], field: str, where: str) -> dict[str, Any]:
-    value = message.get(field)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise RejectedError(400, f"{where}: field {field!r} must be a JSON object")
-    return value
-
-
 def _as_object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -279,8 +342,8 @@ def _query(url: str | None, search: str | None) -> dict[str, list[str]]:
     """Return the query parameters of the page URL, or of ``context.page.search``."""
     query = search
     if url and "?" in url:
-        query = urlsplit(url).query
-    if not query:
+        query = url.split("?", 1)[1].split("#", 1)[0]
+    if not query or ("utm_" not in query and not any(name in query for name in CLICK_NAMES)):
         return {}
     return parse_qs(query.lstrip("?"))
 
@@ -289,7 +352,10 @@ def _host(url: str | None) -> str | None:
     """Return the lowercased host of a URL without ``www.``."""
     if not url:
         return None
-    host = urlsplit(url if "//" in url else f"//{url}").hostname
+    try:
+        host = urlsplit(url if "//" in url else f"//{url}").hostname
+    except ValueError:  # an unclosed IPv6 bracket, for example
+        return None
     if not host:
         return None
     return host.removeprefix("www.")
@@ -337,7 +403,7 @@ def _revenue(properties: Mapping[str, Any]) -> float | None:
 def _dump(value: Mapping[str, Any]) -> str | None:
     if not value:
         return None
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return orjson.dumps(value).decode()
 
 
 def now() -> datetime:
