@@ -161,3 +161,23 @@ def test_drain_process_moves_events_into_store(tmp_path: Path) -> None:
         assert store.table("events").message_id.to_pyarrow().to_pylist() == ["m1"]
     finally:
         store.close()
+
+
+def test_try_drain_store_trusts_store_over_stale_mark(tmp_path: Path) -> None:
+    path = tmp_path / "events.journal"
+    write_journal(path, 3)
+    store_path = tmp_path / "store.duckdb"
+    assert drain.try_drain_store(str(store_path), path) == 3
+    con = journal.connect(path)
+    try:
+        journal.set_position(con, "store", 0)
+    finally:
+        con.close()
+    write_journal(path, 1, start=3)
+    assert drain.try_drain_store(str(store_path), path) == 1
+    store = Store.open(store_path)
+    try:
+        ids = store.table("events").order_by("seq").message_id.to_pyarrow().to_pylist()
+    finally:
+        store.close()
+    assert ids == ["m0", "m1", "m2", "m3"]
