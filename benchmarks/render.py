@@ -89,6 +89,9 @@ def _size_section(name: str, data: dict[str, Any]) -> list[str]:
     return lines
 
 
+COLLECTOR_HEADING = "## Collector"
+
+
 def write_docs(report: dict[str, Any], path: Path) -> None:
     """Write the benchmark page from the timing report and, when present, accuracy.json."""
     lines = [
@@ -143,4 +146,10 @@ def write_docs(report: dict[str, Any], path: Path) -> None:
             "touch gets the same marginal contribution.",
             "",
         ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # The collector's section is written by hand from benchmarks/collector.py; keep it.
+    kept = ""
+    if path.exists():
+        old = path.read_text(encoding="utf-8")
+        if COLLECTOR_HEADING in old:
+            kept = "\n" + old[old.index(COLLECTOR_HEADING) :]
+    path.write_text("\n".join(lines) + "\n" + kept, encoding="utf-8")
