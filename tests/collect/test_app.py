@@ -1,4 +1,4 @@
-"""The collector's routes: authentication, limits, clock skew, deduplication and answers."""
+"""The collector's routes: authentication, limits, clock skew, deduplication and responses."""
 
 from __future__ import annotations
 

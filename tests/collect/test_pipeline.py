@@ -61,7 +61,7 @@ def store(config: Config) -> Iterator[Store]:
     opened.close()
 
 
-def test_fbclid_landing_is_organic_social_in_touches_and_credits(config: Config) -> None:
+def test_fbclid_landing_organic_social_everywhere(config: Config) -> None:
     collect(
         config,
         [
@@ -143,7 +143,7 @@ def test_own_domain_referral_is_no_touch(config: Config) -> None:
     assert touches.channel.tolist() == ["Email"]
 
 
-def test_build_drains_what_the_server_left_in_the_journal(config: Config) -> None:
+def test_build_drains_leftover_journal(config: Config) -> None:
     app = create_app(config, store_path=None, drain_every=3600)
     with TestClient(app) as client:
         client.post(

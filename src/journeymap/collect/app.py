@@ -1,6 +1,6 @@
 """The collector's HTTP routes: the Segment tracking API, health, readiness and metrics.
 
-``create_app`` builds one FastAPI app. A request is answered 200 only after its messages are
+``create_app`` builds one FastAPI app. A request gets its 200 response only after its messages are
 committed to the journal (see :mod:`journeymap.collect.journal`); a background task drains the
 journal into the store (and the Parquet dataset when configured) every few seconds.
 
@@ -145,7 +145,7 @@ class Collector:
             self.metrics.drained.labels(sink).inc(moved)
 
     async def ingest(self, request: Request, implied_type: str | None) -> Response:
-        """Authenticate, read, validate and commit one request; answer once it is on disk."""
+        """Authenticate, read, validate and commit one request, and respond once it is on disk."""
         started = time.perf_counter()
         received_at = now()
         try:
@@ -258,7 +258,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_json(body: bytes) -> dict[str, Any]:
     """Parse a JSON object body (sent as application/json or, from browsers, text/plain).
 
-    ``NaN``, ``Infinity`` and numbers beyond a double's range are invalid, as JSON says.
+    ``NaN``, ``Infinity`` and numbers beyond a double's range are invalid, as the JSON standard requires.
     """
     try:
         document = orjson.loads(body)
@@ -331,7 +331,7 @@ def create_app(
             None means no store (only the journal and the Parquet dataset).
         drain_every: seconds between drains; default ``collector.drain_seconds``.
         drain_process: drain in a process of its own rather than in a thread of the server,
-            so that the drain's work does not slow the answers (``journeymap serve`` does).
+            so that the drain's work does not slow the responses (``journeymap serve`` does).
     """
     config = config or Config()
     if store_path == "":

@@ -5,7 +5,7 @@ atomic step as the rows, so a drain that dies half-way is simply repeated:
 
 * the store: each drain is one store transaction that appends the events, their ``imports``
   record and the journal range in ``imports.file`` (``journal <id> jseq <start>-<end>``);
-* the Parquet dataset: each file holds one run of consecutive journal rows received on one
+* the Parquet dataset: each file contains one run of consecutive journal rows received on one
   UTC day, is written under a temporary name and renamed into
   ``date=YYYY-MM-DD/part-<start>-<end>.parquet``, and the largest ``<end>`` is the mark.
 
@@ -239,7 +239,7 @@ def parquet_position(folder: str | Path) -> int:
 def drain_parquet(folder: str | Path, journal_path: str | Path, *, chunk: int = 200_000) -> int:
     """Write every journal row that the dataset lacks as Parquet files; return how many.
 
-    A file holds consecutive journal rows received on one UTC day, so each file is a
+    A file contains consecutive journal rows received on one UTC day, so each file is a
     complete step: it is written under a temporary name and renamed into place.
     """
     if not Path(journal_path).exists():
@@ -306,7 +306,7 @@ def prune_journal(journal_path: str | Path, *, readers: Sequence[str], days: int
 
 @dataclass(frozen=True)
 class Sinks:
-    """Where a drain moves journaled events: the store file and the Parquet dataset."""
+    """The destinations of a drain: the store file and the Parquet dataset."""
 
     journal: str
     store: str | None

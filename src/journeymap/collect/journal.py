@@ -1,6 +1,6 @@
 """The journal: the durable, deduplicating landing table of the collector.
 
-The collector never writes the DuckDB store while it answers requests. It appends each
+The collector never writes the DuckDB store while it handles requests. It appends each
 accepted message to a SQLite journal in WAL mode with ``synchronous=FULL``, so a commit is on
 disk when it returns, and other processes can read the journal while the server writes it. A
 drain (:mod:`journeymap.collect.drain`) later moves journaled rows into the store and the
@@ -98,7 +98,7 @@ def _values(row: Accepted) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class Stored:
-    """What one commit did with one request's messages."""
+    """The outcome of one commit for one request's messages."""
 
     stored: int
     duplicates: int

@@ -30,19 +30,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from journeymap.sources.touchpoints import CLICK_IDS
+
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_ID = 100
 
-# Click-id parameters in order of precedence, with the platform the channel rules expect.
-CLICK_IDS: tuple[tuple[str, str], ...] = (
-    ("gclid", "google_ads"),
-    ("gbraid", "google_ads"),
-    ("wbraid", "google_ads"),
-    ("msclkid", "microsoft_ads"),
-    ("li_fat_id", "linkedin_ads"),
-    ("ttclid", "tiktok_ads"),
-    ("fbclid", "meta"),
-)
+# Click-id parameters in order of precedence, with the platform that the channel rules expect:
+# the same list as the touchpoint importer's.
 CLICK_NAMES = tuple(name for name, _ in CLICK_IDS)
 CAMPAIGN_FIELDS = (
     ("utm_source", "source"),

@@ -234,7 +234,7 @@ class CollectorSource(_Strict):
         None, description="The write key; prefer write_key_env to keep it out of the file."
     )
     write_key_env: str | None = Field(
-        None, description="Environment variable that holds the write key."
+        None, description="Environment variable that contains the write key."
     )
 
     @model_validator(mode="after")
@@ -285,7 +285,7 @@ class CollectorConfig(_Strict):
 
 
 class SessionConfig(_Strict):
-    """How page events become sessions, touchpoints and conversions."""
+    """The rules that turn page events into sessions, touchpoints and conversions."""
 
     timeout_minutes: float = Field(
         30, gt=0, description="Inactivity that ends a session (minutes)."
@@ -311,7 +311,7 @@ class SessionConfig(_Strict):
 
 
 class IdentityConfig(_Strict):
-    """Which identifiers merge into people and accounts."""
+    """The rules that merge identifiers into people and accounts."""
 
     free_mail_domains: list[str] = Field(
         default_factory=lambda: list(FREE_MAIL_DOMAINS),
