@@ -258,7 +258,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_json(body: bytes) -> dict[str, Any]:
     """Parse a JSON object body (sent as application/json or, from browsers, text/plain).
 
-    ``NaN``, ``Infinity`` and numbers beyond a double's range are invalid, as the JSON standard requires.
+    ``NaN``, ``Infinity`` and numbers beyond a double's range are invalid, as the JSON
+    standard requires.
     """
     try:
         document = orjson.loads(body)

@@ -344,7 +344,7 @@ def drain_forever(sinks: Sinks, every: float, stop: Event) -> None:
     """Drain every ``every`` seconds until ``stop`` is set, then once more.
 
     This is the body of the server's drain process: it owns the writes to the store, so that
-    the process that answers requests spends its time on them.
+    the process that handles requests spends its time on them.
     """
     logging.basicConfig(level=logging.WARNING)
     while not stop.wait(every):

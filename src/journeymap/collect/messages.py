@@ -87,7 +87,7 @@ def accept(
     """Validate ``messages`` and return each as the journal stores it.
 
     Validation is complete here, so that :func:`event_row` can later derive the event
-    columns from what the journal holds without failing. It is also cheap, because it runs
+    columns from the journal's contents without failing. It is also cheap, because it runs
     while the sender waits: URLs, campaigns and emails are read later, by the drain.
 
     Args:
