@@ -42,8 +42,8 @@ from journeymap.store.store import MEMORY, Store
 
 log = logging.getLogger("journeymap")
 
-InputFormat = Literal["touchpoints", "paths", "snowplow", "spend"]
-INPUT_FORMATS: tuple[str, ...] = ("touchpoints", "paths", "snowplow", "spend")
+InputFormat = Literal["touchpoints", "paths", "snowplow", "spend", "deals"]
+INPUT_FORMATS: tuple[str, ...] = ("touchpoints", "paths", "snowplow", "spend", "deals")
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,14 @@ def import_file(
     separator: str | None = None,
     path_separator: str = ">",
     platform: str | None = None,
+    accounts_file: str | Path | None = None,
+    products_file: str | Path | None = None,
 ) -> ImportResult:
     """Import one file into the store, all rows or none.
 
     A file whose exact bytes are already in the store is skipped, because its rows would
-    count twice; the result says so.
+    count twice; the result says so. ``accounts_file`` and ``products_file`` go with a
+    ``deals`` file only.
 
     Raises:
         InputError: the file is missing, a column is missing, or a cell is invalid.
@@ -93,6 +96,8 @@ def import_file(
             separator=separator,
             path_separator=path_separator,
             platform=platform,
+            accounts_file=accounts_file,
+            products_file=products_file,
         )
     except AlreadyImportedError as exc:
         log.info("skipped %s: already imported as %s", path, exc.import_id)
@@ -111,6 +116,8 @@ def _import_file(
     separator: str | None,
     path_separator: str,
     platform: str | None,
+    accounts_file: str | Path | None = None,
+    products_file: str | Path | None = None,
 ) -> ImportResult:
     if input_format == "touchpoints":
         from journeymap.sources.touchpoints import import_touchpoints
@@ -142,6 +149,18 @@ def _import_file(
             mapping=mapping,
             separator=separator,
             platform=platform,
+            currency=config.currency,
+        )
+    if input_format == "deals":
+        from journeymap.sources.deals import import_deals
+
+        return import_deals(
+            store,
+            path,
+            accounts_file=accounts_file,
+            products_file=products_file,
+            mapping=mapping,
+            separator=separator,
             currency=config.currency,
         )
     raise ConfigError(

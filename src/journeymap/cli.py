@@ -320,6 +320,41 @@ def import_spend(
     )
 
 
+@import_app.command("deals")
+def import_deals(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file of CRM deals, one per row.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(
+            "--accounts",
+            help="Accounts file (account, sector, employees, office_location) to import too.",
+        ),
+    ] = None,
+    products: Annotated[
+        Path | None,
+        typer.Option("--products", help="Products file, read only to check product spellings."),
+    ] = None,
+) -> None:
+    """Import CRM deals: id, account, stage, engage and close dates, amount, owner."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "deals",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        separator=sep,
+        accounts_file=accounts,
+        products_file=products,
+    )
+
+
 @app.command()
 def build(
     store: StoreOpt = None,

@@ -1,0 +1,530 @@
+"""Import CRM deals (CSV or Parquet) into the ``deals`` and ``deal_stages`` tables.
+
+Input: one row per deal with its id, current stage and, optionally, account, amount, owner,
+product, pipeline, a start date (engage or create date) and a close date. Column names of the
+common exports are recognised (``opportunity_id``, ``deal_stage``, ``engage_date``,
+``close_value`` ...; HubSpot's ``dealstage``, ``createdate``, ``closedate``, ``amount``), and
+``--map FIELD=COLUMN`` names any other column. An accounts file (``account``, ``sector``,
+``employees``, ``office_location``) adds ``accounts`` rows, and a products file is read only to
+check product spellings.
+
+Output: one ``deals`` row per input row, including deals with no account (null
+``account_id``). A stage in ``won_stages`` is won and closed, one in ``lost_stages`` is closed
+and not won, and any other stage is open. Stage names are compared case-insensitively.
+
+``deal_stages`` rows are derived from the dates, because the input has no stage history. A
+closed deal with a start date was in ``start_stage`` (default ``Engaging``) from that date
+until its close date, and in its final stage from the close date on. An open deal with a start
+date has been in its current stage since that date. A deal without a start date (such as a
+``Prospecting`` deal, which the input gives no date for) has no start row. A closed deal
+without a close date has no ``deal_stages`` rows at all, and a warning counts such deals.
+
+Data-quality problems that do not block the import are returned as warnings and logged, and
+the rows are kept as written: a product spelt two ways (``GTXPro`` and ``GTX Pro``) and a
+sector that looks like a typo of a known industry (``technolgy``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from journeymap.common.errors import InputError
+from journeymap.sources.batch import ImportResult, check_not_imported, write_import
+from journeymap.sources.columns import ColumnResolver
+from journeymap.sources.readers import read_input
+from journeymap.sources.spend import ISO_DATE
+from journeymap.sources.values import numbers, text
+from journeymap.store.store import Store
+
+log = logging.getLogger("journeymap")
+
+DEAL_ALIASES: dict[str, list[str]] = {
+    "deal_id": ["opportunity_id", "deal_id", "id", "record_id", "hs_object_id"],
+    "account_id": ["account", "account_id", "company", "accountid"],
+    "name": ["name", "deal_name", "dealname", "opportunity_name"],
+    "stage": ["deal_stage", "stage", "dealstage", "stagename"],
+    "created_at": ["engage_date", "created_at", "createdate", "create_date", "createddate"],
+    "closed_at": ["close_date", "closedate", "closed_at"],
+    "amount": ["close_value", "amount"],
+    "currency": ["currency", "deal_currency_code", "currencyisocode"],
+    "owner": ["sales_agent", "owner", "hubspot_owner_id", "ownerid"],
+    "product": ["product"],
+    "pipeline": ["pipeline"],
+    "lost_reason": ["lost_reason", "closed_lost_reason"],
+}
+ACCOUNT_ALIASES: dict[str, list[str]] = {
+    "account_id": ["account", "account_id", "company", "name"],
+    "domain": ["domain", "website"],
+    "industry": ["sector", "industry"],
+    "employees": ["employees", "numberofemployees", "number_of_employees"],
+    "region": ["office_location", "region", "country"],
+}
+PRODUCT_ALIASES: dict[str, list[str]] = {"product": ["product", "product_name", "name"]}
+
+WON_STAGES: tuple[str, ...] = ("Won", "Closed Won", "closedwon")
+LOST_STAGES: tuple[str, ...] = ("Lost", "Closed Lost", "closedlost")
+START_STAGE = "Engaging"
+
+# Industry names that a sector column is checked against: a sector that is not one of them
+# but differs from one by a letter or two is reported as a likely typo.
+KNOWN_INDUSTRIES: tuple[str, ...] = (
+    "agriculture",
+    "construction",
+    "consulting",
+    "education",
+    "employment",
+    "energy",
+    "entertainment",
+    "finance",
+    "government",
+    "healthcare",
+    "hospitality",
+    "insurance",
+    "manufacturing",
+    "marketing",
+    "media",
+    "medical",
+    "retail",
+    "services",
+    "software",
+    "technology",
+    "telecommunications",
+    "transportation",
+)
+TYPO_SIMILARITY = 0.85
+"""Minimum difflib ratio between a sector and a known industry for a typo warning."""
+
+
+@dataclass(frozen=True)
+class DealImportResult(ImportResult):
+    """The outcome of a deals import, with its data-quality warnings."""
+
+    warnings: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """Return a one-line account of the rows written and the number of warnings."""
+        line = super().summary()
+        if self.warnings and not self.skipped:
+            line += f"; {len(self.warnings)} data-quality warning(s)"
+        return line
+
+
+def import_deals(
+    store: Store,
+    deals_file: str | Path,
+    *,
+    accounts_file: str | Path | None = None,
+    products_file: str | Path | None = None,
+    mapping: Mapping[str, str] | None = None,
+    separator: str | None = None,
+    currency: str = "USD",
+    won_stages: Sequence[str] = WON_STAGES,
+    lost_stages: Sequence[str] = LOST_STAGES,
+    start_stage: str = START_STAGE,
+) -> DealImportResult:
+    """Import a deals file, and optionally its accounts, in one transaction.
+
+    ``mapping`` and ``separator`` apply to the deals file; the accounts and products files
+    are recognised by their column names. ``currency`` applies to deals without a currency
+    column. The import is identified by the deals file's bytes, so importing the same deals
+    file again is rejected whatever accounts file comes with it.
+
+    Raises:
+        InputError: a file is missing, or it has no id or stage column, or a cell is
+            invalid. Invalid cells are an empty or duplicate deal id, an empty stage, a date
+            not in ISO 8601 form, a negative or non-numeric amount, and a close date before
+            the start date.
+        AlreadyImportedError: the deals file's bytes were imported before.
+    """
+    source = read_input(deals_file, separator=separator)
+    import_id = check_not_imported(store, kind="deals", sha256=source.sha256, file=source.path)
+
+    columns = ColumnResolver(
+        file=source.path, columns=list(source.frame.columns), aliases=DEAL_ALIASES, mapping=mapping
+    )
+    deals = read_deals_frame(
+        source.frame,
+        columns,
+        file=source.path,
+        currency=currency,
+        won_stages=won_stages,
+        lost_stages=lost_stages,
+    )
+    stages = derive_stages(deals, start_stage=start_stage)
+    tables: dict[str, pd.DataFrame] = {"deals": deals, "deal_stages": stages}
+
+    warnings = _deal_warnings(deals)
+    product_column = columns.get("product")
+    deal_products = text(source.frame[product_column]) if product_column else None
+    warnings += product_warnings(deal_products, _read_products(products_file))
+    if accounts_file is not None:
+        accounts = read_accounts(accounts_file)
+        tables["accounts"] = accounts
+        warnings += sector_warnings(accounts["industry"])
+        warnings += _unknown_account_warnings(deals, accounts)
+
+    result = write_import(
+        store,
+        import_id=import_id,
+        kind="deals",
+        file=source.path,
+        sha256=source.sha256,
+        seq_start=store.next_seq(),
+        tables=tables,
+    )
+    for warning in warnings:
+        log.warning("%s: %s", source.path, warning)
+    return DealImportResult(
+        import_id=result.import_id,
+        kind=result.kind,
+        file=result.file,
+        rows=result.rows,
+        warnings=tuple(warnings),
+    )
+
+
+def read_deals_frame(
+    frame: pd.DataFrame,
+    columns: ColumnResolver,
+    *,
+    file: str,
+    currency: str = "USD",
+    won_stages: Sequence[str] = WON_STAGES,
+    lost_stages: Sequence[str] = LOST_STAGES,
+) -> pd.DataFrame:
+    """Turn deal rows into ``deals`` rows (without ``import_id``), one per input row.
+
+    ``name`` is the deal name column or, in files without one, the product. Amounts are in
+    currency units, and an empty amount stays null. Dates become UTC timestamps.
+
+    Raises:
+        InputError: see :func:`import_deals`.
+    """
+    id_column = columns.require("deal_id", why="the CRM id of each deal")
+    stage_column = columns.require("stage", why="the current stage of each deal")
+
+    def column_text(field: str) -> pd.Series:
+        name = columns.get(field)
+        return text(frame[name]) if name else pd.Series(pd.NA, index=frame.index, dtype="string")
+
+    rows = pd.DataFrame(index=frame.index)
+    rows["deal_id"] = _deal_ids(frame[id_column], file=file, column=id_column)
+    rows["account_id"] = column_text("account_id")
+    rows["name"] = column_text("name").fillna(column_text("product"))
+    rows["amount"] = _amounts(frame, columns.get("amount"), file=file)
+    rows["currency"] = column_text("currency").str.upper().fillna(currency.strip().upper())
+    rows["pipeline"] = column_text("pipeline")
+    rows["owner"] = column_text("owner")
+    rows["lost_reason"] = column_text("lost_reason")
+
+    stages = _required_text(frame[stage_column], file=file, column=stage_column, what="stage")
+    rows["stage"] = stages
+    rows["is_won"] = _stage_in(stages, won_stages)
+    rows["is_closed"] = rows["is_won"] | _stage_in(stages, lost_stages)
+
+    rows["created_at"] = _optional_timestamps(frame, columns.get("created_at"), file=file)
+    rows["closed_at"] = _optional_timestamps(frame, columns.get("closed_at"), file=file)
+    _check_date_order(rows, columns, file=file)
+    return rows.reset_index(drop=True)
+
+
+def derive_stages(deals: pd.DataFrame, *, start_stage: str = START_STAGE) -> pd.DataFrame:
+    """Return ``deal_stages`` rows derived from each deal's start and close dates.
+
+    The rules are in the module docstring. Within a deal, the ``exited_at`` of one stage is
+    the ``entered_at`` of the next, and the last stage has a null ``exited_at``.
+    """
+    columns = ["deal_id", "pipeline", "stage", "entered_at", "exited_at"]
+    has_start = deals["created_at"].notna()
+    has_close = deals["closed_at"].notna()
+    closed = deals["is_closed"]
+
+    open_started = deals[~closed & has_start]
+    current = pd.DataFrame(
+        {
+            "deal_id": open_started["deal_id"],
+            "pipeline": open_started["pipeline"],
+            "stage": open_started["stage"],
+            "entered_at": open_started["created_at"],
+            "exited_at": pd.NaT,
+        }
+    )
+
+    closed_started = deals[closed & has_close & has_start]
+    before_close = pd.DataFrame(
+        {
+            "deal_id": closed_started["deal_id"],
+            "pipeline": closed_started["pipeline"],
+            "stage": start_stage,
+            "entered_at": closed_started["created_at"],
+            "exited_at": closed_started["closed_at"],
+        }
+    )
+
+    closed_dated = deals[closed & has_close]
+    final = pd.DataFrame(
+        {
+            "deal_id": closed_dated["deal_id"],
+            "pipeline": closed_dated["pipeline"],
+            "stage": closed_dated["stage"],
+            "entered_at": closed_dated["closed_at"],
+            "exited_at": pd.NaT,
+        }
+    )
+
+    parts = [part[columns] for part in (current, before_close, final) if len(part)]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    stages = pd.concat(parts, ignore_index=True)
+    stages["exited_at"] = pd.to_datetime(stages["exited_at"], utc=True)
+    return stages.sort_values(["deal_id", "entered_at"], kind="stable", ignore_index=True)
+
+
+def read_accounts(path: str | Path) -> pd.DataFrame:
+    """Read an accounts file into ``accounts`` rows (without ``import_id``).
+
+    ``account_id`` and ``name`` are the account name as written, so that deals name their
+    account by the same text. ``industry`` is the sector as written (typos are only
+    reported), ``region`` the office location, and ``employees`` a whole number or null.
+
+    Raises:
+        InputError: no account column, an empty or duplicate account name, or an employee
+            count that is not a whole number of zero or more.
+    """
+    source = read_input(path)
+    frame = source.frame
+    columns = ColumnResolver(file=source.path, columns=list(frame.columns), aliases=ACCOUNT_ALIASES)
+    id_column = columns.require("account_id", why="the account name that deals refer to")
+
+    def column_text(field: str) -> pd.Series:
+        name = columns.get(field)
+        return text(frame[name]) if name else pd.Series(pd.NA, index=frame.index, dtype="string")
+
+    rows = pd.DataFrame(index=frame.index)
+    rows["account_id"] = _deal_ids(frame[id_column], file=source.path, column=id_column)
+    rows["name"] = rows["account_id"]
+    rows["domain"] = column_text("domain")
+    rows["industry"] = column_text("industry")
+    rows["employees"] = _employees(frame, columns.get("employees"), file=source.path)
+    rows["region"] = column_text("region")
+    return rows.reset_index(drop=True)
+
+
+def product_warnings(deal_products: pd.Series | None, catalogue: pd.Series | None) -> list[str]:
+    """Return one warning per product name written more than one way.
+
+    Two names are the same product when they are equal after removing spaces and case
+    (``GTXPro`` and ``GTX Pro``). Names are compared across the deal rows and the products
+    file; nothing is renamed.
+    """
+    spellings: dict[str, dict[str, list[str]]] = {}
+    for where, names in (("deals file", deal_products), ("products file", catalogue)):
+        if names is None:
+            continue
+        for name, count in names.dropna().value_counts().items():
+            key = _spelling_key(str(name))
+            rows = f"{count:,} row{'' if count == 1 else 's'} of the {where}"
+            spellings.setdefault(key, {}).setdefault(str(name), []).append(rows)
+
+    warnings = []
+    for variants in spellings.values():
+        if len(variants) < 2:
+            continue
+        listed = "; ".join(
+            f"{name!r} ({', '.join(places)})" for name, places in sorted(variants.items())
+        )
+        warnings.append(f"product name written {len(variants)} ways: {listed}")
+    return warnings
+
+
+def sector_warnings(sectors: pd.Series, known: Iterable[str] = KNOWN_INDUSTRIES) -> list[str]:
+    """Return one warning per sector that looks like a misspelt industry name.
+
+    A sector is suspect when it is neither a known industry nor another sector of the file,
+    compared in lower case, but is at least ``TYPO_SIMILARITY`` alike to one of them.
+    Sectors spelt the same but for spaces and case are reported too.
+    """
+    counts = sectors.dropna().value_counts()
+    names = [str(name) for name in counts.index]
+    vocabulary = {word.lower() for word in known}
+    warnings = []
+    for name in names:
+        lower = name.lower()
+        if lower in vocabulary:
+            continue
+        others = [other.lower() for other in names if other != name and counts[other] > 1]
+        candidates = sorted(vocabulary | set(others))
+        close = difflib.get_close_matches(lower, candidates, n=1, cutoff=TYPO_SIMILARITY)
+        if close:
+            warnings.append(
+                f"sector {name!r} ({counts[name]:,} accounts) looks like a misspelling of "
+                f"{close[0]!r}; it was kept as written"
+            )
+    keys: dict[str, list[str]] = {}
+    for name in names:
+        keys.setdefault(_spelling_key(name), []).append(name)
+    for variants in keys.values():
+        if len(variants) > 1:
+            warnings.append(
+                f"sector written {len(variants)} ways: {', '.join(map(repr, variants))}"
+            )
+    return warnings
+
+
+def _spelling_key(name: str) -> str:
+    return "".join(name.split()).casefold()
+
+
+def _read_products(path: str | Path | None) -> pd.Series | None:
+    if path is None:
+        return None
+    source = read_input(path)
+    columns = ColumnResolver(
+        file=source.path, columns=list(source.frame.columns), aliases=PRODUCT_ALIASES
+    )
+    return text(source.frame[columns.require("product", why="the product name")])
+
+
+def _deal_warnings(deals: pd.DataFrame) -> list[str]:
+    undated = int((deals["is_closed"] & deals["closed_at"].isna()).sum())
+    if not undated:
+        return []
+    return [f"closed deals without a close date: {undated:,}; they have no deal_stages rows"]
+
+
+def _unknown_account_warnings(deals: pd.DataFrame, accounts: pd.DataFrame) -> list[str]:
+    known = set(accounts["account_id"].dropna())
+    unknown = deals["account_id"].dropna()
+    unknown = unknown[~unknown.isin(known)]
+    if unknown.empty:
+        return []
+    examples = ", ".join(repr(name) for name in sorted(set(unknown))[:3])
+    return [
+        f"{len(unknown):,} deals name an account that is not in the accounts file "
+        f"(for example {examples}); their account_id is kept"
+    ]
+
+
+def _stage_in(stages: pd.Series, names: Sequence[str]) -> pd.Series:
+    wanted = {name.strip().casefold() for name in names}
+    return stages.str.casefold().isin(wanted).fillna(False).astype(bool)
+
+
+def _first_row(mask: pd.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy())[0])
+
+
+def _required_text(values: pd.Series, *, file: str, column: str, what: str) -> pd.Series:
+    cells = text(values)
+    if cells.isna().any():
+        row = _first_row(cells.isna())
+        raise InputError(
+            f"{what} is missing",
+            file=file,
+            row=row + 1,
+            column=column,
+            hint=f"Fill in the {what} of every row",
+        )
+    return cells
+
+
+def _deal_ids(values: pd.Series, *, file: str, column: str) -> pd.Series:
+    ids = _required_text(values, file=file, column=column, what="id")
+    duplicate = ids.duplicated()
+    if duplicate.any():
+        row = _first_row(duplicate)
+        first = _first_row(ids == ids.iloc[row])
+        raise InputError(
+            f"id {ids.iloc[row]!r} is a duplicate of row {first + 1}",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=ids.iloc[row],
+            hint="Each row must have its own id; remove the repeated row",
+        )
+    return ids
+
+
+def _amounts(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
+    if column is None:
+        return pd.Series(np.nan, index=frame.index, dtype="float64")
+    return numbers(frame[column], file=file, column=column, default=None, what="amount")
+
+
+def _employees(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
+    if column is None:
+        return pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    counts = numbers(frame[column], file=file, column=column, default=None, what="employee count")
+    fractional = counts.notna() & (counts != np.floor(counts))
+    if fractional.any():
+        row = _first_row(fractional)
+        raise InputError(
+            f"employee count {frame[column].iloc[row]!r} is not a whole number",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=frame[column].iloc[row],
+        )
+    return counts.astype("Int64")
+
+
+def _optional_timestamps(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
+    if column is None:
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+    return parse_timestamps(frame[column], file=file, column=column)
+
+
+def parse_timestamps(values: pd.Series, *, file: str, column: str) -> pd.Series:
+    """Parse ISO 8601 dates or date-times into UTC timestamps. Empty cells become NaT.
+
+    A value without an offset is read as UTC, and a date alone as midnight UTC. Forms such
+    as ``03/01/2024`` are rejected, because the order of day and month differs between
+    exports.
+
+    Raises:
+        InputError: a cell is not in ISO 8601 form or is not a valid date.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        utc: pd.Series = (
+            values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+        )
+        return utc
+
+    cells = text(values.astype("string"))
+    is_iso = cells.str.fullmatch(ISO_DATE).fillna(False).astype(bool)
+    parsed = pd.to_datetime(
+        cells.where(is_iso).astype("object"), format="ISO8601", utc=True, errors="coerce"
+    )
+    bad = cells.notna() & parsed.isna()
+    if bad.any():
+        row = _first_row(bad)
+        raise InputError(
+            f"date {values.iloc[row]!r} is not a date in ISO 8601 form",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=values.iloc[row],
+            hint="Write dates as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, for example 2024-03-01",
+        )
+    return parsed
+
+
+def _check_date_order(rows: pd.DataFrame, columns: ColumnResolver, *, file: str) -> None:
+    early = (rows["closed_at"] < rows["created_at"]).fillna(False).astype(bool)
+    if early.any():
+        row = _first_row(early)
+        raise InputError(
+            f"close date {rows['closed_at'].iloc[row]:%Y-%m-%d} is before the start date "
+            f"{rows['created_at'].iloc[row]:%Y-%m-%d}",
+            file=file,
+            row=row + 1,
+            column=columns.get("closed_at"),
+            hint="Fix the dates of this deal; a deal cannot close before it starts",
+        )
