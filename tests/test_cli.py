@@ -215,3 +215,39 @@ def test_attribute_data_driven_is_byte_identical_across_processes(tmp_path: Path
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     assert first.stdout.count("\n") > 10
+
+
+def test_funnel_and_velocity_on_deals(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "crm-sales-opportunities"
+    store = str(tmp_path / "deals.duckdb")
+    imported = runner.invoke(
+        app, ["import", "deals", str(folder / "sales_pipeline.csv"), "--store", store]
+    )
+    assert imported.exit_code == 0, imported.output
+
+    stages = runner.invoke(
+        app,
+        ["funnel", "Engaging", "Won", "--as-of", "2018-01-01", "--format", "csv", "--store", store],
+    )
+    assert stages.exit_code == 0, stages.output
+    cohorts = pd.read_csv(io.StringIO(stages.stdout))
+    assert cohorts.entered.sum() == 1_589 + 4_238 + 2_473
+    assert cohorts.converted.sum() == 4_238
+
+    between = runner.invoke(
+        app, ["velocity", "--between", "Engaging,Won", "--format", "csv", "--store", store]
+    )
+    assert between.exit_code == 0, between.output
+    summary = pd.read_csv(io.StringIO(between.stdout))
+    assert summary.deals.tolist() == [4_238]
+    assert summary.median_days.tolist() == [57.0]
+
+
+def test_velocity_unknown_breakdown_is_one_line(tmp_path: Path, shared_data: Path) -> None:
+    folder = shared_data / "crm-sales-opportunities"
+    store = str(tmp_path / "deals.duckdb")
+    run_cli("import", "deals", str(folder / "sales_pipeline.csv"), "--store", store)
+    result = run_cli("velocity", "--by", "colour", "--store", store)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "owner, pipeline, industry, region" in result.stderr

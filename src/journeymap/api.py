@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -577,3 +578,128 @@ def write_report(
         attribution = attribute(store, prepare_journeys(store, config), config=config)
     data = gather_report(store, config, attribution=attribution, title=title)
     return write_html(data, Path(path))
+
+
+VELOCITY_GROUPS = ("owner", "pipeline", "industry", "region")
+
+
+def velocity(
+    store: Store,
+    *,
+    between: tuple[str, str] | None = None,
+    stalled: bool = False,
+    as_of: datetime | None = None,
+    by: str | None = None,
+    threshold_days: float | None = None,
+) -> pd.DataFrame:
+    """Return deal velocity from the imported deal stages, as a pandas frame.
+
+    By default the days in each stage; with ``between``, the days from first entering one
+    stage to first entering another; with ``stalled``, the open deals in a stage for longer
+    than its threshold (default: the stage's 75th percentile). ``by`` breaks the numbers down
+    by a deal column (``owner``, ``pipeline``) or an account column (``industry``, ``region``).
+
+    Raises:
+        StoreError: no deals with stage history were imported.
+        ConfigError: ``by`` is not one of the known columns.
+    """
+    from journeymap.analyses import velocity as analysis
+
+    if not store.has_rows("deal_stages"):
+        raise StoreError(
+            f"the store {store.location} has no deal stages",
+            hint="Import deals first: journeymap import deals FILE",
+        )
+    if by is not None and by not in VELOCITY_GROUPS:
+        raise ConfigError(
+            f"cannot break velocity down by {by!r}",
+            location="--by",
+            hint=f"Use one of {', '.join(VELOCITY_GROUPS)}",
+        )
+    stays = _stays_with(store, by)
+    if stalled:
+        moment = as_of or utc_now()
+        table = analysis.stalled(
+            stays, store.table("deals"), as_of=moment, threshold_days=threshold_days
+        )
+    elif between is not None:
+        table = analysis.time_between(stays, between[0], between[1], by=by)
+    else:
+        table = analysis.time_in_stage(stays, as_of=as_of, by=by)
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
+
+
+def _stays_with(store: Store, by: str | None) -> ibis.Table:
+    """Return ``deal_stages`` with the ``by`` column of the deal or its account joined in."""
+    stays = store.table("deal_stages")
+    if by is None:
+        return stays
+    deals = store.table("deals")
+    if by in ("owner", "pipeline"):
+        column = deals.select(deal_key=deals.deal_id, **{by: deals[by]})
+    else:
+        accounts = store.table("accounts").select("account_id", by)
+        joined = deals.left_join(accounts, deals.account_id == accounts.account_id)
+        column = joined.select(deal_key=joined.deal_id, **{by: joined[by]})
+    joined_stays = stays.left_join(column, stays.deal_id == column.deal_key)
+    return joined_stays.select(*stays.columns, by)
+
+
+def funnel(
+    store: Store,
+    steps: Sequence[str],
+    *,
+    events: bool = False,
+    period: str = "month",
+    window_days: float | None = None,
+    as_of: datetime | None = None,
+) -> pd.DataFrame:
+    """Return a funnel as a pandas frame.
+
+    By default ``steps`` are deal stages and the result is stage-to-stage conversion by
+    entry cohort (see :func:`journeymap.analyses.funnel.stage_funnel`). With ``events``,
+    ``steps`` are event names and the result is an ordered funnel over the stored events of
+    each person, in which one event fills at most one step.
+
+    Raises:
+        StoreError: the store has no deal stages (or no events, with ``events``).
+    """
+    from datetime import timedelta
+
+    from journeymap.analyses import funnel as analysis
+
+    if events:
+        if not store.has_rows("events"):
+            raise StoreError(
+                f"the store {store.location} has no events",
+                hint="Collect events with journeymap serve, or import Snowplow events",
+            )
+        table = _events_with_person(store)
+        within = None if window_days is None else timedelta(days=window_days)
+        result = analysis.ordered_funnel(table, steps, within=within)
+    else:
+        if not store.has_rows("deal_stages"):
+            raise StoreError(
+                f"the store {store.location} has no deal stages",
+                hint="Import deals first: journeymap import deals FILE",
+            )
+        result = analysis.stage_funnel(
+            store.table("deal_stages"),
+            steps,
+            period=period,
+            window_days=window_days,
+            as_of=as_of,
+        )
+    frame: pd.DataFrame = result.to_pandas()
+    return frame
+
+
+def _events_with_person(store: Store) -> ibis.Table:
+    """Return the stored events with ``person_id``: resolved identities where built."""
+    events = store.table("events")
+    if "identities" in store.con.list_tables():
+        from journeymap.identity import person_of
+
+        return person_of(events, store.table("identities"))
+    return events.mutate(person_id=ibis.coalesce(events.user_id, events.anonymous_id))

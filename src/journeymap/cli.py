@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +22,7 @@ from rich.text import Text
 from journeymap import __version__, api
 from journeymap.attribution import resolve_models
 from journeymap.common.config import Config, load_config
-from journeymap.common.errors import JourneymapError
+from journeymap.common.errors import ConfigError, JourneymapError
 from journeymap.store.store import MEMORY, Store
 
 app = typer.Typer(
@@ -686,6 +687,136 @@ def demo(
         _main_job(opened, settings, None, folder / "report.html")
     finally:
         opened.close()
+
+
+class PeriodOption(StrEnum):
+    week = "week"
+    month = "month"
+    quarter = "quarter"
+
+
+@app.command()
+def funnel(
+    steps: Annotated[list[str], typer.Argument(help="Deal stages (or event names) in order.")],
+    events: Annotated[
+        bool,
+        typer.Option("--events", help="Steps are event names: an ordered funnel per person."),
+    ] = False,
+    period: Annotated[
+        PeriodOption, typer.Option("--period", help="Entry cohorts of stage funnels.")
+    ] = PeriodOption.month,
+    window_days: Annotated[
+        float | None,
+        typer.Option(
+            "--window-days",
+            help="Days allowed from one step to the next (or, with "
+            "--events, from the first step to the last).",
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Date of the snapshot, YYYY-MM-DD (default: now)."),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show a funnel: stage-to-stage conversion by entry cohort, or an ordered event funnel."""
+    settings = _config(config)
+    if len(steps) < 2 and not events:
+        raise ConfigError(
+            "a stage funnel needs at least two stages",
+            location="STEPS",
+            hint="Name them in order, for example: journeymap funnel Engaging Won",
+        )
+    moment = _as_of(as_of, settings)
+    opened = _open(store, settings, must_exist=True)
+    try:
+        frame = api.funnel(
+            opened,
+            steps,
+            events=events,
+            period=period.value,
+            window_days=window_days,
+            as_of=moment,
+        )
+    finally:
+        opened.close()
+    _print_frame(frame, output, digits=3)
+
+
+def _as_of(text: str | None, settings: Config) -> datetime | None:
+    """Parse an --as-of date in the configured time zone."""
+    if text is None:
+        return None
+    from journeymap.common.timeutil import parse_timestamps
+
+    parsed = parse_timestamps(
+        pd.Series([text]), file="--as-of", column="--as-of", timezone=settings.timezone
+    )
+    moment: datetime = parsed.iloc[0].to_pydatetime()
+    return moment
+
+
+@app.command()
+def velocity(
+    between: Annotated[
+        str | None,
+        typer.Option("--between", help="Two stages, FROM,TO: days from entering one to the other."),
+    ] = None,
+    stalled: Annotated[
+        bool, typer.Option("--stalled", help="List open deals stalled in their stage.")
+    ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Date of the snapshot, YYYY-MM-DD (default: now)."),
+    ] = None,
+    threshold_days: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold-days",
+            help="With --stalled: days in a stage that count as stalled "
+            "(default: the stage's 75th percentile).",
+        ),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Break down by owner, pipeline, industry or region."),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show deal velocity: days in each stage, between two stages, or stalled deals."""
+    settings = _config(config)
+    stages = None
+    if between is not None:
+        parts = [part.strip() for part in between.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(
+                f"--between {between!r} does not name two stages",
+                location="--between",
+                hint="Give FROM,TO, for example --between Engaging,Won",
+            )
+        stages = (parts[0], parts[1])
+    moment = _as_of(as_of, settings)
+    opened = _open(store, settings, must_exist=True)
+    try:
+        frame = api.velocity(
+            opened,
+            between=stages,
+            stalled=stalled,
+            as_of=moment,
+            by=by,
+            threshold_days=threshold_days,
+        )
+    finally:
+        opened.close()
+    _print_frame(frame, output, money={"amount"}, digits=1)
 
 
 @app.command()
