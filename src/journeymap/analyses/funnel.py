@@ -16,6 +16,11 @@ import ibis.expr.types as ir
 PERIOD_UNITS: dict[str, str] = {"week": "W", "month": "M", "quarter": "Q"}
 """Cohort periods of :func:`stage_funnel` and their Ibis truncation units (weeks start Monday)."""
 
+BY_KEY = "_by"
+"""Internal name of the ``by`` column of :func:`stage_funnel`, a constant null without ``by``."""
+
+FUNNEL_COLUMNS = ("cohort", "from_stage", "to_stage", "entered", "converted", "rate", "open")
+
 
 def ordered_funnel(
     events: ibis.Table,
@@ -139,6 +144,7 @@ def stage_funnel(
     period: str = "month",
     window_days: float | None = None,
     as_of: datetime | None = None,
+    by: str | None = None,
 ) -> ibis.Table:
     """Return stage-to-stage conversion by entry cohort, one row per stage pair and cohort.
 
@@ -160,13 +166,21 @@ def stage_funnel(
       always ``entered - converted``. A cohort with ``open > 0`` can still gain converters,
       so its rate is not final.
 
+    With ``by``, the name of a column of ``stays`` such as a channel that the caller joined
+    in, the counts are also split by its value, and a row exists per cohort, ``by`` value and
+    stage pair. An entity's value is taken from its stays in stage i, and when those differ
+    the smallest value is used, so each entity counts once. A null value is a group of its
+    own.
+
     ``as_of`` defaults to the current time. Returns the columns ``cohort`` (date of the
-    period's first day), ``from_stage``, ``to_stage``, ``entered``, ``converted``, ``rate``
-    (converted over entered) and ``open``, sorted by cohort and then by stage order.
+    period's first day), the ``by`` column when given, ``from_stage``, ``to_stage``,
+    ``entered``, ``converted``, ``rate`` (converted over entered) and ``open``, sorted by
+    cohort, then by the ``by`` value (nulls first) and then by stage order.
 
     Raises:
         ValueError: fewer than two stages, an unknown ``period``, a negative ``window_days``,
-            or no entity column.
+            no entity column, or a ``by`` column that is missing or has the name of an output
+            column.
     """
     if len(stages) < 2:
         raise ValueError(f"stage_funnel needs at least two stages, got {list(stages)}")
@@ -177,28 +191,51 @@ def stage_funnel(
 
     moment = as_of if as_of is not None else datetime.now(UTC)
     window = None if window_days is None else timedelta(days=window_days)
-    entries = _entries_until(stays, moment)
+    _check_by(stays, by)
+    entries = _entries_until(stays, moment, by)
 
     pairs = [
         _pair_cohorts(entries, first, second, PERIOD_UNITS[period], window, moment)
         for first, second in pairwise(stages)
     ]
     table = ibis.union(*pairs, distinct=False)
+
     stage_order = table.from_stage.cases(*((name, i) for i, name in enumerate(stages)))
-    return table.order_by([table.cohort, stage_order])
+    if by is None:
+        return table.drop(BY_KEY).order_by([table.cohort, stage_order])
+    # By default Spark sorts nulls first and DuckDB last, so the null group's place is fixed.
+    table = table.rename({by: BY_KEY}).relocate(by, after="cohort")
+    return table.order_by([table.cohort, ibis.asc(table[by], nulls_first=True), stage_order])
 
 
-def _entries_until(stays: ibis.Table, as_of: datetime) -> ibis.Table:
-    """Return the stays that began at or before ``as_of``: ``entity, stage, entered_at``."""
+def _check_by(stays: ibis.Table, by: str | None) -> None:
+    """Reject a ``by`` column that ``stays`` lacks or whose name an output column has."""
+    if by is None:
+        return
+    if by not in stays.schema().names:
+        raise ValueError(f"the stays table has no column {by!r} to split by")
+    if by in FUNNEL_COLUMNS or by == BY_KEY:
+        raise ValueError(
+            f"by={by!r} is the name of an output column. Rename the column before splitting by it"
+        )
+
+
+def _entries_until(stays: ibis.Table, as_of: datetime, by: str | None) -> ibis.Table:
+    """Return the stays that began at or before ``as_of``: ``entity, stage, entered_at, _by``.
+
+    ``_by`` is the ``by`` column, or a null string without ``by``.
+    """
     columns = stays.schema().names
     entity = "entity_id" if "entity_id" in columns else "deal_id"
     if entity not in columns:
         raise ValueError(f"the stays table has no entity_id or deal_id column: {list(columns)}")
 
     moment = ibis.literal(_as_utc(as_of), "timestamp('UTC')")
-    return stays.filter(
+    rows = stays.filter(
         stays[entity].notnull(), stays.entered_at.notnull(), stays.entered_at <= moment
-    ).select(entity=stays[entity], stage="stage", entered_at="entered_at")
+    )
+    key = ibis.null("string") if by is None else stays[by]
+    return rows.select(entity=rows[entity], stage="stage", entered_at="entered_at", _by=key)
 
 
 def _pair_cohorts(
@@ -209,9 +246,11 @@ def _pair_cohorts(
     window: timedelta | None,
     as_of: datetime,
 ) -> ibis.Table:
-    """Count the entrants of ``first`` and their conversions to ``second`` per cohort."""
+    """Count the entrants of ``first`` and their conversions to ``second`` per cohort and key."""
     in_first = entries.filter(entries.stage == first)
-    starts = in_first.group_by("entity").aggregate(started_at=in_first.entered_at.min())
+    starts = in_first.group_by("entity").aggregate(
+        started_at=in_first.entered_at.min(), _by=in_first._by.min()
+    )
     reached = entries.filter(entries.stage == second).select(
         reached_entity="entity", reached_at="entered_at"
     )
@@ -223,17 +262,18 @@ def _pair_cohorts(
     if window is not None:
         conditions.append(reached.reached_at <= starts.started_at + ibis.literal(window))
     joined = starts.left_join(reached, conditions)
-    per_entity = joined.group_by(["entity", "started_at"]).aggregate(
+    per_entity = joined.group_by(["entity", "started_at", BY_KEY]).aggregate(
         converted=joined.reached_at.count() > 0
     )
 
     per_entity = per_entity.mutate(cohort=per_entity.started_at.truncate(unit).date())
-    cohorts = per_entity.group_by("cohort").aggregate(
+    cohorts = per_entity.group_by(["cohort", BY_KEY]).aggregate(
         entered=per_entity.count().cast("int64"),
         converted=per_entity.converted.cast("int64").sum(),
     )
     return cohorts.select(
         "cohort",
+        BY_KEY,
         from_stage=ibis.literal(first, "string"),
         to_stage=ibis.literal(second, "string"),
         entered="entered",
