@@ -10,10 +10,18 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from journeymap.common.errors import ConfigError
 
@@ -319,6 +327,200 @@ class IdentityConfig(_Strict):
     )
 
 
+class StageCondition(_Strict):
+    """One signal that enters a journey stage. Exactly one of the four keys is set.
+
+    Names are compared with the data after trimming and lowercasing, so ``Closed Won`` and
+    ``closed won`` are the same deal stage.
+    """
+
+    conversion: str | None = Field(None, description="A conversion of this kind.")
+    deal_stage: str | None = Field(
+        None, description="A deal entering this CRM pipeline stage (accounts only)."
+    )
+    event: str | None = Field(None, description="A tracked event of this name.")
+    touch: Literal[True] | None = Field(None, description="Any marketing or sales touch.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StageCondition:
+        keys_set = list(self.model_dump(exclude_none=True))
+        if len(keys_set) != 1:
+            raise ValueError(
+                "a stage condition needs exactly one of conversion, deal_stage, event, touch; "
+                f"got {', '.join(keys_set) or 'none'}"
+            )
+        return self
+
+    def key(self) -> tuple[str, str]:
+        """Return ``(kind, normalized value)``: the identity used to find overlapping rules."""
+        kind, value = next(iter(self.model_dump(exclude_none=True).items()))
+        return kind, "" if kind == "touch" else normalize_name(str(value))
+
+    def label(self) -> str:
+        """Return the condition as the ``reason`` of a stay, such as ``deal_stage Won``."""
+        kind, value = next(iter(self.model_dump(exclude_none=True).items()))
+        return "touch" if kind == "touch" else f"{kind} {value}"
+
+
+class StageConfig(_Strict):
+    """One journey stage: who owns it, what enters it, and the rows of the journey map."""
+
+    name: str = Field(min_length=1, description="Stage name, unique among the stages.")
+    owner: str = Field("", description="Team that owns the stage, such as Marketing or Sales.")
+    enter_when: list[StageCondition] = Field(
+        default_factory=list, description="Conditions, any of which enters the stage."
+    )
+    stall_days: float | None = Field(
+        None, gt=0, description="A stay longer than this is stalled (days); no limit when omitted."
+    )
+    doing: list[str] = Field(default_factory=list, description="What the customer does.")
+    thinking: list[str] = Field(default_factory=list, description="What the customer thinks.")
+    feeling: list[str] = Field(default_factory=list, description="What the customer feels.")
+    pain_points: list[str] = Field(default_factory=list, description="What gets in the way.")
+    opportunities: list[str] = Field(default_factory=list, description="What the team can improve.")
+    expected_touchpoints: list[str] = Field(
+        default_factory=list, description="Touches the team expects in this stage."
+    )
+
+
+def normalize_name(value: str) -> str:
+    """Return a name as compared with the data: trimmed and lowercased (SQL ``lower``)."""
+    return value.strip().lower()
+
+
+def check_stage_rules(stages: list[StageConfig]) -> list[StageConfig]:
+    """Reject duplicate stage names and a condition that enters two stages.
+
+    Raises:
+        ValueError: naming both key paths, such as ``stages[1].enter_when[0]``.
+    """
+    names: dict[str, int] = {}
+    for index, stage in enumerate(stages):
+        first = names.setdefault(normalize_name(stage.name), index)
+        if first != index:
+            raise ValueError(
+                f"stages[{index}].name {stage.name!r} repeats stages[{first}].name; "
+                "give each stage its own name"
+            )
+
+    seen: dict[tuple[str, str], str] = {}
+    for index, stage in enumerate(stages):
+        for position, condition in enumerate(stage.enter_when):
+            path = f"stages[{index}].enter_when[{position}]"
+            earlier = seen.setdefault(condition.key(), path)
+            if earlier != path:
+                raise ValueError(
+                    f"overlapping entry rules: {path} ({condition.label()}, stage "
+                    f"{stage.name!r}) repeats {earlier}; keep the condition in one stage only"
+                )
+    return stages
+
+
+def _stage(name: str, owner: str, conditions: list[dict[str, Any]], **fields: Any) -> StageConfig:
+    return StageConfig.model_validate(
+        {"name": name, "owner": owner, "enter_when": conditions, **fields}
+    )
+
+
+def default_stages() -> list[StageConfig]:
+    """Return the six default B2B journey stages in journey order.
+
+    Entry rules: any touch enters Awareness; a lead, demo or trial conversion or an early
+    pipeline stage enters Consideration; an opportunity or a proposal or negotiation stage
+    enters Decision; a won deal enters Onboarding; a renewal enters Retention; an expansion
+    or upsell enters Expansion.
+    """
+    return [
+        _stage(
+            "Awareness",
+            "Marketing",
+            [{"touch": True}],
+            doing=["Reads content, sees ads, searches for the problem"],
+            thinking=["Is this problem worth solving now?"],
+            feeling=["Curious", "Unsure"],
+            pain_points=["Too many vendors saying the same thing"],
+            opportunities=["Content that names the problem in the buyer's words"],
+            expected_touchpoints=["Organic search", "Paid social", "Referral", "Events"],
+        ),
+        _stage(
+            "Consideration",
+            "Marketing",
+            [
+                {"conversion": "lead"},
+                {"conversion": "demo"},
+                {"conversion": "trial"},
+                {"deal_stage": "Engaging"},
+                {"deal_stage": "Demo Scheduled"},
+                {"deal_stage": "Appointment Scheduled"},
+                {"deal_stage": "Qualification"},
+            ],
+            doing=["Signs up, requests a demo, starts a trial"],
+            thinking=["Does this fit our team and budget?"],
+            feeling=["Interested", "Cautious"],
+            pain_points=["Slow reply to a demo request", "Pricing is hard to find"],
+            opportunities=["Fast follow-up on every lead", "Self-serve trial"],
+            expected_touchpoints=["Email nurture", "Webinar", "Demo call"],
+        ),
+        _stage(
+            "Decision",
+            "Sales",
+            [
+                {"conversion": "opportunity"},
+                {"deal_stage": "Proposal Sent"},
+                {"deal_stage": "Contract Sent"},
+                {"deal_stage": "Negotiation"},
+                {"deal_stage": "Proposal/Price Quote"},
+                {"deal_stage": "Negotiation/Review"},
+            ],
+            doing=["Compares vendors, involves procurement and security"],
+            thinking=["Can I defend this choice to my boss?"],
+            feeling=["Pressured", "Hopeful"],
+            pain_points=["Long security review", "Unclear contract terms"],
+            opportunities=["Ready-made security answers", "Business case template"],
+            expected_touchpoints=["Sales call", "Proposal", "Reference call"],
+        ),
+        _stage(
+            "Onboarding",
+            "Customer Success",
+            [
+                {"conversion": "closed_won"},
+                {"deal_stage": "Won"},
+                {"deal_stage": "Closed Won"},
+                {"deal_stage": "closedwon"},
+            ],
+            stall_days=30,
+            doing=["Sets up the product, invites the team"],
+            thinking=["How fast can we get value?"],
+            feeling=["Relieved", "Impatient"],
+            pain_points=["Setup takes too long", "Nobody owns the rollout"],
+            opportunities=["Guided setup", "Named onboarding contact"],
+            expected_touchpoints=["Kickoff call", "Onboarding emails", "Training"],
+        ),
+        _stage(
+            "Retention",
+            "Customer Success",
+            [{"conversion": "renewal"}],
+            doing=["Uses the product weekly, renews the contract"],
+            thinking=["Is this still worth the price?"],
+            feeling=["Confident", "Indifferent"],
+            pain_points=["Value is not visible to the budget owner"],
+            opportunities=["Usage reviews", "Health scores"],
+            expected_touchpoints=["Business review", "Support", "Product updates"],
+        ),
+        _stage(
+            "Expansion",
+            "Sales",
+            [{"conversion": "expansion"}, {"conversion": "upsell"}],
+            doing=["Adds seats, products or teams"],
+            thinking=["Can other teams use this too?"],
+            feeling=["Committed"],
+            pain_points=["Buying more takes a new contract"],
+            opportunities=["In-product upgrades", "Champion programme"],
+            expected_touchpoints=["Account review", "Upgrade offer"],
+        ),
+    ]
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -333,6 +535,10 @@ class Config(_Strict):
     collector: CollectorConfig = Field(default_factory=CollectorConfig)
     sessions: SessionConfig = Field(default_factory=SessionConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    stages: Annotated[list[StageConfig], AfterValidator(check_stage_rules)] = Field(
+        default_factory=default_stages,
+        description="Journey stages in journey order; an entity only moves forward.",
+    )
 
     @field_validator("timezone")
     @classmethod
