@@ -21,6 +21,7 @@ from rich.text import Text
 
 from journeymap import __version__, api
 from journeymap.attribution import resolve_models
+from journeymap.collect.journal import default_journal_path
 from journeymap.common.config import Config, load_config
 from journeymap.common.errors import ConfigError, JourneymapError
 from journeymap.store.store import MEMORY, Store
@@ -143,7 +144,10 @@ def _overrides(
 
 def _open(store: str | None, config: Config, *, must_exist: bool = False) -> Store:
     location = store or config.store
-    if must_exist and location != MEMORY and not Path(location).is_file():
+    journal = Path(config.collector.journal or default_journal_path(location))
+    # A store that the collector has not drained into yet exists only as its journal.
+    has_data = Path(location).is_file() or journal.is_file()
+    if must_exist and location != MEMORY and not has_data:
         raise JourneymapError(
             f"store {location!r} not found",
             hint="Import data first (journeymap import ...), or pass --store with an existing file",
@@ -822,7 +826,9 @@ def velocity(
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="TCP port.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="TCP port.")
+    ] = None,
     journal: Annotated[
         Path | None,
         typer.Option("--journal", help="SQLite journal of acknowledged events."),

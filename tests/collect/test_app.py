@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -359,3 +361,51 @@ def test_default_source_key_file_is_private(tmp_path: Path) -> None:
         answer = test.post("/v1/track", json={"event": "A", "userId": "u"}, headers=basic(key))
     assert answer.status_code == 200
     assert journal_rows(tmp_path, "source") == [("default",)]
+
+
+def test_revenue_above_limit_is_400(client: TestClient) -> None:
+    body = {"event": "Order Completed", "userId": "u", "properties": {"revenue": 1e20}}
+    answer = client.post("/v1/track", json=body, headers=basic(KEY))
+    assert answer.status_code == 400
+    assert "properties.revenue" in answer.json()["message"]
+
+
+def test_lowercase_z_offset_is_utc(client: TestClient, tmp_path: Path) -> None:
+    body = {"event": "A", "userId": "u", "timestamp": "2026-03-01T10:00:00z"}
+    assert client.post("/v1/track", json=body, headers=basic(KEY)).status_code == 200
+    assert journal_rows(tmp_path, "timestamp") == [("2026-03-01T10:00:00.000000+00:00",)]
+
+
+def test_write_key_not_kept_in_journal(client: TestClient, tmp_path: Path) -> None:
+    assert client.post("/v1/track", json={"event": "A", "userId": "u", "writeKey": KEY}).is_success
+    con = sqlite3.connect(tmp_path / "store.duckdb.journal")
+    try:
+        [(raw,)] = con.execute("SELECT raw FROM journal").fetchall()
+    finally:
+        con.close()
+    assert KEY.encode() not in raw
+
+
+def test_journal_is_private_to_owner(client: TestClient, tmp_path: Path) -> None:
+    assert (tmp_path / "store.duckdb.journal").stat().st_mode & 0o777 == 0o600
+
+
+def test_personal_data_kept_out_of_events(client: TestClient, tmp_path: Path) -> None:
+    message = {
+        "event": "Form Submitted",
+        "anonymousId": "a",
+        "properties": {"Email": "Ann@Acme.io", "form": "demo"},
+        "context": {
+            "ip": "203.0.113.7",
+            "page": {"url": "https://example.com/thanks?email=ann%40acme.io&utm_source=x"},
+        },
+    }
+    assert client.post("/v1/track", json=message, headers=basic(KEY)).status_code == 200
+    [(email_hash, properties, context, page_url)] = journal_rows(
+        tmp_path, "email_hash, properties, context, page_url"
+    )
+    assert email_hash == hashlib.sha256(b"ann@acme.io").hexdigest()
+    assert json.loads(properties) == {"form": "demo"}
+    assert "203.0.113.7" not in context
+    assert "acme" not in context
+    assert page_url == "https://example.com/thanks?email=redacted&utm_source=x"

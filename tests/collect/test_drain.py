@@ -181,3 +181,28 @@ def test_try_drain_store_trusts_store_over_stale_mark(tmp_path: Path) -> None:
     finally:
         store.close()
     assert ids == ["m0", "m1", "m2", "m3"]
+
+
+def test_drain_supervisor_restarts_a_dead_drain(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from journeymap.collect.app import create_app
+    from journeymap.common.config import parse_config
+
+    config = parse_config(
+        {
+            "store": str(tmp_path / "store.duckdb"),
+            "collector": {"sources": {"web": {"write_key": "k"}}},
+        }
+    )
+    app = create_app(config, drain_every=3600, drain_process=True)
+    with TestClient(app) as client:
+        supervisor = app.state.collector.supervisor
+        first = supervisor.process
+        first.kill()
+        first.join()
+        assert client.get("/ready").status_code == 503
+        supervisor.check()
+        assert supervisor.alive
+        assert supervisor.process is not first
+        assert client.get("/ready").status_code == 200

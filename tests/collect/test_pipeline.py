@@ -188,3 +188,17 @@ def test_account_comes_from_company_email(config: Config) -> None:
     assert touches.account_id.tolist() == ["acme.io"]
     assert conversions.account_id.tolist() == ["acme.io"]
     assert pd.notna(conversions.occurred_at).all()
+
+
+def test_build_works_before_the_first_drain(config: Config) -> None:
+    from typer.testing import CliRunner
+
+    from journeymap.cli import app as cli
+
+    app = create_app(config, store_path=None, drain_every=3600)
+    with TestClient(app) as client:
+        body = {"batch": [track("2026-03-01T10:00:00Z", "Signed Up", userId="u")]}
+        assert client.post("/v1/batch", json=body, auth=(KEY, "")).status_code == 200
+    assert not Path(config.store).exists()
+    result = CliRunner().invoke(cli, ["build", "--store", config.store])
+    assert result.exit_code == 0, result.output

@@ -209,3 +209,15 @@ def test_import_keeps_row_order_in_seq(store: Store, tmp_path: Path) -> None:
     import_touchpoints(store, path)
     touches = store.table("touchpoints").to_pandas().sort_values("seq")
     assert touches.channel.tolist() == ["b", "a"]
+
+
+def test_value_above_limit_names_row(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    path.write_text(
+        "user_id,timestamp,channel,conversion,value\n"
+        "u1,2024-03-01T10:00:00Z,Email,1,99999999999999999999\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=r"row 1, column 'value'.*above"):
+        import_touchpoints(store, path)
+    assert not store.has_rows("touchpoints")

@@ -16,9 +16,11 @@ import collections
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.process
+import os
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +38,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.requests import ClientDisconnect
 
 from journeymap import __version__
 from journeymap.collect import drain, keys
@@ -124,6 +127,7 @@ class Collector:
         self.batch_limit = int(self.settings.batch_limit_kb * 1024)
         self.metrics = Metrics.create()
         self.committer: GroupCommitter | None = None
+        self.supervisor: DrainSupervisor | None = None
         self.sinks = drain.Sinks(
             journal=str(journal_path),
             store=store_path,
@@ -234,11 +238,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise RejectedError(413, f"the body is {declared} bytes, above the limit of {limit}")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RejectedError(413, f"the body is above the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RejectedError(413, f"the body is above the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise RejectedError(400, "the client disconnected before the body was complete") from None
     body = b"".join(chunks)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
@@ -349,21 +356,23 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         collector.start()
         if drain_process:
-            stop_drain = _start_drain_process(collector)
+            collector.supervisor = DrainSupervisor(collector)
+            collector.supervisor.start()
+            task = asyncio.create_task(_supervise(collector.supervisor, collector.drain_every))
         else:
             task = asyncio.create_task(_drain_loop(collector))
         try:
             yield
         finally:
-            if drain_process:
-                await asyncio.to_thread(stop_drain)
-            else:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             collector.stop()
-            if not drain_process:
-                await asyncio.to_thread(_drain_quietly, collector)
+            if collector.supervisor is not None:
+                await asyncio.to_thread(collector.supervisor.stop)
+            # One last drain here as well: a drain process stopped while it was starting up
+            # has not drained, and the journal's own marks make a second drain a no-op.
+            await asyncio.to_thread(_drain_quietly, collector)
 
     app = FastAPI(
         title="journeymap collector",
@@ -426,13 +435,16 @@ def _add_service_routes(app: FastAPI, collector: Collector) -> None:
     @app.get(
         "/ready",
         tags=["service"],
-        summary="Readiness: the journal writer runs",
-        responses={503: {"description": "The journal writer is not running"}},
+        summary="Readiness: the journal writer and the drain run",
+        responses={503: {"description": "The journal writer or the drain is not running"}},
     )
     async def ready() -> JSONResponse:
         committer = collector.committer
         if committer is None or not committer.alive:
             return JSONResponse({"status": "not ready"}, status_code=503)
+        supervisor = collector.supervisor
+        if supervisor is not None and not supervisor.alive:
+            return JSONResponse({"status": "drain not running"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     @app.get(
@@ -450,26 +462,58 @@ def _add_service_routes(app: FastAPI, collector: Collector) -> None:
         return Response(generate_latest(collector.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _start_drain_process(collector: Collector) -> Callable[[], None]:
-    """Start the drain process and return the function that stops it after a last drain."""
-    context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    process = context.Process(
-        target=drain.drain_forever,
-        args=(collector.sinks, collector.drain_every, stop),
-        name="journeymap-drain",
-        daemon=True,
-    )
-    process.start()
+class DrainSupervisor:
+    """The server's drain process: started with the server, restarted if it dies.
 
-    def stop_process() -> None:
-        stop.set()
-        process.join(timeout=60)
-        if process.is_alive():
-            log.error("the drain process did not stop within 60 s; terminating it")
-            process.terminate()
+    It is stopped with SIGTERM, on which it drains once more and exits; a process that does
+    not exit within a minute is killed.
+    """
 
-    return stop_process
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.context = multiprocessing.get_context("spawn")
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        self.process = self.context.Process(
+            target=drain.drain_forever,
+            args=(self.collector.sinks, self.collector.drain_every, os.getpid()),
+            name="journeymap-drain",
+            daemon=True,
+        )
+        self.process.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the drain process runs."""
+        return self.process is not None and self.process.is_alive()
+
+    def check(self) -> None:
+        """Restart the drain process if it has died."""
+        if self.process is None or self.alive:
+            return
+        log.error(
+            "the drain process exited with code %s; starting a new one", self.process.exitcode
+        )
+        self.restarts += 1
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        self.process.join(timeout=60)
+        if self.process.is_alive():
+            log.error("the drain process did not stop within 60 s; killing it")
+            self.process.kill()
+            self.process.join()
+
+
+async def _supervise(supervisor: DrainSupervisor, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        supervisor.check()
 
 
 async def _drain_loop(collector: Collector) -> None:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sqlite3
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -340,14 +341,26 @@ def drain_all(sinks: Sinks) -> dict[str, int]:
     return moved
 
 
-def drain_forever(sinks: Sinks, every: float, stop: Event) -> None:
-    """Drain every ``every`` seconds until ``stop`` is set, then once more.
+def drain_forever(sinks: Sinks, every: float, parent: int) -> None:
+    """Drain every ``every`` seconds until SIGTERM or SIGINT, or until ``parent`` is gone.
 
     This is the body of the server's drain process: it owns the writes to the store, so that
-    the process that handles requests spends its time on them.
+    the process that handles requests spends its time on them. It drains once more before
+    it exits, and it exits when its parent process (``parent``, a pid) dies, so that a killed
+    server leaves no drain behind.
     """
     logging.basicConfig(level=logging.WARNING)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     while not stop.wait(every):
+        if os.getppid() != parent:
+            log.warning("the server process %d is gone; the drain stops", parent)
+            break
         _drain_logged(sinks)
     _drain_logged(sinks)
 

@@ -20,6 +20,7 @@ requests share one disk flush.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -74,6 +75,9 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # The journal contains raw messages (personal data), so only its owner may read it;
+        # SQLite gives the -wal and -shm files the same permissions.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         con = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")

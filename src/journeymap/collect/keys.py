@@ -40,7 +40,7 @@ def write_keys(config: CollectorConfig, journal_path: str | Path) -> dict[str, s
             key = os.environ.get(source.write_key_env)
             if not key:
                 raise ConfigError(
-                    f"the environment variable {source.write_key_env} is not set",
+                    f"the environment variable {source.write_key_env} is not set or empty",
                     location=f"collector.sources.{name}.write_key_env",
                     hint="Export it before `journeymap serve`, or set write_key in the file",
                 )

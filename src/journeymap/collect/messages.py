@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from journeymap.common.numbers import MAX_AMOUNT
 from journeymap.sources.touchpoints import CLICK_IDS
 
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
@@ -121,10 +123,12 @@ def accept(
             has_cookie=cookie_id is not None,
         )
 
-        # The journal keeps the message as the drain must read it: with its type, and with
-        # the batch's context merged under its own.
+        # The journal keeps the message as the drain must read it: with its type, without
+        # the write key (a secret), and with the batch's context merged under its own.
         if message.get("type") != kind:
             message = {**message, "type": kind}
+        if "writeKey" in message:
+            message = {key: value for key, value in message.items() if key != "writeKey"}
         if batch_context:
             own = message.get("context") or {}
             message = {**message, "context": {**batch_context, **own}}
@@ -184,6 +188,15 @@ def _check(
         value = message.get(field)
         if value is not None and not isinstance(value, dict):
             raise RejectedError(400, f"{where}: field {field!r} must be a JSON object")
+    properties = message.get("properties") or {}
+    for key in REVENUE_KEYS:
+        amount = _number(properties.get(key))
+        if amount is not None and abs(amount) > MAX_AMOUNT:
+            raise RejectedError(
+                400,
+                f"{where}: field 'properties.{key}' is {amount:g}, above {MAX_AMOUNT:g}; "
+                "check its unit",
+            )
 
     # Time: the stamps must parse, and Segment's correction must stay within the calendar.
     stamp = _time(message, "originalTimestamp", where) or _time(message, "timestamp", where)
@@ -222,12 +235,12 @@ def event_row(
     else:
         timestamp = received_at - (sent_at - stamp)
 
-    context = _as_object(message.get("context"))
+    context = _private(_as_object(message.get("context")))
     properties = _as_object(message.get("properties"))
     traits = _as_object(message.get("traits")) or _as_object(context.get("traits"))
     page = _as_object(context.get("page"))
-    page_url = _text(page.get("url")) or _text(properties.get("url"))
-    referrer = _text(page.get("referrer")) or _text(properties.get("referrer"))
+    page_url = _redacted(_text(page.get("url")) or _text(properties.get("url")))
+    referrer = _redacted(_text(page.get("referrer")) or _text(properties.get("referrer")))
     query = _query(page_url, _text(page.get("search")))
     campaign = _as_object(context.get("campaign"))
     utm = {
@@ -236,6 +249,9 @@ def event_row(
     }
     click_id, click_platform = _click(_as_object(context.get("clickIds")), campaign, query)
     email_hash, email_domain, traits = _hashed_email(traits)
+    property_hash, property_domain, properties = _hashed_email(properties)
+    email_hash = email_hash or property_hash
+    email_domain = email_domain or property_domain
     event = message.get("event") if kind == "track" else message.get("name")
 
     return {
@@ -300,7 +316,7 @@ def _parse_time(value: Any, field: str, where: str) -> datetime | None:
     if not isinstance(value, str):
         raise RejectedError(400, f"{where}: field {field!r} must be an ISO-8601 string")
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value[:-1] + "Z" if value.endswith("z") else value)
     except ValueError:
         raise RejectedError(
             400,
@@ -370,14 +386,50 @@ def _click(
     return None, None
 
 
-def _hashed_email(traits: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
-    """Return the hash and domain of ``traits.email`` and the traits without the address."""
-    email = traits.get("email")
-    if not isinstance(email, str) or "@" not in email:
-        return None, None, traits
-    normal = email.strip().lower()
-    rest = {key: value for key, value in traits.items() if key != "email"}
+def _hashed_email(fields: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
+    """Return the hash and domain of an ``email`` field (any case) and the fields without it.
+
+    Only the top level is searched; a nested address stays as sent.
+    """
+    keys = [key for key in fields if key.lower() == "email"]
+    emails = [fields[key] for key in keys if isinstance(fields[key], str) and "@" in fields[key]]
+    if not emails:
+        return None, None, fields
+    normal = emails[0].strip().lower()
+    rest = {key: value for key, value in fields.items() if key not in keys}
     return hashlib.sha256(normal.encode()).hexdigest(), normal.rsplit("@", 1)[1], rest
+
+
+def _private(context: dict[str, Any]) -> dict[str, Any]:
+    """Return the context without the client's IP address and with URLs redacted."""
+    kept = {key: value for key, value in context.items() if key != "ip"}
+    page = kept.get("page")
+    if isinstance(page, dict):
+        kept["page"] = {
+            key: _redacted(value) if key in ("url", "referrer", "search") else value
+            for key, value in page.items()
+        }
+    return kept
+
+
+_EMAIL_IN_QUERY = re.compile(r"(?<=[=])[^&#=]*(?:@|%40)[^&#]*", re.IGNORECASE)
+
+
+def _redacted(url: Any) -> Any:
+    """Replace query values that look like email addresses with ``redacted``."""
+    if not isinstance(url, str) or ("@" not in url and "%40" not in url.lower()):
+        return url
+    return _EMAIL_IN_QUERY.sub("redacted", url)
+
+
+def _number(value: Any) -> float | None:
+    """Return a JSON number or numeric string as float, or None."""
+    if value is None or isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _revenue(properties: Mapping[str, Any]) -> float | None:
@@ -389,7 +441,7 @@ def _revenue(properties: Mapping[str, Any]) -> float | None:
             number = float(value)
         except (ValueError, OverflowError):
             continue
-        if math.isfinite(number):
+        if math.isfinite(number) and abs(number) <= MAX_AMOUNT:
             return number
     return None
 

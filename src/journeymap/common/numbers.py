@@ -12,8 +12,14 @@ from typing import Any
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-EXACT = dt.Decimal(38, 18)
-"""Type that sums run in: 20 digits before the point and 18 after."""
+EXACT = dt.Decimal(38, 12)
+"""Type that sums run in: 26 digits before the point and 12 after."""
+
+MAX_AMOUNT = 1e15
+"""Largest amount (a value, a revenue, a cost) that importers and the collector accept.
+
+A million such amounts still sum within :data:`EXACT`; larger ones are almost always a unit
+or parsing mistake (an amount in micros, a phone number in a value column)."""
 
 
 def exact_sum(value: ir.NumericValue, window: Any = None) -> ir.FloatingValue:

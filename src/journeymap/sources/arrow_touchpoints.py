@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from journeymap.common.numbers import MAX_AMOUNT
 from journeymap.sources.columns import ColumnResolver, normalise_name
 
 TRUE_WORDS = ["1", "true", "t", "yes", "y", "1.0"]
@@ -51,6 +52,8 @@ def _value(column: pa.ChunkedArray) -> pa.ChunkedArray:
     values = pc.cast(column, pa.float64())
     values = pc.fill_null(values, 0.0)
     if not pc.all(pc.is_finite(values)).as_py() or pc.any(pc.less(values, 0.0)).as_py():
+        raise _UnsupportedError
+    if pc.any(pc.greater(values, MAX_AMOUNT)).as_py():
         raise _UnsupportedError
     return values
 

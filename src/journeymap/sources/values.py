@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from journeymap.common.errors import InputError
+from journeymap.common.numbers import MAX_AMOUNT
 
 TRUE_WORDS = {"1", "true", "t", "yes", "y", "1.0"}
 FALSE_WORDS = {"0", "false", "f", "no", "n", "0.0", ""}
@@ -71,6 +72,17 @@ def numbers(
     if infinite.any():
         row = _first_row(infinite)
         raise InputError(f"{what} is not finite", file=file, row=row + 1, column=column)
+    huge = present & (parsed.abs() > MAX_AMOUNT)
+    if huge.any():
+        row = _first_row(huge)
+        raise InputError(
+            f"{what} {values.iloc[row]!r} is above {MAX_AMOUNT:,.0f}",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=values.iloc[row],
+            hint="Check the unit of the column (micros or cents?) and fix the row",
+        )
     if not allow_negative:
         negative = present & (parsed < 0)
         if negative.any():
