@@ -251,3 +251,61 @@ def test_velocity_unknown_breakdown_is_one_line(tmp_path: Path, shared_data: Pat
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "owner, pipeline, industry, region" in result.stderr
+
+
+def test_leads_funnel_and_velocity_by_channel(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "olist-marketing-funnel"
+    store = str(tmp_path / "leads.duckdb")
+    imported = runner.invoke(
+        app,
+        [
+            "import",
+            "leads",
+            str(folder / "olist_marketing_qualified_leads_dataset.csv"),
+            "--deals",
+            str(folder / "olist_closed_deals_dataset.csv"),
+            "--store",
+            store,
+        ],
+    )
+    assert imported.exit_code == 0, imported.output
+
+    funnel = runner.invoke(
+        app,
+        [
+            "funnel",
+            "MQL",
+            "Won",
+            "--by",
+            "channel",
+            "--as-of",
+            "2019-01-01",
+            "--format",
+            "csv",
+            "--store",
+            store,
+        ],
+    )
+    assert funnel.exit_code == 0, funnel.output
+    cohorts = pd.read_csv(io.StringIO(funnel.stdout))
+    by_channel = cohorts.groupby("channel")[["entered", "converted"]].sum()
+    assert by_channel.loc["Organic Search"].tolist() == [2_296, 270]
+    assert by_channel.entered.sum() == 8_000
+
+    velocity = runner.invoke(
+        app,
+        [
+            "velocity",
+            "--between",
+            "MQL,Won",
+            "--by",
+            "channel",
+            "--format",
+            "csv",
+            "--store",
+            store,
+        ],
+    )
+    assert velocity.exit_code == 0, velocity.output
+    times = pd.read_csv(io.StringIO(velocity.stdout)).set_index("channel")
+    assert times.loc["Paid Search", "deals"] == 195

@@ -43,8 +43,8 @@ from journeymap.store.store import MEMORY, Store
 
 log = logging.getLogger("journeymap")
 
-InputFormat = Literal["touchpoints", "paths", "snowplow", "spend", "deals"]
-INPUT_FORMATS: tuple[str, ...] = ("touchpoints", "paths", "snowplow", "spend", "deals")
+InputFormat = Literal["touchpoints", "paths", "snowplow", "spend", "deals", "leads"]
+INPUT_FORMATS: tuple[str, ...] = ("touchpoints", "paths", "snowplow", "spend", "deals", "leads")
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,13 @@ def import_file(
     platform: str | None = None,
     accounts_file: str | Path | None = None,
     products_file: str | Path | None = None,
+    deals_file: str | Path | None = None,
 ) -> ImportResult:
     """Import one file into the store, all rows or none.
 
     A file whose exact bytes are already in the store is skipped, because its rows would
     count twice; the result says so. ``accounts_file`` and ``products_file`` go with a
-    ``deals`` file only.
+    ``deals`` file only, and ``deals_file`` (the closed deals) with a ``leads`` file.
 
     Raises:
         InputError: the file is missing, a column is missing, or a cell is invalid.
@@ -99,6 +100,7 @@ def import_file(
             platform=platform,
             accounts_file=accounts_file,
             products_file=products_file,
+            deals_file=deals_file,
         )
     except AlreadyImportedError as exc:
         log.info("skipped %s: already imported as %s", path, exc.import_id)
@@ -119,6 +121,7 @@ def _import_file(
     platform: str | None,
     accounts_file: str | Path | None = None,
     products_file: str | Path | None = None,
+    deals_file: str | Path | None = None,
 ) -> ImportResult:
     if input_format == "touchpoints":
         from journeymap.sources.touchpoints import import_touchpoints
@@ -164,6 +167,10 @@ def _import_file(
             separator=separator,
             currency=config.currency,
         )
+    if input_format == "leads":
+        from journeymap.sources.leads import import_leads
+
+        return import_leads(store, path, deals_file=deals_file, mapping=mapping)
     raise ConfigError(
         f"unknown input format {input_format!r}",
         location="--input-format",
@@ -580,7 +587,7 @@ def write_report(
     return write_html(data, Path(path))
 
 
-VELOCITY_GROUPS = ("owner", "pipeline", "industry", "region")
+VELOCITY_GROUPS = ("owner", "pipeline", "industry", "region", "channel")
 
 
 def velocity(
@@ -592,12 +599,13 @@ def velocity(
     by: str | None = None,
     threshold_days: float | None = None,
 ) -> pd.DataFrame:
-    """Return deal velocity from the imported deal stages, as a pandas frame.
+    """Return deal velocity from the imported deal stages (or lead stages), as a pandas frame.
 
     By default the days in each stage; with ``between``, the days from first entering one
     stage to first entering another; with ``stalled``, the open deals in a stage for longer
     than its threshold (default: the stage's 75th percentile). ``by`` breaks the numbers down
-    by a deal column (``owner``, ``pipeline``) or an account column (``industry``, ``region``).
+    by a deal column (``owner``, ``pipeline``), an account column (``industry``, ``region``)
+    or the first-touch channel of the lead (``channel``).
 
     Raises:
         StoreError: no deals with stage history were imported.
@@ -635,6 +643,10 @@ def _stays_with(store: Store, by: str | None) -> ibis.Table:
     stays = store.table("deal_stages")
     if by is None:
         return stays
+    if by == "channel":
+        from journeymap.sources.leads import stays_with_first_channel
+
+        return stays_with_first_channel(store)
     deals = store.table("deals")
     if by in ("owner", "pipeline"):
         column = deals.select(deal_key=deals.deal_id, **{by: deals[by]})
@@ -654,16 +666,19 @@ def funnel(
     period: str = "month",
     window_days: float | None = None,
     as_of: datetime | None = None,
+    by: str | None = None,
 ) -> pd.DataFrame:
     """Return a funnel as a pandas frame.
 
     By default ``steps`` are deal stages and the result is stage-to-stage conversion by
     entry cohort (see :func:`journeymap.analyses.funnel.stage_funnel`). With ``events``,
     ``steps`` are event names and the result is an ordered funnel over the stored events of
-    each person, in which one event fills at most one step.
+    each person, in which one event fills at most one step. ``by`` splits a stage funnel by
+    one of :data:`VELOCITY_GROUPS`.
 
     Raises:
         StoreError: the store has no deal stages (or no events, with ``events``).
+        ConfigError: ``by`` is not one of the known columns.
     """
     from datetime import timedelta
 
@@ -684,12 +699,19 @@ def funnel(
                 f"the store {store.location} has no deal stages",
                 hint="Import deals first: journeymap import deals FILE",
             )
+        if by is not None and by not in VELOCITY_GROUPS:
+            raise ConfigError(
+                f"cannot split a funnel by {by!r}",
+                location="--by",
+                hint=f"Use one of {', '.join(VELOCITY_GROUPS)}",
+            )
         result = analysis.stage_funnel(
-            store.table("deal_stages"),
+            _stays_with(store, by),
             steps,
             period=period,
             window_days=window_days,
             as_of=as_of,
+            by=by,
         )
     frame: pd.DataFrame = result.to_pandas()
     return frame

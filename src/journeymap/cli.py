@@ -360,6 +360,31 @@ def import_deals(
     )
 
 
+@import_app.command("leads")
+def import_leads(
+    file: Annotated[Path, typer.Argument(help="CSV file of marketing-qualified leads.")],
+    deals: Annotated[
+        Path | None,
+        typer.Option("--deals", help="CSV file of the closed deals that leads became."),
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+) -> None:
+    """Import leads (id, first contact, channel) and the deals they became, with stages."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "leads",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        deals_file=deals,
+    )
+
+
 @app.command()
 def build(
     store: StoreOpt = None,
@@ -721,6 +746,12 @@ def funnel(
         str | None,
         typer.Option("--as-of", help="Date of the snapshot, YYYY-MM-DD (default: now)."),
     ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by", help="Split a stage funnel by channel, owner, pipeline, industry or region."
+        ),
+    ] = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.table,
@@ -745,6 +776,7 @@ def funnel(
             period=period.value,
             window_days=window_days,
             as_of=moment,
+            by=by,
         )
     finally:
         opened.close()
@@ -787,7 +819,7 @@ def velocity(
     ] = None,
     by: Annotated[
         str | None,
-        typer.Option("--by", help="Break down by owner, pipeline, industry or region."),
+        typer.Option("--by", help="Break down by channel, owner, pipeline, industry or region."),
     ] = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="Output format.")
@@ -826,9 +858,7 @@ def velocity(
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
-    port: Annotated[
-        int | None, typer.Option("--port", min=1, max=65535, help="TCP port.")
-    ] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="TCP port.")] = None,
     journal: Annotated[
         Path | None,
         typer.Option("--journal", help="SQLite journal of acknowledged events."),
