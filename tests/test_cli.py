@@ -309,3 +309,17 @@ def test_leads_funnel_and_velocity_by_channel(shared_data: Path, tmp_path: Path)
     assert velocity.exit_code == 0, velocity.output
     times = pd.read_csv(io.StringIO(velocity.stdout)).set_index("channel")
     assert times.loc["Paid Search", "deals"] == 195
+
+
+def test_stages_places_accounts(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "crm-sales-opportunities"
+    store = str(tmp_path / "deals.duckdb")
+    run_cli("import", "deals", str(folder / "sales_pipeline.csv"), "--store", store)
+    result = run_cli("stages", "--as-of", "2018-01-01", "--format", "csv", "--store", store)
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(io.StringIO(result.stdout)).set_index("stage")
+    pipeline = pd.read_csv(folder / "sales_pipeline.csv")
+    won_accounts = pipeline[pipeline.deal_stage == "Won"].account.nunique()
+    assert summary.loc["Onboarding", "entered"] == won_accounts
+    assert list(summary.index[:3]) == ["Awareness", "Consideration", "Decision"]
+    assert "not checked" in result.stderr

@@ -725,3 +725,59 @@ def _events_with_person(store: Store) -> ibis.Table:
 
         return person_of(events, store.table("identities"))
     return events.mutate(person_id=ibis.coalesce(events.user_id, events.anonymous_id))
+
+
+def stages(
+    store: Store, config: Config, *, entity_kind: str = "account", as_of: datetime | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Build and store every entity's stage timeline; return a summary per stage and warnings.
+
+    The summary has, per configured stage in journey order: its owner, the entities that
+    ever entered it, those in it at ``as_of`` (default now), the median days of completed
+    stays, and the stall threshold. Stage rules that name data the store lacks fail when
+    the configuration sets ``stages`` and are warnings for the defaults.
+
+    Raises:
+        ConfigError: a stage rule names a deal stage, conversion kind or event that does not
+            occur in the store (only for configured stages).
+    """
+    from journeymap.analyses.velocity import time_in_stage
+    from journeymap.journeys.stages import check_stages, stage_timeline
+
+    warnings = check_stages(config.stages, store, strict="stages" in config.model_fields_set)
+    timeline = store.write(
+        "stage_timeline", stage_timeline(store, config.stages, entity_kind=entity_kind)
+    )
+    moment = as_of or utc_now()
+    entered = timeline.group_by("stage").aggregate(entered=timeline.entity_id.nunique())
+    current = (
+        timeline.filter(
+            (timeline.entered_at <= moment)
+            & (timeline.exited_at.isnull() | (timeline.exited_at > moment))
+        )
+        .group_by("stage")
+        .aggregate(current=timeline.entity_id.nunique())
+    )
+    stays = timeline.mutate(deal_id=timeline.entity_id)
+    days = time_in_stage(stays, as_of=moment).select("stage", "median_days")
+    counts = {
+        name: frame.set_index("stage")
+        for name, frame in (
+            ("entered", entered.to_pandas()),
+            ("current", current.to_pandas()),
+            ("days", days.to_pandas()),
+        )
+    }
+    rows = []
+    for stage in config.stages:
+        rows.append(
+            {
+                "stage": stage.name,
+                "owner": stage.owner,
+                "entered": int(counts["entered"].entered.get(stage.name, 0)),
+                "current": int(counts["current"].current.get(stage.name, 0)),
+                "median_days": counts["days"].median_days.get(stage.name, float("nan")),
+                "stall_days": stage.stall_days,
+            }
+        )
+    return pd.DataFrame(rows), warnings

@@ -796,6 +796,34 @@ def _as_of(text: str | None, settings: Config) -> datetime | None:
     return moment
 
 
+@app.command("stages")
+def stages_command(
+    entity: Annotated[
+        EntityOption, typer.Option("--entity", help="Whose timelines: person or account.")
+    ] = EntityOption.account,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Date of the snapshot, YYYY-MM-DD (default: now)."),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Place every person or account in the journey stages, and summarise each stage."""
+    settings = _config(config)
+    moment = _as_of(as_of, settings)
+    opened = _open(store, settings, must_exist=True)
+    try:
+        frame, warnings = api.stages(opened, settings, entity_kind=entity.value, as_of=moment)
+    finally:
+        opened.close()
+    for warning in warnings:
+        err.print(Text.assemble(("note: ", "yellow"), warning), highlight=False)
+    _print_frame(frame, output, digits=1)
+
+
 @app.command()
 def velocity(
     between: Annotated[
