@@ -323,3 +323,27 @@ def test_stages_places_accounts(shared_data: Path, tmp_path: Path) -> None:
     assert summary.loc["Onboarding", "entered"] == won_accounts
     assert list(summary.index[:3]) == ["Awareness", "Consideration", "Decision"]
     assert "not checked" in result.stderr
+
+
+def test_icp_ranks_segments(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "crm-sales-opportunities"
+    store = str(tmp_path / "deals.duckdb")
+    run_cli(
+        "import",
+        "deals",
+        str(folder / "sales_pipeline.csv"),
+        "--accounts",
+        str(folder / "accounts.csv"),
+        "--store",
+        store,
+    )
+    result = run_cli("icp", "--format", "csv", "--store", store)
+    assert result.returncode == 0, result.stderr
+    profile = pd.read_csv(io.StringIO(result.stdout))
+    assert profile["rank"].tolist() == sorted(profile["rank"])
+    assert profile.overall_win_rate.iloc[0] == pytest.approx(4_238 / 6_711)
+    assert "1,425 no account" in result.stderr
+
+    unknown = run_cli("icp", "--by", "colour", "--store", store)
+    assert unknown.returncode == 1
+    assert "industry, size_band, region, plan" in unknown.stderr

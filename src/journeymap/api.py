@@ -781,3 +781,49 @@ def stages(
             }
         )
     return pd.DataFrame(rows), warnings
+
+
+ICP_DIMENSIONS = ("industry", "size_band", "region", "plan")
+
+
+def icp(
+    store: Store,
+    *,
+    by: str | None = None,
+    dimensions: Sequence[str] = ("industry", "size_band", "region"),
+    min_closed: int = 30,
+    alpha: float = 0.05,
+) -> tuple[pd.DataFrame, str]:
+    """Return the ranked ideal customer profile, or with ``by`` one dimension's segments.
+
+    The second value is a note on the deals left out (without an account, or still open).
+
+    Raises:
+        StoreError: the store has no deals or no accounts.
+        ConfigError: ``by`` or a dimension is not one of :data:`ICP_DIMENSIONS`.
+    """
+    from journeymap.analyses import icp as analysis
+
+    if not (store.has_rows("deals") and store.has_rows("accounts")):
+        raise StoreError(
+            f"the store {store.location} has no deals with accounts",
+            hint="Import them first: journeymap import deals FILE --accounts FILE",
+        )
+    for name in [by] if by is not None else list(dimensions):
+        if name not in ICP_DIMENSIONS:
+            raise ConfigError(
+                f"unknown ICP dimension {name!r}",
+                location="--by" if by is not None else "--dimensions",
+                hint=f"Use one of {', '.join(ICP_DIMENSIONS)}",
+            )
+    deals, accounts = store.table("deals"), store.table("accounts")
+    excluded = analysis.excluded_deals(deals, accounts).to_pandas()
+    parts = [f"{int(row.deals):,} {row.reason}" for row in excluded.itertuples()]
+    note = "left out: " + ", ".join(parts) if parts else ""
+    if by is not None:
+        frame: pd.DataFrame = analysis.segment_performance(deals, accounts, by=by).to_pandas()
+        return frame, note
+    profile = analysis.ideal_customer_profile(
+        deals, accounts, dimensions=tuple(dimensions), min_closed=min_closed, alpha=alpha
+    )
+    return profile, note

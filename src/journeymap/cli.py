@@ -825,6 +825,44 @@ def stages_command(
 
 
 @app.command()
+def icp(
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by", help="Show one dimension's segments: industry, size_band, region or plan."
+        ),
+    ] = None,
+    dimensions: Annotated[
+        str,
+        typer.Option("--dimensions", help="Comma-separated dimensions to rank."),
+    ] = "industry,size_band,region",
+    min_closed: Annotated[
+        int, typer.Option("--min-closed", min=1, help="Closed deals a segment needs to count.")
+    ] = 30,
+    alpha: Annotated[
+        float,
+        typer.Option("--alpha", min=0.0, max=1.0, help="Significance level of the win-rate test."),
+    ] = 0.05,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Rank the segments that win more often than the rest: the ICP that the CRM supports."""
+    settings = _config(config)
+    names = [name.strip() for name in dimensions.split(",") if name.strip()]
+    opened = _open(store, settings, must_exist=True)
+    try:
+        frame, note = api.icp(opened, by=by, dimensions=names, min_closed=min_closed, alpha=alpha)
+    finally:
+        opened.close()
+    if note:
+        err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
+    _print_frame(frame, output, money={"acv", "won_revenue"}, digits=3)
+
+
+@app.command()
 def velocity(
     between: Annotated[
         str | None,
