@@ -12,8 +12,8 @@ from typing import Any
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-EXACT = dt.Decimal(38, 12)
-"""Type that sums run in: 26 digits before the point and 12 after."""
+EXACT = dt.Decimal(38, 15)
+"""Type that sums run in: 23 digits before the point and 15 after."""
 
 MAX_AMOUNT = 1e15
 """Largest amount (a value, a revenue, a cost) that importers and the collector accept.
