@@ -347,3 +347,57 @@ def test_icp_ranks_segments(shared_data: Path, tmp_path: Path) -> None:
     unknown = run_cli("icp", "--by", "colour", "--store", store)
     assert unknown.returncode == 1
     assert "industry, size_band, region, plan" in unknown.stderr
+
+
+def test_dropoff_flags_top_segments(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "crm-sales-opportunities"
+    store = str(tmp_path / "deals.duckdb")
+    run_cli(
+        "import",
+        "deals",
+        str(folder / "sales_pipeline.csv"),
+        "--accounts",
+        str(folder / "accounts.csv"),
+        "--store",
+        store,
+    )
+    result = run_cli(
+        "dropoff",
+        "Engaging",
+        "Won",
+        "--by",
+        "industry",
+        "--as-of",
+        "2018-01-01",
+        "--format",
+        "csv",
+        "--store",
+        store,
+    )
+    assert result.returncode == 0, result.stderr
+    ranked = pd.read_csv(io.StringIO(result.stdout))
+    assert ranked["top"].sum() == 3
+    assert (ranked.lost + ranked.open + ranked.converted == ranked.entered).all()
+    assert ranked.converted.sum() == 4_238
+
+
+def test_blindspots_needs_part_for_csv(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(
+        "user_id,timestamp,channel,conversion,value\n"
+        "u1,2024-03-01T10:00:00Z,Direct,0,\n"
+        "u1,2024-03-02T10:00:00Z,Direct,1,50\n"
+        "u2,2024-03-02T10:00:00Z,,1,20\n",
+        encoding="utf-8",
+    )
+    store = str(tmp_path / "store.duckdb")
+    run_cli("import", "touchpoints", str(path), "--store", store)
+    refused = run_cli("blindspots", "--format", "csv", "--store", store)
+    assert refused.returncode == 1
+    assert "--part" in refused.stderr
+
+    result = run_cli("blindspots", "--part", "by_kind", "--format", "csv", "--store", store)
+    assert result.returncode == 0, result.stderr
+    [row] = pd.read_csv(io.StringIO(result.stdout)).to_dict("records")
+    assert row["conversions"] == 2
+    assert row["direct_only"] == 1

@@ -827,3 +827,49 @@ def icp(
         deals, accounts, dimensions=tuple(dimensions), min_closed=min_closed, alpha=alpha
     )
     return profile, note
+
+
+def dropoff(
+    store: Store,
+    stages: Sequence[str],
+    *,
+    by: str = "channel",
+    as_of: datetime | None = None,
+    top: int = 3,
+) -> pd.DataFrame:
+    """Return stage-to-stage drop-off by segment, ranked by revenue lost beyond the average.
+
+    See :func:`journeymap.analyses.dropoff.dropoff`; the deal value is the average won deal.
+
+    Raises:
+        StoreError: the store has no deal stages.
+        ConfigError: ``by`` is not one of :data:`VELOCITY_GROUPS`.
+    """
+    from journeymap.analyses.dropoff import dropoff as rank_dropoff
+
+    if not store.has_rows("deal_stages"):
+        raise StoreError(
+            f"the store {store.location} has no deal stages",
+            hint="Import deals first: journeymap import deals FILE",
+        )
+    if by not in VELOCITY_GROUPS:
+        raise ConfigError(
+            f"cannot split drop-off by {by!r}",
+            location="--by",
+            hint=f"Use one of {', '.join(VELOCITY_GROUPS)}",
+        )
+    deals = store.table("deals") if store.has_rows("deals") else None
+    return rank_dropoff(_stays_with(store, by), stages, by=by, deals=deals, as_of=as_of, top=top)
+
+
+def blind_spots(store: Store, config: Config | None = None) -> Any:
+    """Return the tracking-health report (:class:`journeymap.analyses.blindspots.BlindSpots`).
+
+    Raises:
+        StoreError: nothing was imported.
+    """
+    from journeymap.analyses.blindspots import blind_spots as report
+
+    config = config or Config()
+    check_has_data(store)
+    return report(store, config, journeys=prepare_journeys(store, config))

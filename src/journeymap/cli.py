@@ -863,6 +863,93 @@ def icp(
 
 
 @app.command()
+def dropoff(
+    stages: Annotated[list[str], typer.Argument(help="Stages in order, at least two.")],
+    by: Annotated[
+        str,
+        typer.Option("--by", help="Segments: channel, owner, pipeline, industry or region."),
+    ] = "channel",
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Date of the snapshot, YYYY-MM-DD (default: now)."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="How many rows to flag.")] = 3,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Rank where prospects drop out, by segment and by the revenue lost beyond the average."""
+    settings = _config(config)
+    if len(stages) < 2:
+        raise ConfigError(
+            "drop-off needs at least two stages",
+            location="STAGES",
+            hint="Name them in order, for example: journeymap dropoff Engaging Won --by industry",
+        )
+    moment = _as_of(as_of, settings)
+    opened = _open(store, settings, must_exist=True)
+    try:
+        frame = api.dropoff(opened, stages, by=by, as_of=moment, top=top)
+    finally:
+        opened.close()
+    _print_frame(frame, output, money={"deal_value", "revenue_impact", "excess_impact"}, digits=3)
+
+
+class BlindSpotPart(StrEnum):
+    by_kind = "by_kind"
+    click_ids = "click_ids"
+    agreement = "agreement"
+    undercount = "undercount"
+
+
+@app.command()
+def blindspots(
+    part: Annotated[
+        BlindSpotPart | None,
+        typer.Option("--part", help="Show one table only (needed for csv and json)."),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show what tracking misses: untracked and direct-only conversions, unmatched click ids,
+    and self-reported sources against tracked first touches."""
+    settings = _config(config)
+    if output is not OutputFormat.table and part is None:
+        raise ConfigError(
+            f"--format {output.value} prints one table",
+            location="--part",
+            hint="Add --part by_kind, click_ids, agreement or undercount",
+        )
+    opened = _open(store, settings, must_exist=True)
+    try:
+        report = api.blind_spots(opened, settings)
+    finally:
+        opened.close()
+    titles = {
+        "by_kind": "Conversions without a tracked touch, and with direct touches only",
+        "click_ids": "Click ids that match no campaign with spend",
+        "agreement": "Self-reported source (rows) against tracked first touch (columns)",
+        "undercount": "Channels that tracking under-counts",
+    }
+    for name, title in titles.items():
+        if part is not None and part.value != name:
+            continue
+        frame = getattr(report, name)
+        if name == "agreement" and not frame.empty:
+            frame = frame.reset_index()
+        if part is None:
+            out.print(Text(title, style="bold"))
+        _print_frame(frame, output, money={"value", "no_touch_value", "direct_only_value"})
+    for note in report.notes:
+        err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
+
+
+@app.command()
 def velocity(
     between: Annotated[
         str | None,
