@@ -613,17 +613,7 @@ def velocity(
     """
     from journeymap.analyses import velocity as analysis
 
-    if not store.has_rows("deal_stages"):
-        raise StoreError(
-            f"the store {store.location} has no deal stages",
-            hint="Import deals first: journeymap import deals FILE",
-        )
-    if by is not None and by not in VELOCITY_GROUPS:
-        raise ConfigError(
-            f"cannot break velocity down by {by!r}",
-            location="--by",
-            hint=f"Use one of {', '.join(VELOCITY_GROUPS)}",
-        )
+    _check_stage_data(store, by, "break velocity down")
     stays = _stays_with(store, by)
     if stalled:
         moment = as_of or utc_now()
@@ -636,6 +626,26 @@ def velocity(
         table = analysis.time_in_stage(stays, as_of=as_of, by=by)
     frame: pd.DataFrame = table.to_pandas()
     return frame
+
+
+def _check_stage_data(store: Store, by: str | None, action: str) -> None:
+    """Raise unless the store has deal stages and ``by`` names a known breakdown.
+
+    Raises:
+        StoreError: the store has no deal stages.
+        ConfigError: ``by`` is not one of :data:`VELOCITY_GROUPS`.
+    """
+    if not store.has_rows("deal_stages"):
+        raise StoreError(
+            f"the store {store.location} has no deal stages",
+            hint="Import deals first: journeymap import deals FILE",
+        )
+    if by is not None and by not in VELOCITY_GROUPS:
+        raise ConfigError(
+            f"cannot {action} by {by!r}",
+            location="--by",
+            hint=f"Use one of {', '.join(VELOCITY_GROUPS)}",
+        )
 
 
 def _stays_with(store: Store, by: str | None) -> ibis.Table:
@@ -694,17 +704,7 @@ def funnel(
         within = None if window_days is None else timedelta(days=window_days)
         result = analysis.ordered_funnel(table, steps, within=within)
     else:
-        if not store.has_rows("deal_stages"):
-            raise StoreError(
-                f"the store {store.location} has no deal stages",
-                hint="Import deals first: journeymap import deals FILE",
-            )
-        if by is not None and by not in VELOCITY_GROUPS:
-            raise ConfigError(
-                f"cannot split a funnel by {by!r}",
-                location="--by",
-                hint=f"Use one of {', '.join(VELOCITY_GROUPS)}",
-            )
+        _check_stage_data(store, by, "split a funnel")
         result = analysis.stage_funnel(
             _stays_with(store, by),
             steps,
@@ -847,17 +847,7 @@ def dropoff(
     """
     from journeymap.analyses.dropoff import dropoff as rank_dropoff
 
-    if not store.has_rows("deal_stages"):
-        raise StoreError(
-            f"the store {store.location} has no deal stages",
-            hint="Import deals first: journeymap import deals FILE",
-        )
-    if by not in VELOCITY_GROUPS:
-        raise ConfigError(
-            f"cannot split drop-off by {by!r}",
-            location="--by",
-            hint=f"Use one of {', '.join(VELOCITY_GROUPS)}",
-        )
+    _check_stage_data(store, by, "split drop-off")
     deals = store.table("deals") if store.has_rows("deals") else None
     return rank_dropoff(_stays_with(store, by), stages, by=by, deals=deals, as_of=as_of, top=top)
 
