@@ -404,7 +404,9 @@ def build(
         touches = journeys.touches.count().execute()
     finally:
         opened.close()
-    err.print(f"built {count:,} journeys with {touches:,} touches")
+    journeys_word = "journey" if count == 1 else "journeys"
+    touches_word = "touch" if touches == 1 else "touches"
+    err.print(f"built {count:,} {journeys_word} with {touches:,} {touches_word}")
 
 
 @app.command()
