@@ -401,3 +401,28 @@ def test_blindspots_needs_part_for_csv(tmp_path: Path) -> None:
     [row] = pd.read_csv(io.StringIO(result.stdout)).to_dict("records")
     assert row["conversions"] == 2
     assert row["direct_only"] == 1
+
+
+def test_paths_reconcile_with_funnel(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(
+        "user_id,timestamp,channel,conversion,value,conversion_kind\n"
+        "u1,2024-03-01T10:00:00Z,Email,1,0,lead\n"
+        "u1,2024-03-05T10:00:00Z,Paid Search,1,100,closed_won\n"
+        "u2,2024-03-01T10:00:00Z,Email,1,0,lead\n"
+        "u2,2024-03-03T10:00:00Z,Email,0,,\n"
+        "u2,2024-03-06T10:00:00Z,Paid Search,1,50,closed_won\n"
+        "u3,2024-03-01T10:00:00Z,Direct,1,0,lead\n",
+        encoding="utf-8",
+    )
+    store = str(tmp_path / "store.duckdb")
+    imported = run_cli("import", "touchpoints", str(path), "--store", store)
+    assert imported.returncode == 0, imported.stderr
+    result = run_cli(
+        "paths", "--kind", "closed_won", "--collapse", "--format", "csv", "--store", store
+    )
+    assert result.returncode == 0, result.stderr
+    paths = pd.read_csv(io.StringIO(result.stdout))
+    assert paths.converters.sum() == 2
+    assert paths.share.sum() == pytest.approx(1.0, abs=1e-12)
+    assert "2 converters on paths; the lead → closed_won funnel counts 2" in result.stderr

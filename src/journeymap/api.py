@@ -863,3 +863,41 @@ def blind_spots(store: Store, config: Config | None = None) -> Any:
     config = config or Config()
     check_has_data(store)
     return report(store, config, journeys=prepare_journeys(store, config))
+
+
+def converting_paths(
+    store: Store,
+    config: Config,
+    *,
+    kind: str | None = None,
+    top: int = 10,
+    collapse: bool = False,
+) -> tuple[pd.DataFrame, str | None]:
+    """Return the top channel paths of the people who converted, and a reconciliation note.
+
+    ``kind`` defaults to the report's kind (closed-won when present). Each converting person
+    counts once, under the path of their first conversion of ``kind``. When the data has a
+    lead kind, the note says whether the converters add up to the lead-to-``kind`` funnel's.
+
+    Raises:
+        StoreError: nothing was imported.
+    """
+    from journeymap.analyses.converting_paths import paths_before, reconcile_with_funnel
+    from journeymap.report.gather import report_kind
+
+    journeys = prepare_journeys(store, config)
+    chosen = kind or report_kind(store, config) or "conversion"
+    frame = paths_before(
+        journeys.journeys, journeys.touches, kind=chosen, top=top, collapse=collapse
+    )
+    leads = [name for name in config.milestones.lead if name != chosen]
+    kinds = set(journeys.journeys.select("kind").distinct().to_pandas().kind)
+    note = None
+    if leads and leads[0] in kinds and not frame.empty:
+        check = reconcile_with_funnel(frame, journeys.journeys, from_kind=leads[0], to_kind=chosen)
+        note = (
+            f"{check.path_converters:,} converters on paths; the {leads[0]} → {chosen} funnel "
+            f"counts {check.funnel_converted:,}"
+            + ("" if check.balanced else " (some converted without a lead first)")
+        )
+    return frame, note

@@ -951,6 +951,34 @@ def blindspots(
         err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
 
 
+@app.command("paths")
+def paths_command(
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="Conversion kind (default: closed-won when present)."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many paths to list.")] = 10,
+    collapse: Annotated[
+        bool, typer.Option("--collapse", help="Merge consecutive touches of one channel.")
+    ] = False,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List the channel paths that precede a conversion, with shares and conversion rates."""
+    settings = _config(config)
+    opened = _open(store, settings, must_exist=True)
+    try:
+        frame, note = api.converting_paths(opened, settings, kind=kind, top=top, collapse=collapse)
+    finally:
+        opened.close()
+    if note:
+        err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
+    _print_frame(frame, output, digits=3)
+
+
 @app.command()
 def velocity(
     between: Annotated[
