@@ -15,6 +15,7 @@ Every step reads and writes tables in the store, so each can also run alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -576,14 +577,20 @@ def write_report(
     attribution: Attribution | None = None,
     title: str = "journeymap attribution report",
 ) -> Path:
-    """Write the self-contained HTML report of the stored journeys and credits."""
+    """Write the self-contained HTML report of the stored journeys and credits.
+
+    The report also has a tracking blind spots section, and with deal stages in the store the
+    stage, funnel, velocity and ICP sections.
+    """
     from journeymap.report.gather import gather_report
     from journeymap.report.html import write_html
+    from journeymap.report.journey import gather_journey
 
     config = config or Config()
     if attribution is None and "credits" not in store.con.list_tables():
         attribution = attribute(store, prepare_journeys(store, config), config=config)
     data = gather_report(store, config, attribution=attribution, title=title)
+    data = dataclasses.replace(data, journey=gather_journey(store, config))
     return write_html(data, Path(path))
 
 

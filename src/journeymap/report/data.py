@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from journeymap.report.journey import JourneyData
 
 
 @dataclass(frozen=True)
@@ -67,3 +70,5 @@ class ReportData:
     ``gather_report`` picks ``linear`` when it ran, else the first model. When this is None or
     the model has no spend rows, the renderer shows the first model in ``models`` that has them.
     """
+    journey: JourneyData | None = None
+    """Stage, funnel, velocity, ICP and blind-spot figures; None leaves those sections out."""

@@ -160,6 +160,9 @@ def _environment() -> Environment:
 
 
 def _context(data: ReportData) -> dict[str, Any]:
+    # Imported here because journey_html builds its tables with the classes of this module.
+    from journeymap.report.journey_html import journey_sections
+
     models = _model_order(data)
     colors = charts.model_colors(models)
     currency = data.headline.currency
@@ -191,6 +194,7 @@ def _context(data: ReportData) -> dict[str, Any]:
         "roles_figure": figures["roles"],
         "spend": _spend_section(data, models, colors),
         "spend_import_command": SPEND_IMPORT_COMMAND,
+        "journey": journey_sections(data.journey),
         "model_rows": [_model_row(entry) for entry in data.models],
         "notes": data.notes,
         "plotly_js": get_plotlyjs(),
