@@ -122,7 +122,7 @@ def test_cli_works_while_serve_ingests(server: tuple[int, Path, subprocess.Popen
 
     def send() -> None:
         person = 0
-        while not stop.is_set():
+        while not stop.wait(0.02):
             statuses.append(post(port, "/v1/batch", journey(person)))
             person += 1
 
