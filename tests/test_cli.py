@@ -426,3 +426,28 @@ def test_paths_reconcile_with_funnel(tmp_path: Path) -> None:
     assert paths.converters.sum() == 2
     assert paths.share.sum() == pytest.approx(1.0, abs=1e-12)
     assert "2 converters on paths; the lead → closed_won funnel counts 2" in result.stderr
+
+
+def test_coverage_lists_stages_and_campaigns(tmp_path: Path) -> None:
+    from journeymap.demo.files import write_world
+    from journeymap.demo.world import generate_world
+
+    files = write_world(generate_world(people=300, seed=5), tmp_path)
+    store = str(tmp_path / "store.duckdb")
+    run_cli("import", "touchpoints", str(files["touchpoints"]), "--store", store)
+    run_cli(
+        "import",
+        "spend",
+        str(files["ad_spend"]),
+        "--store",
+        store,
+    )
+    result = run_cli("coverage", "--format", "csv", "--store", store)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(io.StringIO(result.stdout))
+    assert table.stage.tolist()[:3] == ["Awareness", "Consideration", "Decision"]
+    assert table.spend_share.sum() == pytest.approx(1.0)
+
+    campaigns = run_cli("coverage", "--campaigns", "--format", "csv", "--store", store)
+    listed = pd.read_csv(io.StringIO(campaigns.stdout))
+    assert listed.cost.sum() == pytest.approx(table.spend.sum())

@@ -908,3 +908,32 @@ def converting_paths(
             + ("" if check.balanced else " (some converted without a lead first)")
         )
     return frame, note
+
+
+def coverage(
+    store: Store, config: Config, *, entity_kind: str = "person"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return spend by targeted stage beside each stage's drop-off, and spend per campaign.
+
+    Campaigns get their stage from ``coverage.campaign_stages``; drop-off comes from the stage
+    timeline of every person (or account), computed without being stored.
+
+    Raises:
+        StoreError: the store has no ad spend.
+    """
+    from journeymap.analyses import coverage as analysis
+    from journeymap.journeys.stages import stage_timeline
+
+    if not store.has_rows("ad_spend"):
+        raise StoreError(
+            f"the store {store.location} has no ad spend",
+            hint="Import spend first: journeymap import spend FILE --platform NAME",
+        )
+    names = [stage.name for stage in config.stages]
+    campaigns = analysis.campaign_stages(
+        store.table("ad_spend"), config.coverage.campaign_stages
+    ).to_pandas()
+    timeline = stage_timeline(store, config.stages, entity_kind=entity_kind)
+    dropoff = analysis.stage_dropoff(timeline, names).to_pandas()
+    ordered = campaigns.sort_values(["stage", "cost"], ascending=[True, False], ignore_index=True)
+    return analysis.coverage_table(campaigns, dropoff, names), ordered

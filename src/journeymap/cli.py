@@ -979,6 +979,43 @@ def paths_command(
     _print_frame(frame, output, digits=3)
 
 
+@app.command("coverage")
+def coverage_command(
+    entity: Annotated[
+        EntityOption, typer.Option("--entity", help="Whose stages: person or account.")
+    ] = EntityOption.person,
+    campaigns: Annotated[
+        bool, typer.Option("--campaigns", help="List each campaign's stage and spend instead.")
+    ] = False,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show spend by the stage each campaign targets beside that stage's drop-off."""
+    settings = _config(config)
+    opened = _open(store, settings, must_exist=True)
+    try:
+        table, by_campaign = api.coverage(opened, settings, entity_kind=entity.value)
+    finally:
+        opened.close()
+    if campaigns:
+        _print_frame(by_campaign, output, money={"cost"})
+        return
+    unmapped = by_campaign[by_campaign.stage == "(unmapped)"]
+    if len(unmapped):
+        err.print(
+            Text.assemble(
+                ("note: ", "yellow"),
+                f"{len(unmapped)} campaigns ({unmapped.cost.sum():,.2f} spent) match no rule "
+                "in coverage.campaign_stages; see --campaigns",
+            ),
+            highlight=False,
+        )
+    _print_frame(table, output, money={"spend"}, digits=3)
+
+
 @app.command()
 def velocity(
     between: Annotated[

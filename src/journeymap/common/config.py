@@ -521,6 +521,46 @@ def default_stages() -> list[StageConfig]:
     ]
 
 
+class CampaignStageRule(_Strict):
+    """A naming rule: campaigns whose name matches ``campaign_matches`` target ``stage``."""
+
+    stage: str = Field(min_length=1, description="Journey stage that the campaigns target.")
+    campaign_matches: str = Field(
+        min_length=1, description="Regular expression searched in the campaign name (any case)."
+    )
+
+    @field_validator("campaign_matches")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        return value
+
+
+def default_campaign_stages() -> list[CampaignStageRule]:
+    """Return naming rules for the usual campaign names; the first rule that matches wins."""
+    rules = [
+        ("Awareness", r"non-?brand|generic"),
+        ("Expansion", r"upsell|cross-?sell|expansion|existing-customer"),
+        ("Onboarding", r"onboard|customer|adoption|activation"),
+        ("Decision", r"competitor|alternative|brand|trial|demo|pricing|bottom"),
+        ("Consideration", r"retarget|remarket|webinar|leadgen|guide|ebook|consideration"),
+        ("Awareness", r"prospect|lookalike|nonbrand|awareness|abm|video|display|top"),
+    ]
+    return [CampaignStageRule(stage=stage, campaign_matches=pattern) for stage, pattern in rules]
+
+
+class CoverageConfig(_Strict):
+    """Which journey stage each ad campaign targets, for spend-by-stage coverage."""
+
+    campaign_stages: list[CampaignStageRule] = Field(
+        default_factory=default_campaign_stages,
+        description="Ordered naming rules; a campaign that no rule matches is unmapped.",
+    )
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -539,6 +579,20 @@ class Config(_Strict):
         default_factory=default_stages,
         description="Journey stages in journey order; an entity only moves forward.",
     )
+    coverage: CoverageConfig = Field(default_factory=CoverageConfig)
+
+    @model_validator(mode="after")
+    def _check_coverage_stages(self) -> Config:
+        names = [stage.name for stage in self.stages]
+        for index, rule in enumerate(self.coverage.campaign_stages):
+            if rule.stage not in names:
+                close = difflib.get_close_matches(rule.stage, names, n=1)
+                suggestion = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(
+                    f"coverage.campaign_stages[{index}].stage {rule.stage!r} is not a "
+                    f"configured stage; {suggestion}stages: {', '.join(names)}"
+                )
+        return self
 
     @field_validator("timezone")
     @classmethod
