@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import ibis
 import pandas as pd
@@ -104,3 +105,32 @@ def test_coverage_rule_rejects_bad_pattern() -> None:
     rule = {"stage": "Awareness", "campaign_matches": "("}
     with pytest.raises(ConfigError, match="invalid regular expression"):
         parse_config({"coverage": {"campaign_stages": [rule]}})
+
+
+@pytest.mark.spark
+def test_coverage_spark_equals_duckdb(spark: Any) -> None:
+    spend = pd.DataFrame(
+        [("g", "gs-nonbrand", 10.0), ("g", "gs-brand", 5.0), ("l", "spring-sale", 1.0)],
+        columns=["platform", "campaign", "cost"],
+    )
+    stays = pd.DataFrame(
+        {
+            "entity_id": ["a", "a", "b", "c", "c"],
+            "stage": ["Awareness", "Consideration", "Awareness", "Awareness", "Decision"],
+            "entered_at": [at(1), at(2), at(1), at(1), at(3)],
+        }
+    )
+    results = []
+    for con in (ibis.duckdb.connect(), ibis.pyspark.connect(spark)):
+        spend_table_on = con.create_table("coverage_spend", spend, overwrite=True)
+        stays_on = con.create_table("coverage_stays", stays, overwrite=True)
+        mapped = campaign_stages(spend_table_on, Config().coverage.campaign_stages)
+        counts = stage_dropoff(stays_on, STAGES)
+        results.append(
+            (
+                mapped.to_pandas().sort_values("campaign", ignore_index=True),
+                counts.to_pandas().sort_values("position", ignore_index=True),
+            )
+        )
+    for duck, sparked in zip(*results, strict=True):
+        pd.testing.assert_frame_equal(duck, sparked, check_dtype=False)
