@@ -451,3 +451,33 @@ def test_coverage_lists_stages_and_campaigns(tmp_path: Path) -> None:
     campaigns = run_cli("coverage", "--campaigns", "--format", "csv", "--store", store)
     listed = pd.read_csv(io.StringIO(campaigns.stdout))
     assert listed.cost.sum() == pytest.approx(table.spend.sum())
+
+
+def test_funnel_uses_stored_journey_stages(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(
+        "user_id,timestamp,channel,conversion,value,conversion_kind\n"
+        "u1,2024-03-01T10:00:00Z,Email,0,,\n"
+        "u1,2024-03-02T10:00:00Z,Email,1,0,lead\n"
+        "u2,2024-03-01T10:00:00Z,Paid Search,0,,\n",
+        encoding="utf-8",
+    )
+    store = str(tmp_path / "store.duckdb")
+    run_cli("import", "touchpoints", str(path), "--store", store)
+    staged = run_cli("stages", "--entity", "person", "--store", store)
+    assert staged.returncode == 0, staged.stderr
+    result = run_cli(
+        "funnel",
+        "Awareness",
+        "Consideration",
+        "--as-of",
+        "2024-04-01",
+        "--format",
+        "csv",
+        "--store",
+        store,
+    )
+    assert result.returncode == 0, result.stderr
+    cohorts = pd.read_csv(io.StringIO(result.stdout))
+    assert cohorts.entered.sum() == 2
+    assert cohorts.converted.sum() == 1

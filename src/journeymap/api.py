@@ -688,7 +688,8 @@ def funnel(
     """Return a funnel as a pandas frame.
 
     By default ``steps`` are deal stages and the result is stage-to-stage conversion by
-    entry cohort (see :func:`journeymap.analyses.funnel.stage_funnel`). With ``events``,
+    entry cohort (see :func:`journeymap.analyses.funnel.stage_funnel`). A store without deal
+    stages uses the journey stages of its stored ``stage_timeline`` instead. With ``events``,
     ``steps`` are event names and the result is an ordered funnel over the stored events of
     each person, in which one event fills at most one step. ``by`` splits a stage funnel by
     one of :data:`VELOCITY_GROUPS`.
@@ -710,6 +711,15 @@ def funnel(
         table = _events_with_person(store)
         within = None if window_days is None else timedelta(days=window_days)
         result = analysis.ordered_funnel(table, steps, within=within)
+    elif by is None and not store.has_rows("deal_stages") and store.has_rows("stage_timeline"):
+        # Without CRM stages, the journey stages that `journeymap stages` stored.
+        result = analysis.stage_funnel(
+            store.table("stage_timeline"),
+            steps,
+            period=period,
+            window_days=window_days,
+            as_of=as_of,
+        )
     else:
         _check_stage_data(store, by, "split a funnel")
         result = analysis.stage_funnel(
