@@ -3,10 +3,10 @@
 Each campaign is assigned a stage by the ordered naming rules of ``coverage.campaign_stages``
 (a regular expression searched in the campaign name, ignoring case). The first match wins,
 and a campaign that matches none is ``(unmapped)``. Each stage's drop-off comes from the stage
-timeline: of the entities that entered the stage, the share that never reached a later stage. A stage is
-flagged ``under-invested`` when its drop-off is above the median of the stages and its share
-of the mapped spend is below the median share, so the team sees where prospects leave and
-little money goes.
+timeline: of the entities that entered the stage, the share that never reached a later one.
+A stage is flagged ``under_invested`` when its drop-off is above the median of the stages and
+its share of the mapped spend is below the median share, so the table shows where prospects
+leave and little money goes.
 """
 
 from __future__ import annotations
