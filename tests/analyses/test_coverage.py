@@ -134,3 +134,9 @@ def test_coverage_spark_equals_duckdb(spark: Any) -> None:
         )
     for duck, sparked in zip(*results, strict=True):
         pd.testing.assert_frame_equal(duck, sparked, check_dtype=False)
+
+
+def test_default_rules_follow_custom_stages() -> None:
+    config = parse_config({"stages": [{"name": "Awareness"}, {"name": "Decision"}]})
+    stages = {rule.stage for rule in config.coverage.campaign_stages}
+    assert stages == {"Awareness", "Decision"}

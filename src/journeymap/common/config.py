@@ -584,6 +584,12 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _check_coverage_stages(self) -> Config:
         names = [stage.name for stage in self.stages]
+        if "coverage" not in self.model_fields_set:
+            # The built-in naming rules follow the default stages; with other stages, keep
+            # the rules whose stage exists. The model is frozen, hence object.__setattr__.
+            kept = [rule for rule in self.coverage.campaign_stages if rule.stage in names]
+            object.__setattr__(self, "coverage", CoverageConfig(campaign_stages=kept))
+            return self
         for index, rule in enumerate(self.coverage.campaign_stages):
             if rule.stage not in names:
                 close = difflib.get_close_matches(rule.stage, names, n=1)
