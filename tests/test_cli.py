@@ -481,3 +481,13 @@ def test_funnel_uses_stored_journey_stages(tmp_path: Path) -> None:
     cohorts = pd.read_csv(io.StringIO(result.stdout))
     assert cohorts.entered.sum() == 2
     assert cohorts.converted.sum() == 1
+
+
+def test_unknown_stage_names_nearest(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "crm-sales-opportunities"
+    store = str(tmp_path / "deals.duckdb")
+    run_cli("import", "deals", str(folder / "sales_pipeline.csv"), "--store", store)
+    result = run_cli("funnel", "Engagin", "Won", "--store", store)
+    assert result.returncode == 1
+    assert "Did you mean Engaging?" in result.stderr
+    assert result.stderr.strip().count("\n") == 0

@@ -621,6 +621,8 @@ def velocity(
     from journeymap.analyses import velocity as analysis
 
     _check_stage_data(store, by, "break velocity down")
+    if between is not None:
+        _check_stage_names(store.table("deal_stages"), between, location="--between")
     stays = _stays_with(store, by)
     if stalled:
         moment = as_of or utc_now()
@@ -652,6 +654,29 @@ def _check_stage_data(store: Store, by: str | None, action: str) -> None:
             f"cannot {action} by {by!r}",
             location="--by",
             hint=f"Use one of {', '.join(VELOCITY_GROUPS)}",
+        )
+
+
+def _check_stage_names(stays: ibis.Table, names: Sequence[str], *, location: str) -> None:
+    """Raise when a stage name does not occur in ``stays``, naming the nearest known ones.
+
+    Raises:
+        ConfigError: a name is unknown; the message lists the stages in the data.
+    """
+    import difflib
+
+    known = sorted(
+        str(name) for name in stays.select("stage").distinct().to_pandas().stage.dropna()
+    )
+    for name in names:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        suggestion = f"Did you mean {close[0]}? " if close else ""
+        raise ConfigError(
+            f"no stage named {name!r} in the data",
+            location=location,
+            hint=f"{suggestion}Stages in the data: {', '.join(known) or 'none'}",
         )
 
 
@@ -713,6 +738,7 @@ def funnel(
         result = analysis.ordered_funnel(table, steps, within=within)
     elif by is None and not store.has_rows("deal_stages") and store.has_rows("stage_timeline"):
         # Without CRM stages, the journey stages that `journeymap stages` stored.
+        _check_stage_names(store.table("stage_timeline"), steps, location="STEPS")
         result = analysis.stage_funnel(
             store.table("stage_timeline"),
             steps,
@@ -722,6 +748,7 @@ def funnel(
         )
     else:
         _check_stage_data(store, by, "split a funnel")
+        _check_stage_names(store.table("deal_stages"), steps, location="STEPS")
         result = analysis.stage_funnel(
             _stays_with(store, by),
             steps,
@@ -865,6 +892,7 @@ def dropoff(
     from journeymap.analyses.dropoff import dropoff as rank_dropoff
 
     _check_stage_data(store, by, "split drop-off")
+    _check_stage_names(store.table("deal_stages"), stages, location="STAGES")
     deals = store.table("deals") if store.has_rows("deals") else None
     return rank_dropoff(_stays_with(store, by), stages, by=by, deals=deals, as_of=as_of, top=top)
 
