@@ -491,3 +491,15 @@ def test_unknown_stage_names_nearest(shared_data: Path, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Did you mean Engaging?" in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_json_output_writes_iso_dates(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "crm-sales-opportunities"
+    store = str(tmp_path / "deals.duckdb")
+    run_cli("import", "deals", str(folder / "sales_pipeline.csv"), "--store", store)
+    result = run_cli(
+        "funnel", "Engaging", "Won", "--period", "quarter", "--format", "json", "--store", store
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows[0]["cohort"].startswith("2016-10-01")

@@ -610,9 +610,10 @@ def velocity(
 
     By default the days in each stage; with ``between``, the days from first entering one
     stage to first entering another; with ``stalled``, the open deals in a stage for longer
-    than its threshold (default: the stage's 75th percentile). ``by`` breaks the numbers down
-    by a deal column (``owner``, ``pipeline``), an account column (``industry``, ``region``)
-    or the first-touch channel of the lead (``channel``).
+    than its threshold (default: the stage's 75th percentile) at ``as_of`` (default: the
+    latest date in the deal stages, so that old exports do not show years of stalling).
+    ``by`` breaks the numbers down by a deal column (``owner``, ``pipeline``), an account
+    column (``industry``, ``region``) or the first-touch channel of the lead (``channel``).
 
     Raises:
         StoreError: no deals with stage history were imported.
@@ -625,7 +626,7 @@ def velocity(
         _check_stage_names(store.table("deal_stages"), between, location="--between")
     stays = _stays_with(store, by)
     if stalled:
-        moment = as_of or utc_now()
+        moment = as_of or _last_stage_time(store)
         table = analysis.stalled(
             stays, store.table("deals"), as_of=moment, threshold_days=threshold_days
         )
@@ -655,6 +656,16 @@ def _check_stage_data(store: Store, by: str | None, action: str) -> None:
             location="--by",
             hint=f"Use one of {', '.join(VELOCITY_GROUPS)}",
         )
+
+
+def _last_stage_time(store: Store) -> datetime:
+    """Return the latest entry or exit in ``deal_stages``: the end of the data."""
+    stays = store.table("deal_stages")
+    latest = ibis.greatest(stays.entered_at.max(), stays.exited_at.max()).to_pandas()
+    if latest is None or pd.isna(latest):
+        return utc_now()
+    moment: datetime = pd.Timestamp(latest).to_pydatetime()
+    return moment
 
 
 def _check_stage_names(stays: ibis.Table, names: Sequence[str], *, location: str) -> None:
@@ -894,7 +905,11 @@ def dropoff(
     _check_stage_data(store, by, "split drop-off")
     _check_stage_names(store.table("deal_stages"), stages, location="STAGES")
     deals = store.table("deals") if store.has_rows("deals") else None
-    return rank_dropoff(_stays_with(store, by), stages, by=by, deals=deals, as_of=as_of, top=top)
+    # Entrants without a segment (a deal without an account, for example) would shift the
+    # overall loss rate that every segment is measured against, so they are left out.
+    stays = _stays_with(store, by)
+    stays = stays.filter(stays[by].notnull())
+    return rank_dropoff(stays, stages, by=by, deals=deals, as_of=as_of, top=top)
 
 
 def blind_spots(store: Store, config: Config | None = None) -> Any:

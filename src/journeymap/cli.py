@@ -162,7 +162,9 @@ def _print_frame(
         sys.stdout.write(frame.to_csv(index=False))
         return
     if output is OutputFormat.json:
-        sys.stdout.write(frame.to_json(orient="records", indent=2, double_precision=15) + "\n")
+        sys.stdout.write(
+            frame.to_json(orient="records", indent=2, double_precision=15, date_format="iso") + "\n"
+        )
         return
     table = Table(show_edge=False, header_style="bold")
     for column in frame.columns:
@@ -741,7 +743,7 @@ def funnel(
         typer.Option(
             "--window-days",
             help="Days allowed from one step to the next (or, with "
-            "--events, from the first step to the last).",
+            "--events, from the first step to the last); above 0.",
         ),
     ] = None,
     as_of: Annotated[
@@ -767,6 +769,12 @@ def funnel(
             "a stage funnel needs at least two stages",
             location="STEPS",
             hint="Name them in order, for example: journeymap funnel Engaging Won",
+        )
+    if window_days is not None and not window_days > 0:
+        raise ConfigError(
+            f"--window-days {window_days:g} is not above 0",
+            location="--window-days",
+            hint="Give the days allowed between steps, such as 90, or leave it out",
         )
     moment = _as_of(as_of, settings)
     opened = _open(store, settings, must_exist=True)
@@ -1027,12 +1035,17 @@ def velocity(
     ] = False,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Date of the snapshot, YYYY-MM-DD (default: now)."),
+        typer.Option(
+            "--as-of",
+            help="Date of the snapshot, YYYY-MM-DD (default: now; with --stalled, the last "
+            "date in the data).",
+        ),
     ] = None,
     threshold_days: Annotated[
         float | None,
         typer.Option(
             "--threshold-days",
+            min=0.0,
             help="With --stalled: days in a stage that count as stalled "
             "(default: the stage's 75th percentile).",
         ),

@@ -197,7 +197,10 @@ def test_dropoff_olist_top_three(olist_store: Store) -> None:
     result = olist_dropoff(olist_store)
 
     top = result.loc[result["top"], "channel"].tolist()
-    assert top == ["Organic Search", "Display", "Other"]
+    # Only Organic Search loses more than expected (its one win before first contact); the
+    # next ranks have a negative excess and are not flagged.
+    assert top == ["Organic Search"]
+    assert result["channel"].tolist()[:3] == ["Organic Search", "Display", "Other"]
     assert result["rank"].tolist() == list(range(1, 10))
 
 

@@ -89,8 +89,9 @@ def dropoff(
     ``overall_loss_rate``, ``expected_lost`` and ``excess_lost``. Then come ``deal_value``
     (in the deals' currency, or 1 without ``deals``), ``revenue_impact`` and
     ``excess_impact``. Last are ``rank`` (1 for the largest ``excess_impact``) and ``top``
-    (true for ranks 1 to ``top``). Rows are sorted by rank. Ties are broken by
-    ``revenue_impact`` (larger first), then stage order, then segment (null first).
+    (true for ranks 1 to ``top`` with a positive ``excess_impact``). Rows are sorted by
+    rank. Ties are broken by ``revenue_impact`` (larger first), then stage order, then
+    segment (null first).
 
     Raises:
         ValueError: fewer than two stages, a ``top`` below 0, a missing or clashing ``by``
@@ -262,7 +263,8 @@ def _ranked(frame: pd.DataFrame, by: str, stages: Sequence[str], top: int) -> pd
     ranked = keyed.drop(columns=["_stage"]).reset_index(drop=True)
 
     ranked["rank"] = pd.Series(range(1, len(ranked) + 1), dtype="int64")
-    ranked["top"] = ranked["rank"] <= top
+    # A segment that loses less than the average is never a top problem, whatever its rank.
+    ranked["top"] = (ranked["rank"] <= top) & (ranked["excess_impact"] > 0)
     return ranked[[by, *COUNT_COLUMNS, *RANKED_COLUMNS]]
 
 
