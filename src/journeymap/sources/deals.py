@@ -40,7 +40,7 @@ from journeymap.sources.batch import ImportResult, check_not_imported, write_imp
 from journeymap.sources.columns import ColumnResolver
 from journeymap.sources.readers import read_input
 from journeymap.sources.spend import ISO_DATE
-from journeymap.sources.values import numbers, text
+from journeymap.sources.values import numbers, text, unique_ids
 from journeymap.store.store import Store
 
 log = logging.getLogger("journeymap")
@@ -436,20 +436,7 @@ def _required_text(values: pd.Series, *, file: str, column: str, what: str) -> p
 
 
 def _deal_ids(values: pd.Series, *, file: str, column: str) -> pd.Series:
-    ids = _required_text(values, file=file, column=column, what="id")
-    duplicate = ids.duplicated()
-    if duplicate.any():
-        row = _first_row(duplicate)
-        first = _first_row(ids == ids.iloc[row])
-        raise InputError(
-            f"id {ids.iloc[row]!r} is a duplicate of row {first + 1}",
-            file=file,
-            row=row + 1,
-            column=column,
-            value=ids.iloc[row],
-            hint="Each row must have its own id; remove the repeated row",
-        )
-    return ids
+    return unique_ids(values, file=file, column=column)
 
 
 def _amounts(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:

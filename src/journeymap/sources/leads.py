@@ -45,7 +45,7 @@ from journeymap.sources.batch import check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver
 from journeymap.sources.deals import DealImportResult, parse_timestamps
 from journeymap.sources.readers import InputFile, read_input
-from journeymap.sources.values import text
+from journeymap.sources.values import text, unique_ids
 from journeymap.store.store import Store
 
 log = logging.getLogger("journeymap")
@@ -361,29 +361,7 @@ def _first_row(mask: pd.Series) -> int:
 
 
 def _unique_ids(values: pd.Series, *, file: str, column: str) -> pd.Series:
-    ids = text(values)
-    if ids.isna().any():
-        raise InputError(
-            "lead id is missing",
-            file=file,
-            row=_first_row(ids.isna()) + 1,
-            column=column,
-            hint="Fill in the lead id of every row",
-        )
-
-    duplicate = ids.duplicated()
-    if duplicate.any():
-        row = _first_row(duplicate)
-        first = _first_row(ids == ids.iloc[row])
-        raise InputError(
-            f"lead id {ids.iloc[row]!r} is a duplicate of row {first + 1}",
-            file=file,
-            row=row + 1,
-            column=column,
-            value=ids.iloc[row],
-            hint="Each lead must appear once; remove the repeated row",
-        )
-    return ids
+    return unique_ids(values, file=file, column=column, what="lead id")
 
 
 def _required_timestamps(values: pd.Series, *, file: str, column: str, what: str) -> pd.Series:

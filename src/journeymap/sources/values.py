@@ -22,6 +22,38 @@ def _first_row(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0])
 
 
+def unique_ids(values: pd.Series, *, file: str, column: str, what: str = "id") -> pd.Series:
+    """Return the trimmed ids of a key column, which must be present and unique.
+
+    Raises:
+        InputError: naming the row of the first missing id, or of the first repeated one and
+            the row it repeats.
+    """
+    ids = text(values)
+    if ids.isna().any():
+        raise InputError(
+            f"{what} is missing",
+            file=file,
+            row=_first_row(ids.isna()) + 1,
+            column=column,
+            hint=f"Fill in the {what} of every row",
+        )
+
+    duplicate = ids.duplicated()
+    if duplicate.any():
+        row = _first_row(duplicate)
+        first = _first_row(ids == ids.iloc[row])
+        raise InputError(
+            f"{what} {ids.iloc[row]!r} is a duplicate of row {first + 1}",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=ids.iloc[row],
+            hint="Each row must have its own id; remove the repeated row",
+        )
+    return ids
+
+
 def text(values: pd.Series) -> pd.Series:
     """Return cells as trimmed strings, with empty cells as missing values.
 
