@@ -158,7 +158,7 @@ class Server:
 
         Raises:
             RuntimeError: the server exited or was not ready within ``timeout`` seconds; the
-                message holds the end of its log.
+                message contains the end of its log.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -81,7 +81,7 @@ def import_file(
     """Import one file into the store, all rows or none.
 
     A file whose exact bytes are already in the store is skipped, because its rows would
-    count twice; the result says so. ``accounts_file`` and ``products_file`` go with a
+    count twice; the result reports the skip. ``accounts_file`` and ``products_file`` go with a
     ``deals`` file only, and ``deals_file`` (the closed deals) with a ``leads`` file.
 
     Raises:
@@ -608,8 +608,8 @@ def velocity(
 ) -> pd.DataFrame:
     """Return deal velocity from the imported deal stages (or lead stages), as a pandas frame.
 
-    By default the days in each stage; with ``between``, the days from first entering one
-    stage to first entering another; with ``stalled``, the open deals in a stage for longer
+    By default, the days in each stage. With ``between``, the days from first entering one
+    stage to first entering another. With ``stalled``, the open deals in a stage for longer
     than its threshold (default: the stage's 75th percentile) at ``as_of`` (default: the
     latest date in the deal stages, so that old exports do not show years of stalling).
     ``by`` breaks the numbers down by a deal column (``owner``, ``pipeline``), an account
@@ -937,7 +937,7 @@ def converting_paths(
 
     ``kind`` defaults to the report's kind (closed-won when present). Each converting person
     counts once, under the path of their first conversion of ``kind``. When the data has a
-    lead kind, the note says whether the converters add up to the lead-to-``kind`` funnel's.
+    lead kind, the note reports whether the converters add up to the lead-to-``kind`` funnel's.
 
     Raises:
         StoreError: nothing was imported.

@@ -58,7 +58,7 @@ def coverage_table(
     """Join spend by stage with drop-off by stage and flag the under-invested stages.
 
     Returns one row per stage in journey order: ``entered``, ``moved_on``, ``dropoff_rate``
-    (null for a stage nobody entered and for one that no later stage in the data follows),
+    (null for a stage that no entity entered and for one that no later stage in the data follows),
     ``campaigns``, ``spend``,
     ``spend_share`` (of the mapped spend) and ``under_invested``.
     """

@@ -197,7 +197,7 @@ def _append_chunk(
 def try_drain_store(
     store_path: str, journal_path: str | Path, *, chunk: int = 200_000
 ) -> int | None:
-    """Drain one chunk into the store file unless another process holds it; None if it does.
+    """Drain one chunk into the store file unless another process has it open; None if it does.
 
     The chunk's event columns are derived before the store is opened, so that the store is
     held only for the append (the derivation takes about 50 µs per event).
@@ -326,7 +326,7 @@ class Sinks:
 def drain_all(sinks: Sinks) -> dict[str, int]:
     """Drain into every sink once, prune and checkpoint the journal; return events per sink.
 
-    A store that another process holds is skipped until the next round.
+    A store that another process has open is skipped until the next round.
     """
     moved: dict[str, int] = {}
     if sinks.store is not None:

@@ -22,7 +22,7 @@ DEFAULT_SOURCE = "default"
 
 
 def key_file(journal_path: str | Path) -> Path:
-    """Return the file that holds the generated key of the source ``default``."""
+    """Return the file that contains the generated key of the source ``default``."""
     return Path(f"{journal_path}.key")
 
 

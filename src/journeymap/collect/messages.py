@@ -222,7 +222,7 @@ def event_row(
 ) -> Row:
     """Return the events-table columns of a message that :func:`accept` validated.
 
-    Time follows Segment's clock-skew rule (see the module's docstring); the page, the
+    Time follows Segment's clock-skew rule (see the module's docstring). The page, the
     campaign, the click id, the revenue and the hashed email are read from the context,
     properties and traits.
     """

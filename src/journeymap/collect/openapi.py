@@ -1,4 +1,4 @@
-"""OpenAPI descriptions of the tracking routes' bodies and answers.
+"""OpenAPI descriptions of the tracking routes' bodies and responses.
 
 The routes read their bodies themselves (gzip, size limits, text/plain from browsers), so the
 schemas are declared here for the documentation and for schema-driven tests.

@@ -300,11 +300,11 @@ class SessionConfig(_Strict):
     )
     own_domains: list[str] = Field(
         default_factory=list,
-        description="The team's own hosts (and their subdomains): their referrals are no touch.",
+        description="The team's own hosts (and their subdomains), whose referrals are not touches.",
     )
     excluded_referrers: list[str] = Field(
         default_factory=lambda: list(EXCLUDED_REFERRERS),
-        description="Payment and login hosts (and their subdomains) whose referrals are no touch.",
+        description="Payment and login hosts (and subdomains), whose referrals are not touches.",
     )
     conversion_events: dict[str, str] = Field(
         default_factory=lambda: {
@@ -425,10 +425,9 @@ def _stage(name: str, owner: str, conditions: list[dict[str, Any]], **fields: An
 def default_stages() -> list[StageConfig]:
     """Return the six default B2B journey stages in journey order.
 
-    Entry rules: any touch enters Awareness; a lead, demo or trial conversion or an early
-    pipeline stage enters Consideration; an opportunity or a proposal or negotiation stage
-    enters Decision; a won deal enters Onboarding; a renewal enters Retention; an expansion
-    or upsell enters Expansion.
+    Any touch enters Awareness. A lead, demo or trial conversion or an early pipeline stage
+    enters Consideration. An opportunity, or a proposal or negotiation stage, enters Decision.
+    A won deal enters Onboarding, a renewal Retention, and an expansion or upsell Expansion.
     """
     return [
         _stage(
@@ -553,7 +552,7 @@ def default_campaign_stages() -> list[CampaignStageRule]:
 
 
 class CoverageConfig(_Strict):
-    """Which journey stage each ad campaign targets, for spend-by-stage coverage."""
+    """The journey stage that each ad campaign targets, for spend-by-stage coverage."""
 
     campaign_stages: list[CampaignStageRule] = Field(
         default_factory=default_campaign_stages,
