@@ -329,6 +329,8 @@ def drain_all(sinks: Sinks) -> dict[str, int]:
     A store that another process has open is skipped until the next round.
     """
     moved: dict[str, int] = {}
+    # NOTE: with both sinks, each derives the event columns of the same rows on its own
+    # (about 50 µs an event), because each keeps its own position in the journal.
     if sinks.store is not None:
         moved["store"] = try_drain_store(sinks.store, sinks.journal) or 0
     if sinks.parquet_dir is not None:
