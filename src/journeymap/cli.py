@@ -797,11 +797,19 @@ def _as_of(text: str | None, settings: Config) -> datetime | None:
     """Parse an --as-of date in the configured time zone."""
     if text is None:
         return None
+    from journeymap.common.errors import InputError
     from journeymap.common.timeutil import parse_timestamps
 
-    parsed = parse_timestamps(
-        pd.Series([text]), file="--as-of", column="--as-of", timezone=settings.timezone
-    )
+    try:
+        parsed = parse_timestamps(
+            pd.Series([text]), file="--as-of", column="--as-of", timezone=settings.timezone
+        )
+    except InputError:
+        raise ConfigError(
+            f"{text!r} is not a date",
+            location="--as-of",
+            hint="Write it as YYYY-MM-DD, for example 2026-03-31",
+        ) from None
     moment: datetime = parsed.iloc[0].to_pydatetime()
     return moment
 

@@ -125,7 +125,7 @@ def numbers(
                 row=row + 1,
                 column=column,
                 value=values.iloc[row],
-                hint=f"A {what} must be zero or more; fix the row or drop it",
+                hint=f"The {what} must be zero or more; fix the row or drop it",
             )
     if default is not None:
         parsed = parsed.fillna(default)
