@@ -560,6 +560,81 @@ class CoverageConfig(_Strict):
     )
 
 
+SyncPlatform = Literal["meta", "google", "google_data_manager", "linkedin", "microsoft"]
+
+
+class SyncDestination(_Strict):
+    """One ad platform account (a Meta pixel, a Google Ads customer, a LinkedIn ad account,
+    a Microsoft Ads account) and the conversions that go to it."""
+
+    platform: SyncPlatform = Field(description="Which conversion API receives the conversions.")
+    account: str = Field(
+        min_length=1,
+        description="Meta pixel id, Google Ads customer id, LinkedIn ad account id or "
+        "Microsoft Ads customer account id.",
+    )
+    actions: dict[str, str] = Field(
+        min_length=1,
+        description="Conversion kind -> the platform's event: Meta event name, Google "
+        "conversion action id, LinkedIn conversion rule id, Microsoft offline goal name.",
+    )
+    value: Literal["amount", "fixed", "expected", "none"] = Field(
+        "amount",
+        description="Value sent: the conversion's amount, fixed_value, expected_values by "
+        "kind, or none.",
+    )
+    fixed_value: float | None = Field(None, ge=0, description="Value sent when value is fixed.")
+    expected_values: dict[str, float] = Field(
+        default_factory=dict, description="Conversion kind -> expected value (value: expected)."
+    )
+    currency: str | None = Field(
+        None, description="ISO 4217 currency sent; the conversion's own currency when unset."
+    )
+    window_days: float | None = Field(
+        None,
+        gt=0,
+        description="Oldest conversion the platform accepts (days); the platform's documented "
+        "window when unset.",
+    )
+    time_zone: str | None = Field(
+        None, description="Time zone of the Google Ads account (IANA name); UTC when unset."
+    )
+    endpoint: str | None = Field(
+        None, description="Base URL of the API, to send through a proxy or to a test receiver."
+    )
+    api_version: str | None = Field(None, description="API version; a tested default when unset.")
+    credentials_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Credential name -> environment variable that holds it (access_token, "
+        "developer_token, ...).",
+    )
+    test_event_code: str | None = Field(None, description="Meta test event code (test mode).")
+    batch_size: int | None = Field(
+        None, ge=1, description="Conversions per request; the platform's limit when unset."
+    )
+    phone_region: str = Field(
+        "US", description="Region of phone numbers written without a country code (ISO 3166)."
+    )
+
+
+class SyncConfig(_Strict):
+    """Conversion sync: which conversions go to which ad platforms, and how they are retried."""
+
+    destinations: dict[str, SyncDestination] = Field(
+        default_factory=dict, description="Destination name -> platform account and actions."
+    )
+    secrets_file: Path | None = Field(
+        None, description="YAML file of credential name -> value, read when no variable is set."
+    )
+    interval_seconds: float = Field(
+        300, gt=0, description="Time between two sync rounds inside `journeymap serve`."
+    )
+    max_attempts: int = Field(8, ge=1, description="Attempts before a retryable row gives up.")
+    backoff_seconds: float = Field(1.0, gt=0, description="First retry delay (doubles each time).")
+    max_backoff_seconds: float = Field(600, gt=0, description="Longest retry delay.")
+    timeout_seconds: float = Field(20, gt=0, description="Timeout of one HTTP request.")
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -579,6 +654,7 @@ class Config(_Strict):
         description="Journey stages in journey order; an entity only moves forward.",
     )
     coverage: CoverageConfig = Field(default_factory=CoverageConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
 
     @model_validator(mode="after")
     def _check_coverage_stages(self) -> Config:
