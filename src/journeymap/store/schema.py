@@ -84,6 +84,21 @@ RAW_TABLES: dict[str, ibis.Schema] = {
             "import_id": STR,
         }
     ),
+    # One hashed identifier (or raw click id or cookie) that an ad platform can match a
+    # conversion on, seen with an identifier of kind ``id_kind`` (``person`` for imported rows,
+    # ``anonymous_id``, ``user_id`` or ``email_hash`` for collected events). ``key`` is one of
+    # the names in ``journeymap.activate.identifiers``; raw emails and phones are never stored.
+    "match_keys": ibis.schema(
+        {
+            "id": STR,
+            "id_kind": STR,
+            "key": STR,
+            "value": STR,
+            "observed_at": TS,
+            "source": STR,
+            "import_id": STR,
+        }
+    ),
     "people": ibis.schema(
         {
             "person_id": STR,
