@@ -231,6 +231,49 @@ RAW_TABLES: dict[str, ibis.Schema] = {
             "reason": STR,
         }
     ),
+    # The conversion sync's outbox: one conversion to send to one destination. ``event_id``
+    # is the platform's dedup key and never changes; ``keys`` is a JSON object of hashed
+    # match keys and click ids (never a raw email or phone). ``status`` is queued, sending,
+    # sent, matched, rejected, skipped or failed; a ``sending`` row is claimed until
+    # ``lease_until``, and ``send_alone`` rows go one per request after a partial failure.
+    "sync_outbox": ibis.schema(
+        {
+            "event_id": STR,
+            "destination": STR,
+            "platform": STR,
+            "conversion_id": STR,
+            "kind": STR,
+            "action": STR,
+            "occurred_at": TS,
+            "value": F64,
+            "currency": STR,
+            "keys": STR,
+            "clicked_at": TS,
+            "status": STR,
+            "attempts": I64,
+            "next_attempt_at": TS,
+            "lease_until": TS,
+            "send_alone": BOOL,
+            "last_code": STR,
+            "last_message": STR,
+            "created_at": TS,
+            "updated_at": TS,
+            "sent_at": TS,
+        }
+    ),
+    # One row of one HTTP request of the conversion sync: what the platform answered for it.
+    "sync_attempts": ibis.schema(
+        {
+            "event_id": STR,
+            "attempt": I64,
+            "at": TS,
+            "http_status": I64,
+            "outcome": STR,
+            "code": STR,
+            "message": STR,
+            "duration_ms": F64,
+        }
+    ),
 }
 
 DERIVED_TABLES: dict[str, ibis.Schema] = {
