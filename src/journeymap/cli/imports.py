@@ -1,0 +1,183 @@
+"""``journeymap import``: load a file into the store, all rows or none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from journeymap import api
+from journeymap.cli.common import (
+    ConfigOpt,
+    MapOpt,
+    MappingFileOpt,
+    PathSepOpt,
+    SepOpt,
+    StoreOpt,
+    err,
+    import_app,
+    open_for,
+    read_config,
+)
+
+
+def _import(
+    kind: str, file: Path, store: str | None, config_path: Path | None, **options: object
+) -> None:
+    config = read_config(config_path)
+    opened = open_for(store, config)
+    try:
+        result = api.import_file(opened, file, input_format=kind, config=config, **options)  # type: ignore[arg-type]
+    finally:
+        opened.close()
+    err.print(result.summary())
+
+
+@import_app.command("touchpoints")
+def import_touchpoints(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file of touch and conversion rows.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+) -> None:
+    """Import touchpoint rows: person, timestamp, channel or UTM fields, conversion and value."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "touchpoints",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        separator=sep,
+    )
+
+
+@import_app.command("paths")
+def import_paths(
+    file: Annotated[Path, typer.Argument(help="CSV file of aggregated paths.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+    path_sep: PathSepOpt = ">",
+) -> None:
+    """Import aggregated paths: path; total_conversions; total_conversion_value; total_null."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "paths",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        separator=sep,
+        path_separator=path_sep,
+    )
+
+
+@import_app.command("snowplow")
+def import_snowplow(
+    file: Annotated[
+        Path, typer.Argument(help="CSV or Parquet export of Snowplow enriched events.")
+    ],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    sep: SepOpt = None,
+) -> None:
+    """Import Snowplow enriched events: sessions become touches, revenue events conversions."""
+    _import("snowplow", file, store, config, separator=sep)
+
+
+@import_app.command("spend")
+def import_spend(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file of ad spend rows.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            "--platform",
+            help="Ad platform of every row; it replaces the file's platform column.",
+        ),
+    ] = None,
+) -> None:
+    """Import ad spend: date, platform, campaign, cost, impressions, clicks."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "spend",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        separator=sep,
+        platform=platform,
+    )
+
+
+@import_app.command("deals")
+def import_deals(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file of CRM deals, one per row.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(
+            "--accounts",
+            help="Accounts file (account, sector, employees, office_location) to import too.",
+        ),
+    ] = None,
+    products: Annotated[
+        Path | None,
+        typer.Option("--products", help="Products file, read only to check product spellings."),
+    ] = None,
+) -> None:
+    """Import CRM deals: id, account, stage, engage and close dates, amount, owner."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "deals",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        separator=sep,
+        accounts_file=accounts,
+        products_file=products,
+    )
+
+
+@import_app.command("leads")
+def import_leads(
+    file: Annotated[Path, typer.Argument(help="CSV file of marketing-qualified leads.")],
+    deals: Annotated[
+        Path | None,
+        typer.Option("--deals", help="CSV file of the closed deals that leads became."),
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+) -> None:
+    """Import leads (id, first contact, channel) and the deals they became, with stages."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "leads",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        deals_file=deals,
+    )
