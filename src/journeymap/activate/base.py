@@ -50,13 +50,20 @@ class SendRow:
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP request that carries the rows ``event_ids``, in the order of the body."""
+    """One HTTP request that carries the rows ``event_ids``, in the order of the body.
+
+    The body is ``json`` encoded as JSON, unless ``content`` is set: then ``content`` is sent
+    as it is (with the ``Content-Type`` of ``headers``) and ``json`` is None. Credentials travel
+    only in ``headers`` or ``content``, never in ``url``, so that the URL can be logged;
+    :func:`journeymap.activate.adapters.redact` masks them for printing.
+    """
 
     method: str
     url: str
     headers: Mapping[str, str]
     json: Any
     event_ids: tuple[str, ...]
+    content: bytes | None = None
 
 
 @dataclass(frozen=True)
