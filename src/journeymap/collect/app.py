@@ -133,6 +133,7 @@ class Collector:
             store=store_path,
             parquet_dir=self.settings.parquet_dir,
             retention_days=self.settings.raw_retention_days,
+            phone_region=self.settings.phone_region,
         )
 
     def start(self) -> None:

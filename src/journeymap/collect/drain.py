@@ -3,8 +3,10 @@
 Each sink remembers how far it has read, in its own storage, and writes that mark in the same
 atomic step as the rows, so a drain that dies half-way is simply repeated:
 
-* the store: each drain is one store transaction that appends the events, their ``imports``
-  record and the journal range in ``imports.file`` (``journal <id> jseq <start>-<end>``);
+* the store: each drain is one store transaction that appends the events, their match keys
+  (hashed emails and phones, Meta cookies; see :mod:`journeymap.collect.identifiers`), their
+  ``imports`` record and the journal range in ``imports.file``
+  (``journal <id> jseq <start>-<end>``);
 * the Parquet dataset: each file contains one run of consecutive journal rows received on one
   UTC day, is written under a temporary name and renamed into
   ``date=YYYY-MM-DD/part-<start>-<end>.parquet``, and the largest ``<end>`` is the mark.
@@ -34,6 +36,7 @@ import pyarrow.parquet as pq
 
 from journeymap import __version__
 from journeymap.collect import journal
+from journeymap.collect.identifiers import latest_per_key, message_match_keys
 from journeymap.collect.messages import Row, event_row
 from journeymap.common.errors import StoreError
 from journeymap.store.schema import RAW_TABLES
@@ -65,21 +68,33 @@ def event_rows(rows: Sequence[tuple[Any, ...]]) -> list[Row]:
     validation at ingest should prevent) keeps its keys and times, so that one bad row
     cannot stop every later drain.
     """
+    return _derive(rows, phone_region=None)[0]
+
+
+def _derive(
+    rows: Sequence[tuple[Any, ...]], *, phone_region: str | None
+) -> tuple[list[Row], list[Row]]:
+    """Derive the events rows of journal rows and, unless ``phone_region`` is None, their
+    ``match_keys`` rows (one per id, key, value and source, seen last)."""
     events = []
+    keys: list[Row] = []
     for _, source, message_id, kind, received, sent, cookie_id, raw in rows:
         if raw is None:
             continue
         received_at = datetime.fromisoformat(received)
         sent_at = None if sent is None else datetime.fromisoformat(sent)
         try:
+            message = orjson.loads(raw)
             row = event_row(
-                orjson.loads(raw),
+                message,
                 source=source,
                 message_id=message_id,
                 received_at=received_at,
                 sent_at=sent_at,
                 cookie_id=cookie_id,
             )
+            if phone_region is not None:
+                keys.extend(message_match_keys(message, row, region=phone_region))
         except Exception:
             log.exception("cannot read journaled message %s of source %s", message_id, source)
             row = {
@@ -91,7 +106,7 @@ def event_rows(rows: Sequence[tuple[Any, ...]]) -> list[Row]:
                 "sent_at": sent_at,
             }
         events.append(row)
-    return events
+    return events, latest_per_key(keys)
 
 
 def events_table(rows: Sequence[tuple[Any, ...]], *, first_seq: int) -> pa.Table:
@@ -99,7 +114,21 @@ def events_table(rows: Sequence[tuple[Any, ...]], *, first_seq: int) -> pa.Table
 
     ``seq`` numbers the events from ``first_seq`` in journal order.
     """
-    events = event_rows(rows)
+    return _events_arrow(event_rows(rows), first_seq=first_seq)
+
+
+def store_tables(
+    rows: Sequence[tuple[Any, ...]], *, phone_region: str = "US"
+) -> tuple[pa.Table, pa.Table]:
+    """Return the ``events`` and ``match_keys`` tables of journal rows, as the store drain
+    appends them (``seq`` from 1, no ``import_id`` yet)."""
+    events, keys = _derive(rows, phone_region=phone_region)
+    schema = RAW_TABLES["match_keys"].to_pyarrow()
+    columns = [pa.array([key.get(field.name) for key in keys], field.type) for field in schema]
+    return _events_arrow(events, first_seq=1), pa.Table.from_arrays(columns, schema=schema)
+
+
+def _events_arrow(events: list[Row], *, first_seq: int) -> pa.Table:
     schema = RAW_TABLES["events"].to_pyarrow()
     arrays = []
     for field in schema:
@@ -131,11 +160,14 @@ def store_position(store: Store, jid: str) -> int:
     return max(ends, default=0)
 
 
-def drain_store(store: Store, journal_path: str | Path, *, chunk: int = 200_000) -> int:
+def drain_store(
+    store: Store, journal_path: str | Path, *, chunk: int = 200_000, phone_region: str = "US"
+) -> int:
     """Append every journal row that the store lacks to ``events``; return how many.
 
-    Each chunk is one store transaction with its ``imports`` record, so a crash leaves the
-    store with whole chunks only and the next drain continues after the last one.
+    Each chunk is one store transaction with its match keys and its ``imports`` record, so a
+    crash leaves the store with whole chunks only and the next drain continues after the last
+    one. ``phone_region`` is the country of phone numbers written without a country code.
     """
     if not Path(journal_path).exists():
         return 0
@@ -147,7 +179,8 @@ def drain_store(store: Store, journal_path: str | Path, *, chunk: int = 200_000)
             rows = list(journal.rows_after(con, done, limit=chunk))
             if not rows:
                 break
-            total += _append_chunk(store, con, jid, rows, events_table(rows, first_seq=1))
+            events, keys = store_tables(rows, phone_region=phone_region)
+            total += _append_chunk(store, con, jid, rows, events, keys)
             done = int(rows[-1][0])
     if total:
         log.info("moved %d collected events into the store", total)
@@ -160,8 +193,10 @@ def _append_chunk(
     jid: str,
     rows: Sequence[tuple[Any, ...]],
     table: pa.Table,
+    keys: pa.Table,
 ) -> int:
-    """Append one chunk's events with its ``imports`` record, then record the position."""
+    """Append one chunk's events and match keys with its ``imports`` record, then record
+    the position."""
     start, end = int(rows[0][0]), int(rows[-1][0])
     first_seq = store.next_seq()
     import_id = f"{KIND}-{jid}-{end}"
@@ -187,15 +222,21 @@ def _append_chunk(
             "package_version": [__version__],
         }
     )
+    keys = keys.set_column(
+        keys.schema.get_field_index("import_id"),
+        "import_id",
+        pa.repeat(pa.scalar(import_id), keys.num_rows),
+    )
     with store.transaction():
         store.append("events", table)
+        store.append("match_keys", keys)
         store.append("imports", record)
     journal.set_position(con, "store", end)
     return int(table.num_rows)
 
 
 def try_drain_store(
-    store_path: str, journal_path: str | Path, *, chunk: int = 200_000
+    store_path: str, journal_path: str | Path, *, chunk: int = 200_000, phone_region: str = "US"
 ) -> int | None:
     """Drain one chunk into the store file unless another process has it open; None if it does.
 
@@ -210,7 +251,7 @@ def try_drain_store(
         rows = list(journal.rows_after(con, expected, limit=chunk))
         if not rows:
             return 0
-        table = events_table(rows, first_seq=1)
+        table, keys = store_tables(rows, phone_region=phone_region)
         try:
             store = Store.open(store_path, lock_timeout=0)
         except StoreError:
@@ -219,8 +260,8 @@ def try_drain_store(
             if store_position(store, jid) != expected:
                 # The journal's mark is behind the store (a crash between the two writes), or
                 # the store was replaced: the store's own record decides.
-                return drain_store(store, journal_path, chunk=chunk)
-            moved = _append_chunk(store, con, jid, rows, table)
+                return drain_store(store, journal_path, chunk=chunk, phone_region=phone_region)
+            moved = _append_chunk(store, con, jid, rows, table, keys)
         finally:
             store.close()
     log.info("moved %d collected events into the store", moved)
@@ -313,6 +354,8 @@ class Sinks:
     store: str | None
     parquet_dir: str | None
     retention_days: int
+    phone_region: str = "US"
+    """Country (ISO 3166 alpha-2) of phone numbers written without a country code."""
 
     @property
     def readers(self) -> list[str]:
@@ -332,7 +375,9 @@ def drain_all(sinks: Sinks) -> dict[str, int]:
     # NOTE: with both sinks, each derives the event columns of the same rows on its own
     # (about 50 µs an event), because each keeps its own position in the journal.
     if sinks.store is not None:
-        moved["store"] = try_drain_store(sinks.store, sinks.journal) or 0
+        moved["store"] = (
+            try_drain_store(sinks.store, sinks.journal, phone_region=sinks.phone_region) or 0
+        )
     if sinks.parquet_dir is not None:
         moved["parquet"] = drain_parquet(sinks.parquet_dir, sinks.journal)
     if sinks.readers:

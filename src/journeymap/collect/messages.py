@@ -14,7 +14,8 @@ stamp at all happens at ``receivedAt``.
 
 Email addresses in ``traits`` (or ``context.traits``) are replaced by their SHA-256 hash
 (``email_hash``, of the trimmed, lowercased address) and their domain (``email_domain``),
-so that the events table holds no raw address.
+so that the events table holds no raw address. Phone fields of ``traits`` and ``properties``
+are dropped (see :mod:`journeymap.collect.identifiers`, which turns both into match keys).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from journeymap.collect.identifiers import without_phones
 from journeymap.common.numbers import MAX_AMOUNT
 from journeymap.sources.touchpoints import CLICK_IDS
 
@@ -248,8 +250,8 @@ def event_row(
         for column, key in CAMPAIGN_FIELDS
     }
     click_id, click_platform = _click(_as_object(context.get("clickIds")), campaign, query)
-    email_hash, email_domain, traits = _hashed_email(traits)
-    property_hash, property_domain, properties = _hashed_email(properties)
+    email_hash, email_domain, traits = _hashed_email(without_phones(traits))
+    property_hash, property_domain, properties = _hashed_email(without_phones(properties))
     email_hash = email_hash or property_hash
     email_domain = email_domain or property_domain
     event = message.get("event") if kind == "track" else message.get("name")

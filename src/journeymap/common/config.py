@@ -588,7 +588,9 @@ class SyncDestination(_Strict):
         default_factory=dict, description="Conversion kind -> expected value (value: expected)."
     )
     currency: str | None = Field(
-        None, description="ISO 4217 currency sent; the conversion's own currency when unset."
+        None,
+        description="ISO 4217 currency of fixed and expected values, and of amounts that "
+        "carry none; an amount keeps its own currency.",
     )
     window_days: float | None = Field(
         None,
@@ -616,6 +618,18 @@ class SyncDestination(_Strict):
         "US", description="Region of phone numbers written without a country code (ISO 3166)."
     )
 
+    @model_validator(mode="after")
+    def _check_value_source(self) -> SyncDestination:
+        if self.value == "fixed" and self.fixed_value is None:
+            raise ValueError("value: fixed needs fixed_value, the value sent with every conversion")
+        if self.value == "expected":
+            missing = [kind for kind in self.actions if kind not in self.expected_values]
+            if missing:
+                raise ValueError(
+                    f"value: expected needs expected_values for the kinds {', '.join(missing)}"
+                )
+        return self
+
 
 class SyncConfig(_Strict):
     """Conversion sync: which conversions go to which ad platforms, and how they are retried."""
@@ -633,6 +647,18 @@ class SyncConfig(_Strict):
     backoff_seconds: float = Field(1.0, gt=0, description="First retry delay (doubles each time).")
     max_backoff_seconds: float = Field(600, gt=0, description="Longest retry delay.")
     timeout_seconds: float = Field(20, gt=0, description="Timeout of one HTTP request.")
+    lease_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="How long a claimed row stays claimed before another run may send it "
+        "again (seconds); timeout_seconds + 30 when unset.",
+    )
+    retry_within_seconds: float = Field(
+        60,
+        ge=0,
+        description="A run waits for retries due within this delay (seconds); later ones "
+        "wait for the next run.",
+    )
 
 
 class Config(_Strict):
