@@ -13,7 +13,7 @@ each key is read from:
 * ``fbp``, ``fbc``, ``li_fat_id`` and ``lead_id``: the first of ``context``,
   ``context.clickIds``, ``traits``, ``context.traits`` and ``properties`` that has the field,
   under the cookie name (``_fbp``, ``_fbc``) or the plain name (``fbp``, ``fbc``). A LinkedIn
-  click id that the event's ``click_id`` holds (from the page URL, the campaign or
+  click id that the event's ``click_id`` contains (from the page URL, the campaign or
   ``context.clickIds``) counts as ``li_fat_id`` too. These values are kept as sent.
 
 The raw email addresses and phone numbers go nowhere else: :func:`without_phones` removes the
@@ -139,14 +139,14 @@ def _as_object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _values(places: Iterable[Mapping[str, Any]], wanted: Callable[[str], bool]) -> list[str]:
-    """Return the text of every top-level field whose lowercased name ``wanted`` accepts."""
+def _values(places: Iterable[Mapping[str, Any]], accepts: Callable[[str], bool]) -> list[str]:
+    """Return the text of every top-level field whose lowercased name passes ``accepts``."""
     found = []
     for place in places:
         for name, value in place.items():
-            if not wanted(name.lower()):
+            if not accepts(name.lower()):
                 continue
-            # A phone sent as a JSON number is read as its digits; a float is no number.
+            # A phone sent as a JSON integer is read as its digits, but a float is no phone number.
             if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
                 found.append(str(value))
     return found
