@@ -1,0 +1,546 @@
+"""The delivery loop: send the outbox's due rows through the platform adapters.
+
+One run (:func:`sync`) queues new conversions, returns rows of expired leases to the
+queue, then for each destination takes the due rows in batches of the adapter's
+``max_batch`` (or the destination's ``batch_size``):
+
+1. ``adapter.check`` each row; a ``skipped`` or ``rejected`` outcome is recorded and the
+   row is not sent;
+2. claim the rest (``sending``, with a lease) and commit;
+3. send each request of ``adapter.requests`` with httpx and record every row's outcome and
+   one ``sync_attempts`` row per row, in one transaction per request.
+
+A row to retry (HTTP 429 and 5xx, timeouts and transport errors, or a ``retry`` outcome)
+goes back to the queue with its own ``next_attempt_at``: exponential backoff with full
+jitter (a random delay between 0 and ``backoff_seconds * 2 ** (attempt - 1)``, capped by
+``max_backoff_seconds``), and never sooner than the platform's Retry-After. After a 429
+the whole destination waits that long. Rows retried after a partial failure (other rows
+of their request succeeded or were rejected) go one per request, so one bad row cannot hold
+back its neighbours. A row that has used ``max_attempts`` is ``failed``; a rejected row
+keeps the platform's code and message.
+
+The run waits (with the ``sleep`` it is given) for retries due within
+``retry_within_seconds`` and ends when nothing else is due soon; later retries wait for the
+next run. Logs carry event ids, counts and platform messages, never credentials, request
+bodies or URLs.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from journeymap.activate import ledger
+from journeymap.activate.base import Adapter, Outcome, Request, SendRow
+from journeymap.activate.credentials import masked_credentials, redact, resolve_credentials
+from journeymap.activate.ledger import Change, OutboxRow
+from journeymap.activate.outbox import (
+    AdapterLookup,
+    default_adapters,
+    queue_conversions,
+    require_duckdb,
+)
+from journeymap.common.config import Config, SyncConfig, SyncDestination
+from journeymap.common.timeutil import utc_now
+from journeymap.store.store import Store
+
+log = logging.getLogger("journeymap.activate")
+
+Progress = Callable[[str, Counter[str]], None]
+"""Called after each request with the destination name and its counts so far."""
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass
+class SyncReport:
+    """The result of one run: counts by destination and row status.
+
+    ``counts[destination]`` counts rows by final status (``sent``, ``matched``,
+    ``rejected``, ``skipped``, ``failed``), ``retry`` for each retry scheduled and
+    ``requests`` for the HTTP requests made. ``queued`` counts the rows that the run added
+    to the outbox, ``released`` the rows whose expired lease it returned to the queue.
+    ``planned`` holds a dry run's requests and ``checked`` its check outcomes.
+    """
+
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    queued: dict[str, int] = field(default_factory=dict)
+    released: int = 0
+    planned: list[tuple[str, Request]] = field(default_factory=list)
+    checked: list[tuple[str, Outcome]] = field(default_factory=list)
+
+    def add(self, destination: str, key: str, number: int = 1) -> None:
+        """Add ``number`` to one count of ``destination``."""
+        self.counts.setdefault(destination, Counter())[key] += number
+
+
+@dataclass
+class Delivery:
+    """What a run sends with and waits on; tests replace the clock, the sleep and the dice.
+
+    ``clock`` returns aware UTC datetimes; ``sleep`` takes seconds.
+    """
+
+    config: SyncConfig
+    client: httpx.Client
+    adapters: AdapterLookup
+    credentials: dict[str, dict[str, str]]
+    clock: Callable[[], datetime] = utc_now
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+    progress: Progress | None = None
+    paused_until: dict[str, datetime] = field(default_factory=dict)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Return every credential value, for redaction."""
+        return [value for values in self.credentials.values() for value in values.values()]
+
+    @property
+    def lease(self) -> timedelta:
+        """Return how long a claim lasts."""
+        seconds = self.config.lease_seconds or self.config.timeout_seconds + 30
+        return timedelta(seconds=seconds)
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Return the delay before retry number ``attempt`` (1 is the first), in seconds."""
+        cap = min(
+            self.config.max_backoff_seconds,
+            self.config.backoff_seconds * 2.0 ** max(attempt - 1, 0),
+        )
+        delay = self.rng.random() * cap
+        return max(delay, retry_after or 0.0)
+
+
+def sync(
+    store: Store,
+    config: Config,
+    *,
+    destinations: Sequence[str] | None = None,
+    client: httpx.Client | None = None,
+    adapters: AdapterLookup | None = None,
+    clock: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], None] | None = None,
+    rng: random.Random | None = None,
+    environ: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    wait: bool = True,
+) -> SyncReport:
+    """Queue new conversions and send every due outbox row once; return the counts.
+
+    ``destinations`` limits the run to some destination names. With ``wait`` False the run
+    does not wait for retries (the periodic sync of ``journeymap serve`` uses this). The
+    other keywords replace the HTTP client, the adapter registry, the clock, the sleep, the
+    random source and the environment, for tests.
+
+    Raises:
+        ConfigError: a destination is unknown, or a credential is missing (before anything
+            is sent).
+        StoreError: the store is not a DuckDB store.
+    """
+    require_duckdb(store)
+    chosen = chosen_destinations(config, destinations)
+    lookup = adapters or default_adapters()
+    credentials = resolve_credentials(config.sync, environ, chosen)
+    now = clock or utc_now
+    report = SyncReport()
+
+    queued = queue_conversions(store, _only(config, chosen), now=now(), adapters=lookup)
+    report.queued = dict(queued.queued)
+    released = ledger.release_expired(store, now())
+    report.released = len(released)
+    if released:
+        log.warning(
+            "%d rows were left sending by a run that stopped; sending them again: %s",
+            len(released),
+            ", ".join(released[:20]),
+        )
+
+    own_client = client is None
+    http = client or httpx.Client(timeout=config.sync.timeout_seconds)
+    delivery = Delivery(
+        config=config.sync,
+        client=http,
+        adapters=lookup,
+        credentials=credentials,
+        clock=now,
+        sleep=sleep or time.sleep,
+        rng=rng or random.Random(),
+        progress=progress,
+    )
+    try:
+        _run(store, config, chosen, delivery, report, wait=wait)
+    finally:
+        if own_client:
+            http.close()
+    return report
+
+
+def chosen_destinations(config: Config, names: Sequence[str] | None) -> list[str]:
+    """Return the destination names of a run, checking that each one is configured.
+
+    Raises:
+        ConfigError: a name is not a configured destination.
+    """
+    from journeymap.common.errors import ConfigError
+
+    known = list(config.sync.destinations)
+    if not names:
+        return known
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"unknown destination {name!r}",
+                location="--destination",
+                hint=f"Configured destinations: {', '.join(known) or 'none'}",
+            )
+    return list(names)
+
+
+def _only(config: Config, names: Sequence[str]) -> Config:
+    """Return ``config`` with only the destinations ``names``."""
+    if list(names) == list(config.sync.destinations):
+        return config
+    kept = {name: config.sync.destinations[name] for name in names}
+    sync_config = config.sync.model_copy(update={"destinations": kept})
+    return config.model_copy(update={"sync": sync_config})
+
+
+def _run(
+    store: Store,
+    config: Config,
+    names: Sequence[str],
+    delivery: Delivery,
+    report: SyncReport,
+    *,
+    wait: bool,
+) -> None:
+    """Send batches until no row is due, waiting for retries due soon when ``wait``."""
+    horizon = timedelta(seconds=delivery.config.retry_within_seconds)
+    while True:
+        sent_any = False
+        for name in names:
+            now = delivery.clock()
+            if delivery.paused_until.get(name, now) > now:
+                continue
+            destination = config.sync.destinations[name]
+            adapter = delivery.adapters(destination.platform)
+            rows = ledger.due_rows(store, name, now, batch_size(adapter, destination))
+            if rows:
+                sent_any = True
+                send_batch(store, name, destination, adapter, rows, delivery, report)
+        if sent_any:
+            continue
+
+        now = delivery.clock()
+        wake = _next_wake(store, names, delivery)
+        if not wait or wake is None or wake - now > horizon:
+            break
+        delay = max((wake - now).total_seconds(), 0.0)
+        log.info("waiting %.1f s for the next retry", delay)
+        delivery.sleep(delay)
+
+
+def _next_wake(store: Store, names: Sequence[str], delivery: Delivery) -> datetime | None:
+    """Return when the next queued row of ``names`` is due, respecting paused destinations."""
+    wakes = []
+    for name in names:
+        due = ledger.next_due_of(store, name)
+        if due is None:
+            continue
+        paused = delivery.paused_until.get(name)
+        wakes.append(max(due, paused) if paused is not None else due)
+    return min(wakes, default=None)
+
+
+def batch_size(adapter: Adapter, destination: SyncDestination) -> int:
+    """Return the rows per request: the destination's ``batch_size`` within the adapter's limit."""
+    if destination.batch_size is None:
+        return adapter.max_batch
+    return min(destination.batch_size, adapter.max_batch)
+
+
+def send_batch(
+    store: Store,
+    name: str,
+    destination: SyncDestination,
+    adapter: Adapter,
+    rows: Sequence[OutboxRow],
+    delivery: Delivery,
+    report: SyncReport,
+) -> None:
+    """Check, claim and send one batch of due rows of one destination."""
+    now = delivery.clock()
+    sendable: list[OutboxRow] = []
+    refused: list[Change] = []
+    for item in rows:
+        outcome = adapter.check(item.row, destination, now)
+        if outcome is None:
+            sendable.append(item)
+            continue
+        status = "rejected" if outcome.status == "rejected" else "skipped"
+        refused.append(
+            Change(
+                item.row.event_id,
+                status,
+                outcome.code,
+                redact(outcome.message, delivery.secrets),
+            )
+        )
+        report.add(name, status)
+    if refused:
+        ledger.record_changes(store, refused, now)
+        log.info(
+            "%s: %d rows not sent after the check: %s",
+            name,
+            len(refused),
+            ", ".join(f"{change.event_id} {change.status} ({change.code})" for change in refused),
+        )
+    if not sendable:
+        return
+
+    claimed = ledger.claim(
+        store, [item.row.event_id for item in sendable], now, now + delivery.lease
+    )
+    batch = [item for item in sendable if item.row.event_id in claimed]
+    if not batch:
+        return
+    requests = adapter.requests(
+        [item.row for item in batch], destination, delivery.credentials.get(name, {})
+    )
+    attempts = {item.row.event_id: item.attempts + 1 for item in batch}
+    alone = {item.row.event_id for item in batch if item.send_alone}
+    for request in requests:
+        send_request(store, name, adapter, request, attempts, alone, delivery, report)
+
+
+def send_request(
+    store: Store,
+    name: str,
+    adapter: Adapter,
+    request: Request,
+    attempts: Mapping[str, int],
+    alone: set[str],
+    delivery: Delivery,
+    report: SyncReport,
+) -> None:
+    """Send one request and record every row's outcome and attempt in one transaction."""
+    started = delivery.clock()
+    clock_start = time.monotonic()
+    http_status: int | None = None
+    try:
+        response = delivery.client.request(
+            request.method, request.url, headers=dict(request.headers), **_body(request)
+        )
+    except httpx.TimeoutException:
+        outcomes = _all(
+            request, "timeout", f"no response within {delivery.config.timeout_seconds:g} s"
+        )
+    except httpx.TransportError as exc:
+        outcomes = _all(request, "transport_error", f"{type(exc).__name__}: {exc}")
+    else:
+        http_status = response.status_code
+        outcomes = adapter.outcomes(
+            request, response.status_code, response.content, response.headers
+        )
+        outcomes = _complete(request, outcomes, response)
+    duration_ms = (time.monotonic() - clock_start) * 1000
+    outcomes = [
+        Outcome(
+            o.event_id,
+            o.status,
+            o.code,
+            redact(o.message, delivery.secrets),
+            o.retry_after,
+        )
+        for o in outcomes
+    ]
+
+    now = delivery.clock()
+    partial = any(o.status == "retry" for o in outcomes) and any(
+        o.status != "retry" for o in outcomes
+    )
+    changes = [
+        _change(
+            outcome,
+            attempts.get(outcome.event_id, 1),
+            partial or outcome.event_id in alone,
+            now,
+            delivery,
+        )
+        for outcome in outcomes
+    ]
+    throttled = [o.retry_after for o in outcomes if o.status == "retry" and o.retry_after]
+    if http_status == 429 and throttled:
+        delivery.paused_until[name] = now + timedelta(seconds=max(throttled))
+
+    trail = ledger.attempt_rows(
+        outcomes, dict(attempts), at=started, http_status=http_status, duration_ms=duration_ms
+    )
+    ledger.record_changes(store, changes, now, trail)
+
+    report.add(name, "requests")
+    for change in changes:
+        report.add(name, "retry" if change.status == "queued" else change.status)
+    _log_request(name, http_status, outcomes, changes)
+    if delivery.progress is not None:
+        delivery.progress(name, report.counts[name])
+
+
+def _body(request: Request) -> dict[str, Any]:
+    """Return the httpx keyword of the request's body: raw ``content`` or ``json``."""
+    content = getattr(request, "content", None)
+    if content is not None:
+        return {"content": content}
+    if request.json is None:
+        return {}
+    return {"json": request.json}
+
+
+def _all(request: Request, code: str, message: str) -> list[Outcome]:
+    return [Outcome(event_id, "retry", code, message) for event_id in request.event_ids]
+
+
+def _complete(
+    request: Request, outcomes: Sequence[Outcome], response: httpx.Response
+) -> list[Outcome]:
+    """Return one outcome per row of ``request``, filling gaps and the Retry-After delay.
+
+    A row that the adapter gave no outcome for is retried. A retry of a 429 or 503 response
+    without its own delay takes the response's Retry-After header.
+    """
+    header_delay = retry_after_seconds(response.headers.get("retry-after"))
+    by_id = {outcome.event_id: outcome for outcome in outcomes}
+    complete = []
+    for event_id in request.event_ids:
+        outcome = by_id.get(event_id)
+        if outcome is None:
+            outcome = Outcome(
+                event_id,
+                "retry",
+                str(response.status_code),
+                "the response has no result for the row",
+            )
+        if outcome.status == "retry" and outcome.retry_after is None and header_delay is not None:
+            outcome = Outcome(
+                outcome.event_id, "retry", outcome.code, outcome.message, header_delay
+            )
+        complete.append(outcome)
+    return complete
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Return the delay of a Retry-After header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max((when - (now or utc_now())).total_seconds(), 0.0)
+
+
+def _change(
+    outcome: Outcome, attempt: int, alone: bool, now: datetime, delivery: Delivery
+) -> Change:
+    """Return the new state of a row after ``outcome`` of its attempt number ``attempt``."""
+    if outcome.status != "retry":
+        return Change(outcome.event_id, outcome.status, outcome.code, outcome.message)
+    if attempt >= delivery.config.max_attempts:
+        message = f"gave up after {attempt} attempts: {outcome.message or outcome.code}"
+        return Change(outcome.event_id, "failed", outcome.code, message)
+    delay = delivery.backoff(attempt, outcome.retry_after)
+    return Change(
+        outcome.event_id,
+        "queued",
+        outcome.code,
+        outcome.message,
+        next_attempt_at=now + timedelta(seconds=delay),
+        send_alone=alone,
+    )
+
+
+def _log_request(
+    name: str, http_status: int | None, outcomes: Sequence[Outcome], changes: Sequence[Change]
+) -> None:
+    statuses = Counter(change.status for change in changes)
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+    log.info("%s: HTTP %s for %d rows: %s", name, http_status or "-", len(changes), summary)
+    for outcome, change in zip(outcomes, changes, strict=True):
+        if change.status in ("queued", "failed", "rejected"):
+            log.warning(
+                "%s: event %s %s (%s): %s",
+                name,
+                outcome.event_id,
+                "retry" if change.status == "queued" else change.status,
+                outcome.code,
+                outcome.message,
+            )
+
+
+def dry_run(
+    store: Store,
+    config: Config,
+    *,
+    destinations: Sequence[str] | None = None,
+    adapters: AdapterLookup | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> SyncReport:
+    """Return the requests that :func:`sync` would send now, writing nothing.
+
+    The requests carry :data:`~journeymap.activate.credentials.MASK` in place of every
+    credential, and the rows are those queued in the outbox and those that a run would
+    queue. Check outcomes (rows that would be skipped or rejected) are in ``checked``.
+
+    Raises:
+        ConfigError: a destination is unknown.
+        StoreError: the store is not a DuckDB store.
+    """
+    require_duckdb(store)
+    chosen = chosen_destinations(config, destinations)
+    lookup = adapters or default_adapters()
+    now = (clock or utc_now)()
+    credentials = masked_credentials(config.sync)
+    report = SyncReport()
+    new = queue_conversions(store, _only(config, chosen), now=now, adapters=lookup, write=False)
+    report.queued = dict(new.queued)
+    fresh: dict[str, list[SendRow]] = {}
+    if new.rows is not None:
+        for item in ledger.rows_of_table(new.rows):
+            fresh.setdefault(item.row.destination, []).append(item.row)
+
+    for name in chosen:
+        destination = config.sync.destinations[name]
+        adapter = lookup(destination.platform)
+        rows = [item.row for item in ledger.queued_rows(store, name)] + fresh.get(name, [])
+        sendable = []
+        for row in rows:
+            outcome = adapter.check(row, destination, now)
+            if outcome is None:
+                sendable.append(row)
+            else:
+                report.checked.append((name, outcome))
+                report.add(name, "rejected" if outcome.status == "rejected" else "skipped")
+        size = batch_size(adapter, destination)
+        for start in range(0, len(sendable), size):
+            chunk = sendable[start : start + size]
+            for request in adapter.requests(chunk, destination, credentials.get(name, {})):
+                report.planned.append((name, request))
+                report.add(name, "requests")
+    return report
