@@ -661,6 +661,22 @@ class SyncConfig(_Strict):
     )
 
 
+class DashboardConfig(_Strict):
+    """The web dashboard that `journeymap serve` runs beside the collector, and its sign-in."""
+
+    enabled: bool = Field(True, description="Serve the dashboard pages and the /api routes.")
+    auth: Literal["password", "none"] = Field(
+        "password",
+        description="Sign in with the password in password_env; 'none' turns sign-in off and "
+        "is accepted only when the server listens on a loopback address.",
+    )
+    password_env: str = Field(
+        "JOURNEYMAP_DASHBOARD_PASSWORD",
+        description="Environment variable that contains the dashboard password (or token).",
+    )
+    session_hours: float = Field(12, gt=0, description="Lifetime of a sign-in session (hours).")
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -681,6 +697,7 @@ class Config(_Strict):
     )
     coverage: CoverageConfig = Field(default_factory=CoverageConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @model_validator(mode="after")
     def _check_coverage_stages(self) -> Config:

@@ -1,0 +1,61 @@
+"""Views whose analysis lives in other parts of journeymap: the journey map, recommendations,
+snapshot comparison and the conversion-sync audit.
+
+Each imports its analysis when called. While the analysis is not part of the installed
+journeymap, the view raises :class:`NoDataError` saying so, and the page shows that state.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from journeymap.common.config import Config
+from journeymap.store.store import Store
+from journeymap.web.filters import Filters
+from journeymap.web.views.base import NoDataError, json_value, require_journeys
+
+
+def _function(module: str, name: str, what: str) -> Any:
+    """Return ``module.name``, or raise :class:`NoDataError` when this version lacks it."""
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise NoDataError(f"{what} is not available in this version of journeymap yet") from None
+    return found
+
+
+def journey_map(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
+    """Return the journey map of :func:`journeymap.report.map.journey_map` as a dict."""
+    build = _function("journeymap.report.map", "journey_map", "The journey map")
+    require_journeys(store)
+    result = build(
+        store,
+        config,
+        start=filters.start,
+        end=filters.end,
+        segment=filters.segment,
+        model=filters.model,
+        lookback=filters.lookback,
+    )
+    data: dict[str, Any] = json_value(result.to_dict())
+    data.setdefault("notes", [])
+    return data
+
+
+def recommendations(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
+    """Return the recommendations of :mod:`journeymap.analyses.recommend`."""
+    _function("journeymap.analyses.recommend", "recommend", "Recommendations")
+    raise NoDataError("Recommendations are not available in this version of journeymap yet")
+
+
+def compare(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
+    """Return the comparison of two stored snapshots."""
+    _function("journeymap.snapshots", "compare", "Snapshot comparison")
+    raise NoDataError("Snapshot comparison is not available in this version of journeymap yet")
+
+
+def sync_audit(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
+    """Return the conversion-sync audit of :func:`journeymap.activate.sync_status`."""
+    _function("journeymap.activate", "sync_status", "The conversion-sync audit")
+    raise NoDataError("The conversion-sync audit is not available in this version yet")
