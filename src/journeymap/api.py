@@ -44,8 +44,16 @@ from journeymap.store.store import MEMORY, Store
 
 log = logging.getLogger("journeymap")
 
-InputFormat = Literal["touchpoints", "paths", "snowplow", "spend", "deals", "leads"]
-INPUT_FORMATS: tuple[str, ...] = ("touchpoints", "paths", "snowplow", "spend", "deals", "leads")
+InputFormat = Literal["touchpoints", "paths", "snowplow", "spend", "deals", "leads", "contacts"]
+INPUT_FORMATS: tuple[str, ...] = (
+    "touchpoints",
+    "paths",
+    "snowplow",
+    "spend",
+    "deals",
+    "leads",
+    "contacts",
+)
 
 
 @dataclass(frozen=True)
@@ -77,12 +85,15 @@ def import_file(
     accounts_file: str | Path | None = None,
     products_file: str | Path | None = None,
     deals_file: str | Path | None = None,
+    phone_region: str | None = None,
 ) -> ImportResult:
     """Import one file into the store, all rows or none.
 
     A file whose exact bytes are already in the store is skipped, because its rows would
     count twice; the result reports the skip. ``accounts_file`` and ``products_file`` go with a
     ``deals`` file only, and ``deals_file`` (the closed deals) with a ``leads`` file.
+    ``phone_region`` goes with a ``contacts`` file: the country of phone numbers written
+    without a country code, ``collector.phone_region`` when None.
 
     Raises:
         InputError: the file is missing, a column is missing, or a cell is invalid.
@@ -102,6 +113,7 @@ def import_file(
             accounts_file=accounts_file,
             products_file=products_file,
             deals_file=deals_file,
+            phone_region=phone_region,
         )
     except AlreadyImportedError as exc:
         log.info("skipped %s: already imported as %s", path, exc.import_id)
@@ -123,6 +135,7 @@ def _import_file(
     accounts_file: str | Path | None = None,
     products_file: str | Path | None = None,
     deals_file: str | Path | None = None,
+    phone_region: str | None = None,
 ) -> ImportResult:
     if input_format == "touchpoints":
         from journeymap.sources.touchpoints import import_touchpoints
@@ -172,6 +185,16 @@ def _import_file(
         from journeymap.sources.leads import import_leads
 
         return import_leads(store, path, deals_file=deals_file, mapping=mapping)
+    if input_format == "contacts":
+        from journeymap.sources.contacts import import_contacts
+
+        return import_contacts(
+            store,
+            path,
+            mapping=mapping,
+            separator=separator,
+            phone_region=phone_region or config.collector.phone_region,
+        )
     raise ConfigError(
         f"unknown input format {input_format!r}",
         location="--input-format",
@@ -203,7 +226,7 @@ def drain_journal(store: Store, config: Config) -> int:
     if store.location == MEMORY or store.engine != "duckdb":
         return 0
     path = config.collector.journal or default_journal_path(store.location)
-    return drain_store(store, path)
+    return drain_store(store, path, phone_region=config.collector.phone_region)
 
 
 def check_kinds(

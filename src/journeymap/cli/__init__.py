@@ -15,7 +15,13 @@ import sys
 
 from rich.text import Text
 
-from journeymap.cli import attribution, imports, journey, serve  # noqa: F401  (registers commands)
+from journeymap.cli import (  # noqa: F401  (registers commands)
+    attribution,
+    contacts,
+    imports,
+    journey,
+    serve,
+)
 from journeymap.cli.common import app, err
 from journeymap.common.errors import JourneymapError
 

@@ -1,0 +1,387 @@
+"""Import CRM contacts (CSV or Parquet) as people, identity edges and hashed match keys.
+
+Input: one row per contact. The column names of these exports are recognised without a
+mapping, and ``--map FIELD=COLUMN`` names any other column:
+
+- HubSpot contacts, with internal property names (``hs_object_id``, ``email``, ``phone``,
+  ``mobilephone``, ``jobtitle``, ``associatedcompanyid``, ``createdate``,
+  ``lastmodifieddate``) or with the labels of a CRM export (``Record ID``, ``Email``,
+  ``Phone Number``, ``Job Title``, ``Create Date`` ...);
+- Salesforce ``Contact`` and ``Lead`` objects (``Id``, ``AccountId`` or ``ConvertedAccountId``,
+  ``Email``, ``Phone``, ``MobilePhone``, ``Title``, ``CreatedDate``, ``LastModifiedDate``);
+- the tables that Fivetran writes for both (``id``, ``property_email``,
+  ``property_createdate``, ``account_id``, ``created_date`` ...). Rows that Fivetran marks as
+  deleted (``_fivetran_deleted`` or ``is_deleted`` true) or as replaced history
+  (``_fivetran_active`` false) are skipped.
+
+Output, written in one transaction:
+
+- ``people``: one row per contact, with ``person_id`` the contact id, ``account_id`` the
+  associated company or account id, ``email_hash`` the SHA-256 of the trimmed, lowercased
+  email (as the collector computes it), ``domain`` the email's domain, ``title``, and
+  ``first_seen`` and ``last_seen`` from the create and last-modified dates;
+- ``identity_edges``: one edge per contact with an email, from the contact id (kind ``user``)
+  to its email hash (kind ``email``), observed at the create date;
+- ``match_keys``: the hashed email and phone keys of
+  :func:`journeymap.activate.identifiers.match_keys` (``id_kind`` ``person``), observed at
+  the last-modified date (else the create date), with ``source`` ``crm``.
+
+Raw emails and phone numbers are never stored, logged or put in an error message. An email
+that is not an address, or a phone that is not a possible number, is left out with a
+warning that counts the cells and names the first row; the contact is kept. An email column
+that already holds SHA-256 digests is kept as it is. Dates are ISO 8601 (a space may separate
+date and time, as in Fivetran's tables) or epoch milliseconds, as HubSpot's API returns them.
+
+NOTE: the ``people`` table has no column for a lifecycle stage (HubSpot ``lifecyclestage``,
+Salesforce ``Lead.Status``) or a lead source, so those columns are not read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+
+from journeymap.activate import identifiers
+from journeymap.common.errors import ConfigError, InputError
+from journeymap.identity.kinds import EMAIL, USER
+from journeymap.sources.batch import check_not_imported, write_import
+from journeymap.sources.columns import ColumnResolver
+from journeymap.sources.deals import DealImportResult, parse_timestamps
+from journeymap.sources.readers import read_input
+from journeymap.sources.values import text
+from journeymap.store.store import Store
+
+log = logging.getLogger("journeymap")
+
+KIND = "contacts"
+SOURCE = "crm"
+"""``source`` of the identity edges and match keys that a contacts import writes."""
+PERSON = "person"
+
+CONTACT_ALIASES: dict[str, list[str]] = {
+    "contact_id": ["hs_object_id", "record_id", "contact_id", "vid", "id", "person_id"],
+    "account_id": [
+        "associatedcompanyid",
+        "property_associatedcompanyid",
+        "associated_company_id",
+        "primary_associated_company_id",
+        "company_id",
+        "accountid",
+        "account_id",
+        "convertedaccountid",
+        "converted_account_id",
+    ],
+    "email": ["email", "property_email", "email_address"],
+    "phone": ["phone", "property_phone", "phone_number"],
+    "mobile": ["mobilephone", "property_mobilephone", "mobile_phone", "mobile_phone_number"],
+    "title": ["jobtitle", "property_jobtitle", "job_title", "title"],
+    "created_at": [
+        "createdate",
+        "property_createdate",
+        "create_date",
+        "createddate",
+        "created_date",
+        "created_at",
+    ],
+    "modified_at": [
+        "lastmodifieddate",
+        "property_lastmodifieddate",
+        "hs_lastmodifieddate",
+        "property_hs_lastmodifieddate",
+        "last_modified_date",
+        "updated_at",
+    ],
+    "deleted": ["_fivetran_deleted", "is_deleted", "isdeleted"],
+    "active": ["_fivetran_active"],
+}
+
+TRUE_WORDS = frozenset({"true", "t", "1", "yes", "y"})
+FALSE_WORDS = frozenset({"false", "f", "0", "no", "n"})
+EPOCH_MILLISECONDS = r"\d{11,13}"
+"""A date written as Unix milliseconds (from 1973 to 2286)."""
+
+
+@dataclass(frozen=True)
+class ContactKeys:
+    """The hashed keys of the contacts, with the count and first row of the invalid cells."""
+
+    rows: list[dict[str, object]] = field(default_factory=list)
+    email_hash: list[str | None] = field(default_factory=list)
+    domain: list[str | None] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def import_contacts(
+    store: Store,
+    contacts_file: str | Path,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    separator: str | None = None,
+    phone_region: str = "US",
+) -> DealImportResult:
+    """Import a CRM contacts file in one transaction; the rows written are in the module
+    docstring.
+
+    ``phone_region`` (ISO 3166 alpha-2) is the country of phone numbers written without a
+    country code. The import is identified by the file's bytes.
+
+    Raises:
+        InputError: the file is missing or has no contact id column, or a cell is invalid:
+            an empty or duplicate contact id, a date that is neither ISO 8601 nor epoch
+            milliseconds, or a deleted or active flag that is not true or false.
+        AlreadyImportedError: the file's bytes were imported before.
+        ConfigError: ``phone_region`` is not a region that phone numbers are known for.
+    """
+    if phone_region.strip().upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"unknown phone region {phone_region!r}",
+            location="--phone-region",
+            hint="Use an ISO 3166 alpha-2 country code such as US, GB or DE",
+        )
+    source = read_input(contacts_file, separator=separator)
+    import_id = check_not_imported(store, kind=KIND, sha256=source.sha256, file=source.path)
+    frame = source.frame
+    columns = ColumnResolver(
+        file=source.path, columns=list(frame.columns), aliases=CONTACT_ALIASES, mapping=mapping
+    )
+    id_column = columns.require("contact_id", why="the CRM id of each contact")
+
+    # Rows that the CRM deleted, or history rows that a newer version replaced, are no contact.
+    kept = _flag(frame, columns.get("active"), file=source.path, default=True)
+    kept &= ~_flag(frame, columns.get("deleted"), file=source.path, default=False)
+    contact_ids = _contact_ids(frame[id_column], kept, file=source.path, column=id_column)
+
+    created = _dates(frame, columns.get("created_at"), file=source.path)
+    modified = _dates(frame, columns.get("modified_at"), file=source.path)
+    last_seen = pd.concat([created, modified], axis=1).max(axis=1)
+    keys = contact_keys(
+        frame,
+        columns,
+        contact_ids,
+        kept,
+        observed_at=last_seen,
+        file=source.path,
+        phone_region=phone_region,
+    )
+
+    people = pd.DataFrame(
+        {
+            "person_id": contact_ids,
+            "account_id": _column_text(frame, columns.get("account_id")),
+            "email_hash": pd.Series(keys.email_hash, index=frame.index, dtype="string"),
+            "domain": pd.Series(keys.domain, index=frame.index, dtype="string"),
+            "title": _column_text(frame, columns.get("title")),
+            "first_seen": created,
+            "last_seen": last_seen,
+        }
+    )[kept]
+    with_email = people[people["email_hash"].notna()]
+    edges = pd.DataFrame(
+        {
+            "from_id": with_email["person_id"],
+            "from_kind": USER,
+            "to_id": with_email["email_hash"],
+            "to_kind": EMAIL,
+            "observed_at": with_email["first_seen"].fillna(with_email["last_seen"]),
+            "source": SOURCE,
+        }
+    )
+    match_keys = pd.DataFrame(
+        keys.rows, columns=["id", "id_kind", "key", "value", "observed_at", "source"]
+    )
+    match_keys["observed_at"] = pd.to_datetime(match_keys["observed_at"], utc=True)
+
+    warnings = list(keys.warnings)
+    skipped = int((~kept).sum())
+    if skipped:
+        warnings.append(f"{skipped:,} deleted or replaced rows were skipped")
+    result = write_import(
+        store,
+        import_id=import_id,
+        kind=KIND,
+        file=source.path,
+        sha256=source.sha256,
+        seq_start=store.next_seq(),
+        tables={
+            "people": people.reset_index(drop=True),
+            "identity_edges": edges.reset_index(drop=True),
+            "match_keys": match_keys,
+        },
+    )
+    for warning in warnings:
+        log.warning("%s: %s", source.path, warning)
+    return DealImportResult(
+        import_id=result.import_id,
+        kind=result.kind,
+        file=result.file,
+        rows=result.rows,
+        warnings=tuple(warnings),
+    )
+
+
+def contact_keys(
+    frame: pd.DataFrame,
+    columns: ColumnResolver,
+    contact_ids: pd.Series,
+    kept: pd.Series,
+    *,
+    observed_at: pd.Series,
+    file: str,
+    phone_region: str = "US",
+) -> ContactKeys:
+    """Hash the email and phone cells of the kept rows into ``match_keys`` rows.
+
+    Also returns, for every row of ``frame``, the email hash and domain that the ``people``
+    row keeps (None for a missing or invalid email, and the domain is None for an email
+    given as a hash). Warnings name the column and the first row, never the value.
+    """
+    keys = ContactKeys()
+    email_column = columns.get("email")
+    emails = _column_text(frame, email_column)
+    invalid: dict[str, list[int]] = {}
+    for position, (contact, email, keep, seen) in enumerate(
+        zip(contact_ids, emails, kept, observed_at, strict=True)
+    ):
+        email_hash = domain = None
+        if keep and not pd.isna(email):
+            hashed = identifiers.match_keys(email=str(email))
+            if hashed:
+                email_hash = hashed[identifiers.EMAIL]
+                if not identifiers.is_sha256(str(email)):
+                    domain = identifiers.normal_email(str(email)).rsplit("@", 1)[1]
+                keys.rows.extend(_key_rows(contact, hashed, seen))
+            else:
+                invalid.setdefault(str(email_column), []).append(position)
+        keys.email_hash.append(email_hash)
+        keys.domain.append(domain)
+
+    for field_name in ("phone", "mobile"):
+        column = columns.get(field_name)
+        if column is None:
+            continue
+        phones = _column_text(frame, column)
+        for position, (contact, phone, keep, seen) in enumerate(
+            zip(contact_ids, phones, kept, observed_at, strict=True)
+        ):
+            if not keep or pd.isna(phone):
+                continue
+            hashed = identifiers.match_keys(phone=str(phone), region=phone_region)
+            if hashed:
+                keys.rows.extend(_key_rows(contact, hashed, seen))
+            else:
+                invalid.setdefault(column, []).append(position)
+
+    for column, positions in invalid.items():
+        what = "emails" if column == email_column else "phone numbers"
+        keys.warnings.append(
+            f"{len(positions):,} {what} in column {column!r} are invalid, the first in row "
+            f"{positions[0] + 1}; they were left out and their contacts kept"
+        )
+    return keys
+
+
+def _key_rows(contact: object, hashed: Mapping[str, str], seen: object) -> list[dict[str, object]]:
+    observed = seen if isinstance(seen, pd.Timestamp) else None  # NaT is no Timestamp
+    return [
+        {
+            "id": contact,
+            "id_kind": PERSON,
+            "key": key,
+            "value": value,
+            "observed_at": observed,
+            "source": SOURCE,
+        }
+        for key, value in hashed.items()
+    ]
+
+
+def _column_text(frame: pd.DataFrame, column: str | None) -> pd.Series:
+    if column is None:
+        return pd.Series(pd.NA, index=frame.index, dtype="string")
+    return text(frame[column])
+
+
+def _first_row(mask: pd.Series | np.ndarray) -> int:
+    return int(np.flatnonzero(np.asarray(mask))[0])
+
+
+def _flag(frame: pd.DataFrame, column: str | None, *, file: str, default: bool) -> pd.Series:
+    """Parse a true/false column; an empty cell is ``default``.
+
+    Raises:
+        InputError: a cell is neither true nor false (1/0, t/f, yes/no are accepted).
+    """
+    if column is None:
+        return pd.Series(default, index=frame.index, dtype=bool)
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values):
+        return values.fillna(default).astype(bool)
+    words = text(values.astype("string")).str.lower()
+    is_true = words.isin(TRUE_WORDS).fillna(False).astype(bool)
+    bad = (words.notna() & ~is_true & ~words.isin(FALSE_WORDS)).fillna(False).astype(bool)
+    if bad.any():
+        row = _first_row(bad)
+        raise InputError(
+            f"flag {values.iloc[row]!r} is neither true nor false",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=values.iloc[row],
+            hint="Write true or false (or 1 and 0) in this column",
+        )
+    return is_true | (words.isna() & default)
+
+
+def _contact_ids(values: pd.Series, kept: pd.Series, *, file: str, column: str) -> pd.Series:
+    """Return the trimmed contact ids; those of kept rows must be present and unique.
+
+    Raises:
+        InputError: naming the row of the first missing id, or of the first repeated one
+            and the row it repeats.
+    """
+    ids = text(values.astype("string"))
+    missing = kept & ids.isna()
+    if missing.any():
+        raise InputError(
+            "contact id is missing",
+            file=file,
+            row=_first_row(missing) + 1,
+            column=column,
+            hint="Fill in the CRM id of every contact",
+        )
+    repeated = kept & ids.where(kept).duplicated() & ids.notna()
+    if repeated.any():
+        row = _first_row(repeated)
+        first = _first_row(kept & (ids == ids.iloc[row]))
+        raise InputError(
+            f"contact id {ids.iloc[row]!r} is a duplicate of row {first + 1}",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=ids.iloc[row],
+            hint="Each contact must appear once; remove the repeated row",
+        )
+    return ids
+
+
+def _dates(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
+    """Parse a date column of ISO 8601 text or epoch milliseconds into UTC timestamps."""
+    if column is None:
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+    values = frame[column]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return parse_timestamps(values, file=file, column=column)
+    cells = text(values.astype("string"))
+    is_epoch = cells.str.fullmatch(EPOCH_MILLISECONDS).fillna(False).astype(bool)
+    parsed = parse_timestamps(cells.where(~is_epoch), file=file, column=column)
+    if is_epoch.any():
+        milliseconds = pd.to_numeric(cells.where(is_epoch), errors="coerce")
+        epoch = pd.to_datetime(milliseconds, unit="ms", utc=True)
+        parsed = parsed.where(~is_epoch, epoch)
+    return parsed.astype("datetime64[ns, UTC]")
