@@ -3,8 +3,8 @@
 ``FakeAdapter`` speaks a small JSON protocol: ``POST {endpoint}/events`` with
 ``{"data": [{"event_id", "event_name", "value", "keys"}]}``, answered by
 ``{"results": [{"event_id", "status", "code"?, "message"?}]}``. HTTP 429 and 5xx make every
-row a retry with the response's Retry-After; another 4xx rejects every row with the
-``error`` of the body.
+row a retry (the delivery loop adds the response's Retry-After); another 4xx rejects every
+row with the ``error.message`` of the body.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class FakeAdapter:
             return [Outcome(event_id, "retry", str(status_code)) for event_id in request.event_ids]
         payload = json.loads(body or b"{}")
         if status_code >= 400:
-            message = str(payload.get("error", f"HTTP {status_code}"))
+            message = str(payload.get("error", {}).get("message", f"HTTP {status_code}"))
             return [
                 Outcome(event_id, "rejected", str(status_code), message)
                 for event_id in request.event_ids

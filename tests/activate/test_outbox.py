@@ -37,10 +37,18 @@ def test_queue_conversions_kinds_and_actions(store: Store) -> None:
         store,
         [
             {"conversion_id": "c1", "person_id": "p1", "occurred_at": "2026-03-09", "kind": "Lead"},
-            {"conversion_id": "c2", "person_id": "p1", "occurred_at": "2026-03-09",
-             "kind": "closed_won"},
-            {"conversion_id": "c3", "person_id": "p1", "occurred_at": "2026-03-09",
-             "kind": "opportunity"},
+            {
+                "conversion_id": "c2",
+                "person_id": "p1",
+                "occurred_at": "2026-03-09",
+                "kind": "closed_won",
+            },
+            {
+                "conversion_id": "c3",
+                "person_id": "p1",
+                "occurred_at": "2026-03-09",
+                "kind": "opportunity",
+            },
         ],
     )
 
@@ -98,14 +106,29 @@ def test_queue_conversions_amount_keeps_own_currency(store: Store) -> None:
     add_conversions(
         store,
         [
-            {"conversion_id": "c1", "person_id": "p1", "occurred_at": "2026-03-09",
-             "kind": "closed_won", "value": 100.0, "currency": "EUR"},
-            {"conversion_id": "c2", "person_id": "p1", "occurred_at": "2026-03-09",
-             "kind": "closed_won", "value": 7.5},
-            {"conversion_id": "c3", "person_id": "p1", "occurred_at": "2026-03-09",
-             "kind": "closed_won", "deal_id": "d1"},
-            {"conversion_id": "c4", "person_id": "p1", "occurred_at": "2026-03-09",
-             "kind": "lead"},
+            {
+                "conversion_id": "c1",
+                "person_id": "p1",
+                "occurred_at": "2026-03-09",
+                "kind": "closed_won",
+                "value": 100.0,
+                "currency": "EUR",
+            },
+            {
+                "conversion_id": "c2",
+                "person_id": "p1",
+                "occurred_at": "2026-03-09",
+                "kind": "closed_won",
+                "value": 7.5,
+            },
+            {
+                "conversion_id": "c3",
+                "person_id": "p1",
+                "occurred_at": "2026-03-09",
+                "kind": "closed_won",
+                "deal_id": "d1",
+            },
+            {"conversion_id": "c4", "person_id": "p1", "occurred_at": "2026-03-09", "kind": "lead"},
         ],
     )
     store.append("deals", pd.DataFrame({"deal_id": ["d1"], "amount": [42.0], "currency": ["GBP"]}))
@@ -122,13 +145,19 @@ def test_queue_conversions_amount_keeps_own_currency(store: Store) -> None:
 def test_queue_conversions_fixed_value(store: Store) -> None:
     add_conversions(
         store,
-        [{"conversion_id": "c1", "person_id": "p1", "occurred_at": "2026-03-09",
-          "kind": "closed_won", "value": 100.0, "currency": "EUR"}],
+        [
+            {
+                "conversion_id": "c1",
+                "person_id": "p1",
+                "occurred_at": "2026-03-09",
+                "kind": "closed_won",
+                "value": 100.0,
+                "currency": "EUR",
+            }
+        ],
     )
 
-    queue_conversions(
-        store, sync_config(value="fixed", fixed_value=50), now=NOW, adapters=LOOKUP
-    )
+    queue_conversions(store, sync_config(value="fixed", fixed_value=50), now=NOW, adapters=LOOKUP)
     rows = outbox(store)
 
     assert rows.value[0] == 50.0
@@ -139,10 +168,14 @@ def test_queue_conversions_expected_value_by_kind(store: Store) -> None:
     add_conversions(
         store,
         [
-            {"conversion_id": "c1", "person_id": "p1", "occurred_at": "2026-03-09",
-             "kind": "lead"},
-            {"conversion_id": "c2", "person_id": "p1", "occurred_at": "2026-03-09",
-             "kind": "Closed_Won", "value": 900.0},
+            {"conversion_id": "c1", "person_id": "p1", "occurred_at": "2026-03-09", "kind": "lead"},
+            {
+                "conversion_id": "c2",
+                "person_id": "p1",
+                "occurred_at": "2026-03-09",
+                "kind": "Closed_Won",
+                "value": 900.0,
+            },
         ],
     )
     config = sync_config(
@@ -159,8 +192,16 @@ def test_queue_conversions_expected_value_by_kind(store: Store) -> None:
 def test_queue_conversions_value_none(store: Store) -> None:
     add_conversions(
         store,
-        [{"conversion_id": "c1", "person_id": "p1", "occurred_at": "2026-03-09",
-          "kind": "closed_won", "value": 100.0, "currency": "EUR"}],
+        [
+            {
+                "conversion_id": "c1",
+                "person_id": "p1",
+                "occurred_at": "2026-03-09",
+                "kind": "closed_won",
+                "value": 100.0,
+                "currency": "EUR",
+            }
+        ],
     )
 
     queue_conversions(store, sync_config(value="none"), now=NOW, adapters=LOOKUP)
@@ -175,7 +216,8 @@ def test_queue_conversions_value_none(store: Store) -> None:
     [
         pytest.param({"value": "fixed"}, "fixed_value", id="fixed-without-value"),
         pytest.param(
-            {"value": "expected", "expected_values": {"lead": 1}}, "closed_won",
+            {"value": "expected", "expected_values": {"lead": 1}},
+            "closed_won",
             id="expected-missing-kind",
         ),
     ],
@@ -191,10 +233,8 @@ def test_queue_conversions_window_skips_old_conversions(store: Store) -> None:
     add_conversions(
         store,
         [
-            {"conversion_id": "c1", "person_id": "p1", "occurred_at": "2026-03-01",
-             "kind": "lead"},
-            {"conversion_id": "c2", "person_id": "p1", "occurred_at": "2026-03-05",
-             "kind": "lead"},
+            {"conversion_id": "c1", "person_id": "p1", "occurred_at": "2026-03-01", "kind": "lead"},
+            {"conversion_id": "c2", "person_id": "p1", "occurred_at": "2026-03-05", "kind": "lead"},
         ],
     )
 
@@ -234,11 +274,21 @@ def test_queue_conversions_latest_key_observed_before_conversion(store: Store) -
             {
                 "id": ["p1", "p1", "p1", "p1", "p2"],
                 "id_kind": ["person"] * 5,
-                "key": ["email_sha256", "email_sha256", "email_sha256", "li_fat_id",
-                        "email_sha256"],
+                "key": [
+                    "email_sha256",
+                    "email_sha256",
+                    "email_sha256",
+                    "li_fat_id",
+                    "email_sha256",
+                ],
                 "value": ["1" * 64, EMAIL_HASH, "3" * 64, "li-cookie", "4" * 64],
-                "observed_at": [ts("2026-01-01"), ts("2026-02-01"), ts("2026-03-20"),
-                                ts("2026-01-01"), ts("2026-01-01")],
+                "observed_at": [
+                    ts("2026-01-01"),
+                    ts("2026-02-01"),
+                    ts("2026-03-20"),
+                    ts("2026-01-01"),
+                    ts("2026-01-01"),
+                ],
             }
         ),
     )

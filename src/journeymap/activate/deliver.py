@@ -50,6 +50,7 @@ from journeymap.activate.outbox import (
     require_duckdb,
 )
 from journeymap.common.config import Config, SyncConfig, SyncDestination
+from journeymap.common.errors import ConfigError
 from journeymap.common.timeutil import utc_now
 from journeymap.store.store import Store
 
@@ -151,6 +152,7 @@ def sync(
     chosen = chosen_destinations(config, destinations)
     lookup = adapters or default_adapters()
     credentials = resolve_credentials(config.sync, environ, chosen)
+    check_credentials(config, chosen, lookup, credentials)
     now = clock or utc_now
     report = SyncReport()
 
@@ -185,14 +187,46 @@ def sync(
     return report
 
 
+def check_credentials(
+    config: Config,
+    names: Sequence[str],
+    adapters: AdapterLookup,
+    credentials: Mapping[str, Mapping[str, str]],
+) -> None:
+    """Raise when an adapter lacks a credential, before anything is claimed or sent.
+
+    Each adapter checks its credentials when it builds requests, so a request for a
+    placeholder row is built and thrown away.
+
+    Raises:
+        ConfigError: a destination's adapter needs a credential that is not configured.
+    """
+    for name in names:
+        destination = config.sync.destinations[name]
+        adapter = adapters(destination.platform)
+        probe = SendRow(
+            event_id="0" * 32,
+            destination=name,
+            conversion_id="credential-check",
+            kind=next(iter(destination.actions)),
+            action=next(iter(destination.actions.values())),
+            occurred_at=utc_now(),
+        )
+        try:
+            adapter.requests([probe], destination, credentials.get(name, {}))
+        except ConfigError:
+            raise
+        except Exception:
+            # Only a missing credential matters here; the placeholder row may fail otherwise.
+            log.debug("the credential check of %s built no request", name, exc_info=True)
+
+
 def chosen_destinations(config: Config, names: Sequence[str] | None) -> list[str]:
     """Return the destination names of a run, checking that each one is configured.
 
     Raises:
         ConfigError: a name is not a configured destination.
     """
-    from journeymap.common.errors import ConfigError
-
     known = list(config.sync.destinations)
     if not names:
         return known
@@ -314,9 +348,14 @@ def send_batch(
     batch = [item for item in sendable if item.row.event_id in claimed]
     if not batch:
         return
-    requests = adapter.requests(
-        [item.row for item in batch], destination, delivery.credentials.get(name, {})
-    )
+    try:
+        requests = adapter.requests(
+            [item.row for item in batch], destination, delivery.credentials.get(name, {})
+        )
+    except Exception:
+        # Nothing was sent: the rows go back to the queue before the error stops the run.
+        ledger.unclaim(store, [item.row.event_id for item in batch], now)
+        raise
     attempts = {item.row.event_id: item.attempts + 1 for item in batch}
     alone = {item.row.event_id for item in batch if item.send_alone}
     for request in requests:

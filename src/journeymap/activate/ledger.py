@@ -172,6 +172,20 @@ def claim(store: Store, event_ids: Sequence[str], now: datetime, lease_until: da
     return {str(row[0]) for row in found}
 
 
+def unclaim(store: Store, event_ids: Sequence[str], now: datetime) -> None:
+    """Return claimed rows to ``queued`` without counting the attempt (nothing was sent)."""
+    if not event_ids:
+        return
+    marks = ", ".join("?" for _ in event_ids)
+    with store.transaction():
+        _raw(store).execute(
+            "UPDATE sync_outbox SET status = 'queued', lease_until = NULL, "
+            "attempts = attempts - 1, updated_at = ? "
+            f"WHERE status = 'sending' AND event_id IN ({marks})",
+            [now, *event_ids],
+        )
+
+
 def record_changes(
     store: Store,
     changes: Sequence[Change],
