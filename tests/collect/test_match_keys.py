@@ -156,12 +156,13 @@ def test_drain_redrain_writes_no_duplicate_keys(tmp_path: Path) -> None:
     store.close()
 
 
-def test_drain_keeps_latest_time_per_key(tmp_path: Path) -> None:
-    later = identify("m2", timestamp="2026-03-01T11:30:00Z")
-    store = drained(tmp_path, [identify("m1"), later])
+def test_drain_keeps_first_time_per_key(tmp_path: Path) -> None:
+    later = identify("m1", timestamp="2026-03-01T11:30:00Z")
+    earlier = identify("m2", timestamp="2026-03-01T10:15:00Z")
+    store = drained(tmp_path, [later, earlier])
 
     times = set(store.table("match_keys").observed_at.to_pyarrow().to_pylist())
-    assert times == {datetime(2026, 3, 1, 11, 30, tzinfo=UTC)}
+    assert times == {datetime(2026, 3, 1, 10, 15, tzinfo=UTC)}
     store.close()
 
 

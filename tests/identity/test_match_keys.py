@@ -62,8 +62,8 @@ def test_person_match_keys_maps_collected_ids(store: Store) -> None:
     rows = by_person(person_match_keys(store))
 
     assert rows == {
-        ("P1", "email_sha256", "e1"): at(3),
-        ("P1", "fbp", "fbp-1"): at(5),
+        ("P1", "email_sha256", "e1"): at(1),
+        ("P1", "fbp", "fbp-1"): at(2),
         ("P1", "fbc", "fbc-1"): at(4),
         ("a9", "fbp", "fbp-9"): at(6),
     }
@@ -75,8 +75,8 @@ def test_person_match_keys_without_identities(store: Store) -> None:
     rows = by_person(person_match_keys(store))
 
     assert rows == {
-        ("P1", "email_sha256", "e1"): at(3),
-        ("u1", "fbp", "fbp-1"): at(5),
+        ("P1", "email_sha256", "e1"): at(1),
+        ("u1", "fbp", "fbp-1"): at(2),
         ("a1", "fbc", "fbc-1"): at(4),
         ("a9", "fbp", "fbp-9"): at(6),
     }

@@ -73,7 +73,7 @@ def test_import_contacts_hubspot_keys(store: Store, tmp_path: Path) -> None:
     frame = rows(store, "match_keys")
     assert set(frame.source) == {"crm"}
     jane = frame[frame.id == "101"]
-    assert set(jane.observed_at) == {datetime(2026, 2, 1, 9, 30, tzinfo=UTC)}
+    assert set(jane.observed_at) == {datetime(2026, 1, 5, 10, tzinfo=UTC)}
 
 
 def test_import_contacts_hubspot_people(store: Store, tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from journeymap import __version__
 from journeymap.collect import journal
-from journeymap.collect.identifiers import latest_per_key, message_match_keys
+from journeymap.collect.identifiers import first_per_key, message_match_keys
 from journeymap.collect.messages import Row, event_row
 from journeymap.common.errors import StoreError
 from journeymap.store.schema import RAW_TABLES
@@ -75,7 +75,7 @@ def _derive(
     rows: Sequence[tuple[Any, ...]], *, phone_region: str | None
 ) -> tuple[list[Row], list[Row]]:
     """Derive the events rows of journal rows and, unless ``phone_region`` is None, their
-    ``match_keys`` rows (one per id, key, value and source, seen last)."""
+    ``match_keys`` rows (one per id, key, value and source, seen first)."""
     events = []
     keys: list[Row] = []
     for _, source, message_id, kind, received, sent, cookie_id, raw in rows:
@@ -106,7 +106,7 @@ def _derive(
                 "sent_at": sent_at,
             }
         events.append(row)
-    return events, latest_per_key(keys)
+    return events, first_per_key(keys)
 
 
 def events_table(rows: Sequence[tuple[Any, ...]], *, first_seq: int) -> pa.Table:

@@ -114,25 +114,26 @@ def message_match_keys(
     ]
 
 
-def latest_per_key(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Return one row per id, id kind, key, value and source: the one seen last.
+def first_per_key(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Return one row per id, id kind, key, value and source: the one seen first.
 
     A page that carries the ``_fbp`` cookie gives the same key with every event, so a drain
-    keeps one row per chunk and not one per event.
+    keeps one row per chunk and not one per event. The first time is kept because conversion
+    sync uses a key only for conversions at or after the time it was observed.
     """
-    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    first: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         identity = (row["id"], row["id_kind"], row["key"], row["value"], row["source"])
-        kept = latest.get(identity)
-        if kept is None or _later(row.get("observed_at"), kept.get("observed_at")):
-            latest[identity] = dict(row)
-    return list(latest.values())
+        kept = first.get(identity)
+        if kept is None or _earlier(row.get("observed_at"), kept.get("observed_at")):
+            first[identity] = dict(row)
+    return list(first.values())
 
 
-def _later(candidate: datetime | None, current: datetime | None) -> bool:
+def _earlier(candidate: datetime | None, current: datetime | None) -> bool:
     if candidate is None:
         return False
-    return current is None or candidate > current
+    return current is None or candidate < current
 
 
 def _as_object(value: Any) -> dict[str, Any]:

@@ -37,8 +37,9 @@ def keys_by_person(match_keys: ibis.Table, identities: ibis.Table | None) -> ibi
     """Return one row per ``person_id``, ``key`` and ``value``, with ``observed_at``.
 
     ``match_keys`` has the columns of the ``match_keys`` table and ``identities`` those of
-    the ``identities`` table (or is None). ``observed_at`` is the latest time the key was
-    seen for the person (null when no row gives one). Rows of ``id_kind`` ``person`` keep
+    the ``identities`` table (or is None). ``observed_at`` is the first time the key was
+    seen for the person (null when no row gives one), because a key identifies the person's
+    conversions from then on. Rows of ``id_kind`` ``person`` keep
     their ``id`` as the person. A collected row takes the person of its id in
     ``identities``, and an id that ``identities`` lacks is a person of its own, named by
     the id itself. Rows of any other ``id_kind`` are left out.
@@ -54,7 +55,7 @@ def keys_by_person(match_keys: ibis.Table, identities: ibis.Table | None) -> ibi
 
     rows = ibis.union(imported, collected, distinct=False)
     return rows.group_by(["person_id", "key", "value"]).aggregate(
-        observed_at=rows.observed_at.max()
+        observed_at=rows.observed_at.min()
     )
 
 

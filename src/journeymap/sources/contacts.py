@@ -23,8 +23,9 @@ Output, written in one transaction:
 - ``identity_edges``: one edge per contact with an email, from the contact id (kind ``user``)
   to its email hash (kind ``email``), observed at the create date;
 - ``match_keys``: the hashed email and phone keys of
-  :func:`journeymap.activate.identifiers.match_keys` (``id_kind`` ``person``), observed at
-  the last-modified date (else the create date), with ``source`` ``crm``.
+  :func:`journeymap.activate.identifiers.match_keys` (``id_kind`` ``person``), with
+  ``source`` ``crm``, observed at the create date (else the last-modified date), because
+  conversion sync uses a key only for conversions at or after that time.
 
 Raw emails and phone numbers are never stored, logged or put in an error message. An email
 that is not an address, or a phone that is not a possible number, is left out with a
@@ -165,7 +166,7 @@ def import_contacts(
         columns,
         contact_ids,
         kept,
-        observed_at=last_seen,
+        observed_at=created.fillna(modified),
         file=source.path,
         phone_region=phone_region,
     )
