@@ -199,7 +199,9 @@ def test_empty_store_returns_notes(store: Store) -> None:
     assert report.click_ids.empty
     assert report.agreement.empty
     assert report.undercount.empty
-    assert len(report.notes) == 3
+    assert report.stage_entries.empty
+    assert report.expected.empty
+    assert len(report.notes) == 4
 
 
 def test_no_self_reported_touches(store: Store) -> None:

@@ -35,7 +35,7 @@ def test_import_offline_webinar_attendees_hash_emails_into_person_ids(tmp_path: 
     path = write_csv(
         tmp_path,
         [
-            {"Email": " Ana.Lima@Acme.com ", "Join Time": "2026-03-02 16:05", "Topic": "RevOps 101"},
+            {"Email": " Ana.Lima@Acme.com ", "Join Time": "2026-03-02 16:05", "Topic": "RevOps"},
             {"Email": "ana.lima@acme.com", "Join Time": "2026-04-06 16:01", "Topic": "Attribution"},
         ],
     )
@@ -48,7 +48,7 @@ def test_import_offline_webinar_attendees_hash_emails_into_person_ids(tmp_path: 
     assert result.rows["touchpoints"] == 2
     assert list(rows.person_id) == [f"email:{digest}"] * 2
     assert list(rows.touch_type) == ["webinar", "webinar"]
-    assert list(rows.campaign) == ["RevOps 101", "Attribution"]
+    assert list(rows.campaign) == ["RevOps", "Attribution"]
     assert channels(store) == ["Webinars", "Webinars"]
     as_text = rows.astype(str).to_string().lower()
     assert "ana.lima" not in as_text
@@ -101,7 +101,9 @@ def test_import_offline_unknown_activity_type_names_row_and_column(tmp_path: Pat
         import_offline(store, path)
 
     message = str(caught.value)
-    assert "row 2" in message and "activity_type" in message and "fax" in message
+    assert "row 2" in message
+    assert "activity_type" in message
+    assert "fax" in message
     assert store.table("touchpoints").count().execute() == 0
 
 
@@ -167,7 +169,8 @@ def test_import_offline_without_a_who_column_names_the_accepted_columns(tmp_path
     with pytest.raises(InputError) as caught:
         import_offline(Store.open(), path, touch_type="webinar")
 
-    assert "contact_id" in str(caught.value) and "email" in str(caught.value)
+    assert "contact_id" in str(caught.value)
+    assert "email" in str(caught.value)
 
 
 def test_import_offline_bad_email_names_the_row_but_not_the_value(tmp_path: Path) -> None:

@@ -13,6 +13,9 @@
    See :func:`unmatched_click_ids` for the matching rule.
 4. ``agreement`` and ``undercount``: each self-reported channel beside the person's first
    tracked touch. See :func:`self_reported_pairs` for the rule.
+5. ``stage_entries`` and ``expected``: stage entries that no tracked touch precedes, and the
+   expected touchpoints of each stage that no data measures. See
+   :mod:`journeymap.analyses.stage_gaps` for the rules.
 
 Shares are fractions from 0 to 1, counts are conversions (weighted by ``journeys.conversions``
 for aggregated paths) or touches, and money is summed as is in each row's currency.
@@ -58,6 +61,8 @@ class BlindSpots:
     agreement: pd.DataFrame
     undercount: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    stage_entries: pd.DataFrame = field(default_factory=pd.DataFrame)
+    expected: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def blind_spots(
@@ -96,13 +101,55 @@ def blind_spots(
         notes.append(
             f"No touch has touch_type {SELF_REPORTED!r}, so self-reported sources are empty."
         )
+    stage_entries, expected = _stage_gaps(store, config, classifier, notes)
     return BlindSpots(
         by_kind=by_kind,
         click_ids=click_ids,
         agreement=agreement_matrix(counts),
         undercount=undercount_ranking(counts),
         notes=notes,
+        stage_entries=stage_entries,
+        expected=expected,
     )
+
+
+def _stage_gaps(
+    store: Store, config: Config, classifier: ChannelClassifier, notes: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the untouched stage entries and the expected-touchpoint gaps, in stage order.
+
+    The stored stage timeline is used when there is one (``journeymap stages`` writes it),
+    and otherwise the timeline of people is computed without being stored.
+    """
+    from journeymap.analyses.stage_gaps import expected_touchpoint_gaps, untouched_entries
+    from journeymap.common.timeutil import utc_now
+    from journeymap.journeys.stages import stage_timeline, timeline_inputs
+
+    if store.has_rows("stage_timeline"):
+        timeline = store.table("stage_timeline")
+        kinds = timeline.select("entity_kind").distinct().to_pandas().entity_kind
+        entity = str(kinds.iloc[0]) if len(kinds) else "person"
+    else:
+        entity = "person"
+        timeline = stage_timeline(store, config.stages, entity_kind=entity)
+    tables = timeline_inputs(store)
+    if "touchpoints" not in tables:
+        notes.append("No touches: the stage entries and expected touchpoints are empty.")
+        return pd.DataFrame(), pd.DataFrame()
+    touchpoints = tables["touchpoints"]
+    tracked = touchpoints.filter(~is_self_reported(touchpoints.touch_type))
+    touches = classified_touches(tracked, classifier, entity)  # type: ignore[arg-type]
+    touches = touches.filter(touches.entity_id.notnull())
+
+    order = {stage.name: index for index, stage in enumerate(config.stages)}
+    entries = untouched_entries(
+        timeline, touches, lookback_days=config.journeys.lookback_days
+    ).to_pandas()
+    entries = entries.sort_values("stage", key=lambda names: names.map(order))
+    if entries.empty:
+        notes.append("No stage timeline: the untouched stage entries are empty.")
+    expected = expected_touchpoint_gaps(config.stages, timeline, touches, as_of=utc_now())
+    return entries.reset_index(drop=True), expected
 
 
 def _journeys_of(store: Store, classifier: ChannelClassifier, config: Config) -> Journeys:

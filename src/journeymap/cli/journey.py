@@ -226,6 +226,8 @@ class BlindSpotPart(StrEnum):
     click_ids = "click_ids"
     agreement = "agreement"
     undercount = "undercount"
+    stage_entries = "stage_entries"
+    expected = "expected"
 
 
 @app.command()
@@ -241,13 +243,14 @@ def blindspots(
     config: ConfigOpt = None,
 ) -> None:
     """Show what tracking misses: untracked and direct-only conversions, unmatched click ids,
-    and self-reported sources against tracked first touches."""
+    self-reported sources against tracked first touches, stage entries without a touch, and
+    expected touchpoints without data."""
     settings = read_config(config)
     if output is not OutputFormat.table and part is None:
         raise ConfigError(
             f"--format {output.value} prints one table",
             location="--part",
-            hint="Add --part by_kind, click_ids, agreement or undercount",
+            hint="Add --part with one of: " + ", ".join(choice.value for choice in BlindSpotPart),
         )
     opened = open_for(store, settings, must_exist=True)
     try:
@@ -259,6 +262,8 @@ def blindspots(
         "click_ids": "Click ids that match no campaign with spend",
         "agreement": "Self-reported source (rows) against tracked first touch (columns)",
         "undercount": "Channels that tracking under-counts",
+        "stage_entries": "Stage entries without a tracked touch in the lookback window",
+        "expected": "Expected touchpoints of each stage, and the touches that measure them",
     }
     for name, title in titles.items():
         if part is not None and part.value != name:

@@ -52,6 +52,8 @@ class JourneySections:
     icp_note: str = ""
     blind_by_kind: Table | None = None
     blind_click_ids: Table | None = None
+    blind_stage_entries: Table | None = None
+    blind_expected: Table | None = None
     blind_notes: list[str] = field(default_factory=list)
     has_blind_spots: bool = False
 
@@ -86,6 +88,10 @@ def journey_sections(data: JourneyData | None) -> JourneySections:
         icp_note=data.icp_note,
         blind_by_kind=_frame_or_none(spots.by_kind, _by_kind_table) if spots else None,
         blind_click_ids=_frame_or_none(spots.click_ids, _click_ids_table) if spots else None,
+        blind_stage_entries=(
+            _frame_or_none(spots.stage_entries, _stage_entries_table) if spots else None
+        ),
+        blind_expected=_frame_or_none(spots.expected, _expected_table) if spots else None,
         blind_notes=list(spots.notes) if spots else [],
         has_blind_spots=spots is not None,
     )
@@ -350,3 +356,43 @@ def _click_ids_table(click_ids: pd.DataFrame) -> Table:
         for row in click_ids.itertuples(index=False)
     ]
     return Table("Click ids that no ad spend explains", columns, rows)
+
+
+def _stage_entries_table(entries: pd.DataFrame) -> Table:
+    columns = [
+        Column("Stage"),
+        Column("Entries", numeric=True),
+        Column("No tracked touch", numeric=True, title="No tracked touch in the lookback window"),
+        Column("Share", numeric=True),
+    ]
+    rows = [
+        [
+            Cell(str(row.stage)),
+            _count_cell(row.entries),
+            _count_cell(row.untouched),
+            _percent_cell(row.untouched_share),
+        ]
+        for row in entries.itertuples(index=False)
+    ]
+    return Table("Stage entries that no tracked touch precedes", columns, rows)
+
+
+def _expected_table(expected: pd.DataFrame) -> Table:
+    columns = [
+        Column("Stage"),
+        Column("Expected touchpoint"),
+        Column("Channels in the data"),
+        Column("Touches in the stage", numeric=True),
+        Column("Status"),
+    ]
+    rows = [
+        [
+            Cell(str(row.stage)),
+            Cell(str(row.expected)),
+            _text_cell(row.channels),
+            _count_cell(row.touches),
+            Cell(str(row.status)),
+        ]
+        for row in expected.itertuples(index=False)
+    ]
+    return Table("Expected touchpoints and the touches that measure them", columns, rows)
