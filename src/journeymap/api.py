@@ -39,6 +39,9 @@ from journeymap.common.errors import AlreadyImportedError, ConfigError, ModelErr
 from journeymap.common.timeutil import utc_now
 from journeymap.journeys.build import JourneyOptions, Journeys, build_journeys, materialize
 from journeymap.journeys.collected import collected_events, with_collected
+from journeymap.report.compare import compare as compare
+from journeymap.report.map import journey_map as journey_map
+from journeymap.report.snapshots import snapshot as snapshot
 from journeymap.sources.batch import ImportResult
 from journeymap.store.store import MEMORY, Store
 

@@ -20,6 +20,7 @@ from journeymap.cli import (  # noqa: F401  (registers commands)
     contacts,
     imports,
     journey,
+    journey_map,
     serve,
 )
 from journeymap.cli.common import app, err
