@@ -47,7 +47,9 @@ from journeymap.store.store import MEMORY, Store
 
 log = logging.getLogger("journeymap")
 
-InputFormat = Literal["touchpoints", "paths", "snowplow", "spend", "deals", "leads", "contacts"]
+InputFormat = Literal[
+    "touchpoints", "paths", "snowplow", "spend", "deals", "leads", "contacts", "offline"
+]
 INPUT_FORMATS: tuple[str, ...] = (
     "touchpoints",
     "paths",
@@ -56,6 +58,7 @@ INPUT_FORMATS: tuple[str, ...] = (
     "deals",
     "leads",
     "contacts",
+    "offline",
 )
 
 
@@ -89,6 +92,7 @@ def import_file(
     products_file: str | Path | None = None,
     deals_file: str | Path | None = None,
     phone_region: str | None = None,
+    touch_type: str | None = None,
 ) -> ImportResult:
     """Import one file into the store, all rows or none.
 
@@ -96,7 +100,8 @@ def import_file(
     count twice; the result reports the skip. ``accounts_file`` and ``products_file`` go with a
     ``deals`` file only, and ``deals_file`` (the closed deals) with a ``leads`` file.
     ``phone_region`` goes with a ``contacts`` file: the country of phone numbers written
-    without a country code, ``collector.phone_region`` when None.
+    without a country code, ``collector.phone_region`` when None. ``touch_type`` goes with an
+    ``offline`` file: the type of rows whose file names none (webinar, event, call, ...).
 
     Raises:
         InputError: the file is missing, a column is missing, or a cell is invalid.
@@ -117,6 +122,7 @@ def import_file(
             products_file=products_file,
             deals_file=deals_file,
             phone_region=phone_region,
+            touch_type=touch_type,
         )
     except AlreadyImportedError as exc:
         log.info("skipped %s: already imported as %s", path, exc.import_id)
@@ -139,6 +145,7 @@ def _import_file(
     products_file: str | Path | None = None,
     deals_file: str | Path | None = None,
     phone_region: str | None = None,
+    touch_type: str | None = None,
 ) -> ImportResult:
     if input_format == "touchpoints":
         from journeymap.sources.touchpoints import import_touchpoints
@@ -197,6 +204,17 @@ def _import_file(
             mapping=mapping,
             separator=separator,
             phone_region=phone_region or config.collector.phone_region,
+        )
+    if input_format == "offline":
+        from journeymap.sources.offline import import_offline
+
+        return import_offline(
+            store,
+            path,
+            touch_type=touch_type,
+            mapping=mapping,
+            separator=separator,
+            timezone=config.timezone,
         )
     raise ConfigError(
         f"unknown input format {input_format!r}",

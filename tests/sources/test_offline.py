@@ -214,3 +214,24 @@ def test_import_offline_same_bytes_twice_is_rejected(tmp_path: Path) -> None:
         import_offline(store, path, touch_type="call")
 
     assert store.table("touchpoints").count().execute() == 1
+
+
+def test_cli_import_offline_writes_touches_and_reports_rows(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from journeymap.cli import app
+
+    path = write_csv(tmp_path, [{"contact_id": "c1", "date": "2026-01-01", "topic": "Intro"}])
+    store = str(tmp_path / "store.duckdb")
+
+    result = CliRunner().invoke(
+        app, ["import", "offline", str(path), "--type", "webinar", "--store", store]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "1 touchpoints" in " ".join(result.output.split())
+    opened = Store.open(store)
+    try:
+        assert list(touches(opened).touch_type) == ["webinar"]
+    finally:
+        opened.close()

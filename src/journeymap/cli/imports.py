@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -180,4 +181,47 @@ def import_leads(
         config,
         mapping=parse_mapping_options(map_ or [], mapping),
         deals_file=deals,
+    )
+
+
+class OfflineTypeOption(StrEnum):
+    webinar = "webinar"
+    event = "event"
+    call = "call"
+    sales_email = "sales_email"
+    meeting = "meeting"
+    review_site = "review_site"
+    self_reported = "self_reported"
+
+
+@import_app.command("offline")
+def import_offline(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet file of webinar attendees, event scans, sales activity, "
+            "review-site intent or self-reported sources."
+        ),
+    ],
+    touch_type: Annotated[
+        OfflineTypeOption | None,
+        typer.Option("--type", help="Touch type of rows whose file has no type column."),
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    map_: MapOpt = None,
+    mapping: MappingFileOpt = None,
+    sep: SepOpt = None,
+) -> None:
+    """Import offline touches as touchpoints; emails are kept only as SHA-256 hashes."""
+    from journeymap.sources.columns import parse_mapping_options
+
+    _import(
+        "offline",
+        file,
+        store,
+        config,
+        mapping=parse_mapping_options(map_ or [], mapping),
+        separator=sep,
+        touch_type=touch_type.value if touch_type else None,
     )
