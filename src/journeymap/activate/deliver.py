@@ -533,7 +533,7 @@ def _log_request(
             )
 
 
-def dry_run(
+def sync_dry_run(
     store: Store,
     config: Config,
     *,

@@ -22,6 +22,7 @@ from journeymap.cli import (  # noqa: F401  (registers commands)
     journey,
     journey_map,
     serve,
+    sync,
 )
 from journeymap.cli.common import app, err
 from journeymap.common.errors import JourneymapError

@@ -51,14 +51,26 @@ def serve(
     if not settings.collector.sources:
         err.print(f"write key of the source 'default': in {key_file(journal_path)}")
     _tune_garbage_collector()
-    uvicorn.run(
-        application,
-        host=address,
-        port=listen,
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-    )
+    from journeymap.activate.periodic import start_periodic_sync
+
+    periodic = start_periodic_sync(settings)
+    if periodic is not None:
+        err.print(
+            f"conversion sync to {', '.join(settings.sync.destinations)} "
+            f"every {settings.sync.interval_seconds:g} s"
+        )
+    try:
+        uvicorn.run(
+            application,
+            host=address,
+            port=listen,
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+        )
+    finally:
+        if periodic is not None:
+            periodic.stop()
 
 
 def _tune_garbage_collector() -> None:
