@@ -29,10 +29,6 @@ import ibis
 import pandas as pd
 
 from journeymap import __version__
-from journeymap.activate.deliver import sync_dry_run as sync_dry_run
-from journeymap.activate.deliver import sync as sync
-from journeymap.activate.outbox import queue_conversions as queue_conversions
-from journeymap.activate.status import sync_status as sync_status
 from journeymap.attribution import GRAINS, AttributionModel, credit_by, resolve_models
 from journeymap.attribution import attribute as run_models
 from journeymap.channels.rules import ChannelClassifier
@@ -653,6 +649,7 @@ def velocity(
     as_of: datetime | None = None,
     by: str | None = None,
     threshold_days: float | None = None,
+    period: str = "quarter",
 ) -> pd.DataFrame:
     """Return deal velocity from the imported deal stages (or lead stages), as a pandas frame.
 
@@ -661,18 +658,20 @@ def velocity(
     than its threshold (default: the stage's 75th percentile) at ``as_of`` (default: the
     latest date in the deal stages, so that old exports do not show years of stalling).
     ``by`` breaks the numbers down by a deal column (``owner``, ``pipeline``), an account
-    column (``industry``, ``region``) or the first-touch channel of the lead (``channel``).
+    column (``industry``, ``region``), the first-touch channel of the lead (``channel``), or
+    the deal's ``cohort``: the first day of the ``period`` (week, month or quarter) in which
+    the deal first entered any stage, so that a trend shows whether deals move faster.
 
     Raises:
         StoreError: no deals with stage history were imported.
-        ConfigError: ``by`` is not one of the known columns.
+        ConfigError: ``by`` is not one of the known columns, or ``period`` is unknown.
     """
     from journeymap.analyses import velocity as analysis
 
-    _check_stage_data(store, by, "break velocity down")
+    _check_stage_data(store, None if by == "cohort" else by, "break velocity down")
     if between is not None:
         _check_stage_names(store.table("deal_stages"), between, location="--between")
-    stays = _stays_with(store, by)
+    stays = _stays_with_cohort(store, period) if by == "cohort" else _stays_with(store, by)
     if stalled:
         moment = as_of or _last_stage_time(store)
         table = analysis.stalled(
@@ -737,6 +736,27 @@ def _check_stage_names(stays: ibis.Table, names: Sequence[str], *, location: str
             location=location,
             hint=f"{suggestion}Stages in the data: {', '.join(known) or 'none'}",
         )
+
+
+def _stays_with_cohort(store: Store, period: str) -> ibis.Table:
+    """Return ``deal_stages`` with ``cohort``: the start of the period of the deal's first entry.
+
+    Raises:
+        ConfigError: ``period`` is not week, month or quarter.
+    """
+    from journeymap.analyses.funnel import PERIOD_UNITS
+
+    if period not in PERIOD_UNITS:
+        raise ConfigError(
+            f"unknown period {period!r}",
+            location="--period",
+            hint=f"Use one of {', '.join(PERIOD_UNITS)}",
+        )
+    stays = store.table("deal_stages")
+    firsts = stays.group_by(deal_key="deal_id").aggregate(_first=stays.entered_at.min())
+    firsts = firsts.mutate(cohort=firsts._first.truncate(PERIOD_UNITS[period]).date())
+    joined = stays.left_join(firsts, stays.deal_id == firsts.deal_key)
+    return joined.select(*stays.columns, "cohort")
 
 
 def _stays_with(store: Store, by: str | None) -> ibis.Table:

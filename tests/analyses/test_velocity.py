@@ -396,3 +396,31 @@ def test_time_in_stage_spark_equals_duckdb(
     assert len(duck) == (3 if by is None else 6)
     assert duck["completed_stays"].sum() > 0
     pd.testing.assert_frame_equal(duck, sparked, check_dtype=False, check_exact=True)
+
+
+def test_velocity_by_cohort_matches_pandas_per_engage_quarter(
+    pipeline_store: Store, shared_data: Path
+) -> None:
+    from journeymap import api
+
+    pipeline = pd.read_csv(shared_data / PIPELINE)
+    won = pipeline[pipeline["deal_stage"] == "Won"].copy()
+    engaged = pd.to_datetime(won["engage_date"])
+    won["cohort"] = engaged.dt.to_period("Q").dt.start_time.dt.date
+    won["days"] = (pd.to_datetime(won["close_date"]) - engaged).dt.days.astype("float64")
+
+    result = api.velocity(pipeline_store, between=("Engaging", "Won"), by="cohort")
+
+    expected = {cohort: pandas_summary(group["days"]) for cohort, group in won.groupby("cohort")}
+    assert len(result) == len(expected) >= 4
+    for row in result.to_dict("records"):
+        cohort = pd.Timestamp(row.pop("cohort")).date()
+        assert row == pytest.approx(expected[cohort]), cohort
+
+
+def test_velocity_by_cohort_rejects_an_unknown_period(pipeline_store: Store) -> None:
+    from journeymap import api
+    from journeymap.common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="period"):
+        api.velocity(pipeline_store, by="cohort", period="decade")

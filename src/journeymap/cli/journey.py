@@ -371,8 +371,15 @@ def velocity(
     ] = None,
     by: Annotated[
         str | None,
-        typer.Option("--by", help="Break down by channel, owner, pipeline, industry or region."),
+        typer.Option(
+            "--by",
+            help="Break down by channel, owner, pipeline, industry, region, or cohort (the "
+            "period in which deals entered the pipeline, for trends).",
+        ),
     ] = None,
+    period: Annotated[
+        PeriodOption, typer.Option("--period", help="Cohort period of --by cohort.")
+    ] = PeriodOption.quarter,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.table,
@@ -401,6 +408,7 @@ def velocity(
             as_of=moment,
             by=by,
             threshold_days=threshold_days,
+            period=period.value,
         )
     finally:
         opened.close()
