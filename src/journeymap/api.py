@@ -910,7 +910,14 @@ def stages(
     return pd.DataFrame(rows), warnings
 
 
-ICP_DIMENSIONS = ("industry", "size_band", "region", "plan")
+ICP_DIMENSIONS = ("industry", "size_band", "region", "plan", "committee_size", "committee_roles")
+
+
+def _all_people(store: Store) -> ibis.Table:
+    """Return the imported people and, when built, the people of the collected events."""
+    names = ["people"] + (["collected_people"] if store.has_rows("collected_people") else [])
+    columns = ["person_id", "account_id", "title"]
+    return ibis.union(*(store.table(name).select(*columns) for name in names), distinct=False)
 
 
 def icp(
@@ -944,6 +951,9 @@ def icp(
                 hint=f"Use one of {', '.join(ICP_DIMENSIONS)}",
             )
     deals, accounts = store.table("deals"), store.table("accounts")
+    wanted = [by] if by is not None else list(dimensions)
+    if {"committee_size", "committee_roles"} & set(wanted):
+        accounts = analysis.with_buying_committee(accounts, _all_people(store))
     excluded = analysis.excluded_deals(deals, accounts).to_pandas()
     parts = [f"{int(row.deals):,} {row.reason}" for row in excluded.itertuples()]
     note = "left out: " + ", ".join(parts) if parts else ""

@@ -404,3 +404,60 @@ def test_segment_performance_spark_equals_duckdb(spark: Any, by: str) -> None:
     assert duck["closed"].sum() > 0
     assert duck["median_cycle_days"].notna().sum() > 1
     pd.testing.assert_frame_equal(duck, sparked, check_dtype=False, check_exact=True)
+
+
+# Buying committees ---------------------------------------------------------------------------
+
+
+def person(number: int, account: str | None, title: str | None) -> dict[str, Any]:
+    return {"person_id": f"p{number}", "account_id": account, "title": title}
+
+
+def test_with_buying_committee_bands_sizes_and_ranks_roles(store: Store) -> None:
+    from journeymap.analyses.icp import with_buying_committee
+
+    store.append("accounts", pd.DataFrame({"account_id": ["a", "b", "c", "d"]}))
+    people = [
+        person(1, "a", "VP Marketing"),
+        person(2, "a", "Marketing Manager"),
+        person(3, "a", None),
+        person(4, "b", "Analyst"),
+        person(5, "b", "Head of Growth"),
+        *[person(10 + n, "c", None) for n in range(7)],
+        person(30, None, "CEO"),
+    ]
+    store.append("people", pd.DataFrame(people))
+
+    result = with_buying_committee(store.table("accounts"), store.table("people")).to_pandas()
+
+    rows = result.set_index("account_id")
+    assert rows.loc["a"].committee_size == "2-3"
+    assert rows.loc["a"].committee_roles == "executive"
+    assert rows.loc["b"].committee_size == "2-3"
+    assert rows.loc["b"].committee_roles == "manager"
+    assert rows.loc["c"].committee_size == "7+"
+    assert rows.loc["c"].committee_roles == "unknown"
+    assert pd.isna(rows.loc["d"].committee_size)
+    assert pd.isna(rows.loc["d"].committee_roles)
+
+
+def test_icp_by_committee_size_counts_deals_per_band(store: Store) -> None:
+    from journeymap import api
+
+    write_tables(
+        store,
+        won_lost("a", 3, 1, 0) + won_lost("b", 0, 2, 10),
+        [{"account_id": "a"}, {"account_id": "b"}],
+    )
+    store.append(
+        "people",
+        pd.DataFrame([person(1, "a", "CFO"), person(2, "a", "Buyer"), person(3, "b", "Buyer")]),
+    )
+
+    frame, _ = api.icp(store, by="committee_size")
+
+    rows = frame.set_index("committee_size")
+    assert rows.loc["2-3"].won == 3
+    assert rows.loc["2-3"].lost == 1
+    assert rows.loc["1"].won == 0
+    assert rows.loc["1"].lost == 2

@@ -43,9 +43,31 @@ has no upper limit. Accounts with fewer employees than the first minimum, or no 
 null ``size_band``.
 """
 
-ACCOUNT_DIMENSIONS: tuple[str, ...] = ("industry", "size_band", "region", "plan")
+ACCOUNT_DIMENSIONS: tuple[str, ...] = (
+    "industry",
+    "size_band",
+    "region",
+    "plan",
+    "committee_size",
+    "committee_roles",
+)
 """Account attributes that segments can be formed by. ``size_band`` is derived from
-``employees`` and the others are ``accounts`` columns."""
+``employees``; ``committee_size`` and ``committee_roles`` are the columns that
+:func:`with_buying_committee` adds; the others are ``accounts`` columns."""
+
+COMMITTEE_BANDS: tuple[tuple[str, int], ...] = (("1", 1), ("2-3", 2), ("4-6", 4), ("7+", 7))
+"""Buying-committee size bands: each label with the minimum number of people of its band."""
+
+SENIORITY: tuple[tuple[str, str], ...] = (
+    (
+        "executive",
+        r"\b(ceo|cto|cfo|coo|cmo|cro|cio|ciso|chief|founder|co-founder|president|owner|vp|svp|"
+        r"evp|vice president)\b",
+    ),
+    ("manager", r"\b(head|director|manager|lead|principal)\b"),
+)
+"""Seniority of a job title, by the first pattern it matches (any case); a title that
+matches none is ``individual``."""
 
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("industry", "size_band", "region")
 
@@ -111,6 +133,39 @@ def segment_performance(
     columns = ["closed", "won", "lost", "win_rate", "acv", "won_revenue", "median_cycle_days"]
     summary = summary.select(by, *columns, "accounts", "open_deals")
     return summary.order_by(_segment_order(summary[by], by, size_bands))
+
+
+def with_buying_committee(accounts: ibis.Table, people: ibis.Table) -> ibis.Table:
+    """Add the buying committee of each account: its size band and its most senior role.
+
+    The committee of an account is its distinct people (``people.account_id``).
+    ``committee_size`` is the label of :data:`COMMITTEE_BANDS` that the count falls in, null
+    for an account with no known person. ``committee_roles`` is the most senior level among
+    the people's titles (see :data:`SENIORITY`): ``executive``, ``manager``, ``individual``,
+    or ``unknown`` when no title is known; null for an account with no known person.
+    """
+    title = people.title.lower().fill_null("")
+    level = ibis.cases(
+        *[(title.re_search(pattern), index) for index, (_, pattern) in enumerate(SENIORITY)],
+        (title.strip() != "", len(SENIORITY)),
+        else_=len(SENIORITY) + 1,
+    )
+    committees = (
+        people.filter(people.account_id.notnull())
+        .mutate(_level=level)
+        .group_by(_committee_account="account_id")
+        .aggregate(_people=ibis._.person_id.nunique(), _top=ibis._._level.min())
+    )
+    names = [name for name, _ in SENIORITY] + ["individual", "unknown"]
+    joined = accounts.left_join(committees, accounts.account_id == committees._committee_account)
+    size = _size_band(joined._people.cast("int64"), COMMITTEE_BANDS)
+    roles = ibis.cases(
+        *[(joined._top == index, name) for index, name in enumerate(names)],
+        else_=ibis.null("string"),
+    )
+    return joined.mutate(committee_size=size, committee_roles=roles).select(
+        *accounts.columns, "committee_size", "committee_roles"
+    )
 
 
 def excluded_deals(deals: ibis.Table, accounts: ibis.Table) -> ibis.Table:

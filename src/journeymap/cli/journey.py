@@ -153,7 +153,9 @@ def icp(
     by: Annotated[
         str | None,
         typer.Option(
-            "--by", help="Show one dimension's segments: industry, size_band, region or plan."
+            "--by",
+            help="Show one dimension's segments: industry, size_band, region, plan, "
+            "committee_size or committee_roles.",
         ),
     ] = None,
     dimensions: Annotated[
