@@ -119,7 +119,7 @@ class Fault:
 
 @dataclass
 class Received:
-    """One request as the receiver saw it, and what it answered."""
+    """One request as the receiver read it, and the status it returned."""
 
     platform: str
     method: str
@@ -614,7 +614,9 @@ def _status_fault(platform: str, fault: Fault) -> _Answer:
     message = fault.message or ("rate limit reached" if status == 429 else "backend error")
 
     if platform == "meta":
-        code = int(fault.code) if fault.code else (4 if status == 429 else 2)
+        code = 4 if status == 429 else 2
+        if fault.code:
+            code = int(fault.code)
         answer = _meta_error(status, code, message)
     elif platform == "google":
         kind = "quotaError" if status == 429 else "internalError"

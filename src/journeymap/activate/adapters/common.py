@@ -1,10 +1,10 @@
 """What every platform adapter shares: batching, the window check, values, match keys, and
 the reading of HTTP statuses that mean the same on every platform.
 
-Status mapping shared by all adapters: 429 is ``retry`` with the delay of ``Retry-After``
-(seconds, or an HTTP date measured against the response's own ``Date`` header); 408 and
-5xx are ``retry``; any other 4xx is ``rejected`` with the platform's message. A 2xx response
-is read by the platform's own module.
+Every adapter maps error statuses the same way. A 429 is ``retry`` after the delay of its
+``Retry-After`` header, which holds seconds or an HTTP date (measured against the response's
+own ``Date`` header). A 408 or a 5xx is ``retry``, and any other 4xx is ``rejected`` with the
+platform's message. Each platform's module reads its own 2xx responses.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from journeymap.common.errors import ConfigError
 T = TypeVar("T")
 
 MAX_MESSAGE_CHARS = 500
-"""Longest platform message kept in an outcome; longer ones are cut."""
+"""Maximum length of a platform message kept in an outcome. Longer messages are cut."""
 
 _EMAIL_LIKE = re.compile(r"[^\s@\"'<>()\[\],;:]+@[^\s@\"'<>()\[\],;:]+\.[A-Za-z]{2,}")
 _PHONE_LIKE = re.compile(r"\+\d[\d ().-]{6,}\d")
@@ -104,14 +104,14 @@ def window_outcome(
     age = now - start
     if age <= window:
         return None
-    what = "conversion" if since is None else "click"
-    return Outcome(
-        row.event_id,
-        "skipped",
-        code="outside_window",
-        message=f"the {what} is {age / timedelta(days=1):.1f} days old; {platform} accepts "
-        f"conversions up to {window / timedelta(days=1):g} days after the {what}",
-    )
+    days = window / timedelta(days=1)
+    if since is None:
+        reason = f"the conversion is {age / timedelta(days=1):.1f} days old, and {platform} "
+        reason += f"accepts conversions up to {days:g} days old"
+    else:
+        reason = f"the click is {age / timedelta(days=1):.1f} days old, and {platform} "
+        reason += f"accepts conversions up to {days:g} days after the click"
+    return Outcome(row.event_id, "skipped", code="outside_window", message=reason)
 
 
 def currency_of(row: SendRow, destination: SyncDestination) -> str | None:
@@ -166,9 +166,9 @@ def hashed_email(keys: Mapping[str, str], *, google: bool = False) -> str | None
 def hashed_phone(keys: Mapping[str, str], *, plus: bool, region: str) -> str | None:
     """Return the SHA-256 of the row's phone in E.164 form, with its ``+`` when ``plus``.
 
-    The value comes from :data:`identifiers.PHONE_E164` or :data:`identifiers.PHONE_DIGITS`
-    (as ``plus`` asks), else from a raw ``phone`` key; a digest passes through, a raw number
-    is normalised and hashed, an invalid number gives None.
+    The value comes from :data:`identifiers.PHONE_E164` (``plus``) or
+    :data:`identifiers.PHONE_DIGITS`, else from a raw ``phone`` key. A digest passes through,
+    a raw number is normalised and hashed, and an invalid number gives None.
     """
     value = keys.get(identifiers.PHONE_E164 if plus else identifiers.PHONE_DIGITS) or keys.get(
         "phone"
@@ -232,7 +232,7 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Return the delay that a ``Retry-After`` header asks for, in seconds.
+    """Return the delay that a ``Retry-After`` header requests, in seconds.
 
     The header holds seconds or an HTTP date. A date is measured against the response's
     ``Date`` header, so that the adapter reads no clock; without a ``Date`` header it is
@@ -290,8 +290,8 @@ def status_outcomes(
 ) -> list[Outcome] | None:
     """Return the outcomes that an error status means on every platform, or None for 2xx.
 
-    ``message`` and ``code`` are the platform's own, read from the error body by the caller;
-    the HTTP status stands in for a missing code.
+    ``message`` and ``code`` are the platform's own, read from the error body by the caller.
+    Without a ``code``, the HTTP status is the code.
     """
     if 200 <= status_code < 300:
         return None

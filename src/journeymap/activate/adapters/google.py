@@ -10,14 +10,20 @@ and the row's action is the conversion action id. Credentials: ``access_token`` 
 sent as ``Authorization: Bearer``), ``developer_token`` (header ``developer-token``) and, when
 a manager account makes the call, ``login_customer_id`` (header ``login-customer-id``).
 
-Each conversion carries ``conversionAction`` (``customers/{id}/conversionActions/{action}``),
-``conversionDateTime`` (``yyyy-mm-dd hh:mm:ss+hh:mm`` in the destination's ``time_zone``, with
-the offset in force on that date), ``orderId`` (the row's event id, Google's deduplication key
-per conversion action), ``conversionValue`` and ``currencyCode``, and one click id: ``gclid``,
-else ``gbraid``, else ``wbraid`` (Google accepts at most one of the last two). A row without
-a click id is an enhanced conversion for leads: it carries ``userIdentifiers`` instead, at
-most five, each a ``hashedEmail`` (SHA-256 after Google's normalisation, which removes the
-dots of Gmail local parts) or a ``hashedPhoneNumber`` (SHA-256 of the E.164 number).
+Each conversion carries these fields:
+
+- ``conversionAction``: ``customers/{id}/conversionActions/{action}``;
+- ``conversionDateTime``: ``yyyy-mm-dd hh:mm:ss+hh:mm`` in the destination's ``time_zone``,
+  with the offset in force on that date (UTC when ``time_zone`` is unset);
+- ``orderId``: the row's event id, Google's deduplication key per conversion action;
+- ``conversionValue`` and ``currencyCode``;
+- one click id: ``gclid``, else ``gbraid``, else ``wbraid`` (Google rejects both of the last
+  two together).
+
+A row without a click id is an enhanced conversion for leads. It carries ``userIdentifiers``
+instead, at most five, each a ``hashedEmail`` (SHA-256 after Google's normalisation, which
+removes the dots of Gmail local parts) or a ``hashedPhoneNumber`` (SHA-256 of the E.164
+number).
 
 Responses name failed rows by operation index in ``partialFailureError``. Codes ending in
 ``_ALREADY_EXISTS``, ``ORDER_ID_ALREADY_IN_USE`` and ``DUPLICATE_ORDER_ID`` mean the
@@ -41,8 +47,9 @@ ingests nothing, so the events that a field violation names are ``rejected`` and
 ``retry``. A success only means the events were queued: Google reports per-event problems
 later, under the request id kept in the outcome's message.
 
-Window of both: 90 days from the click (``clicked_at``; the conversion time when there is
-no click), the longest click-through window a Google Ads conversion action can have.
+Window of both: 90 days from the click (``clicked_at``, or the conversion time when there is
+no click). NOTE: 90 days is the maximum click-through window of a conversion action that
+secondary sources give; Google's help page on windows does not state the maximum.
 """
 
 from __future__ import annotations
@@ -80,7 +87,7 @@ versions and set ``api_version`` when this one is gone."""
 DATA_MANAGER_ENDPOINT = "https://datamanager.googleapis.com"
 DATA_MANAGER_VERSION = "v1"
 MAX_CONVERSIONS = 2000
-"""Most conversions (or Data Manager events) in one request."""
+"""Maximum conversions (or Data Manager events) per request."""
 MAX_USER_IDENTIFIERS = 5
 WINDOW = timedelta(days=90)
 CLICK_CREDENTIALS = ("access_token", "developer_token")

@@ -55,8 +55,8 @@ DEFAULT_VERSION = "202610"
 NOTE: LinkedIn retires each monthly version about a year after its release; set
 ``api_version`` to a current one when this one is gone."""
 MAX_EVENTS = 5000
-"""Most events in one ``BATCH_CREATE`` request. NOTE: quoted by third-party connectors; not
-stated on LinkedIn's own pages."""
+"""Maximum events per ``BATCH_CREATE`` request. NOTE: the limit that third-party connectors
+quote, which LinkedIn's own pages do not state."""
 WINDOW = timedelta(days=90)
 CREDENTIALS = ("access_token",)
 RULE_URN = "urn:lla:llaPartnerConversion:"

@@ -17,9 +17,9 @@ token that way), but this module has not been tried against Meta's servers.
 
 Event fields: ``event_name`` is the row's action; ``event_time`` is Unix seconds;
 ``event_id`` is the row's event id (with ``event_name``, Meta's deduplication key);
-``user_data`` holds ``em`` (SHA-256 of the trimmed, lowercased email), ``ph`` (SHA-256 of the
+``user_data`` contains ``em`` (SHA-256 of the trimmed, lowercased email), ``ph`` (SHA-256 of the
 phone's digits with country code, no ``+``), ``external_id``, and unhashed ``fbc``, ``fbp``,
-``lead_id`` and ``client_user_agent``; ``custom_data`` holds ``value`` and ``currency``.
+``lead_id`` and ``client_user_agent``; ``custom_data`` contains ``value`` and ``currency``.
 
 ``action_source`` is chosen as follows:
 
@@ -73,8 +73,8 @@ DEFAULT_VERSION = "v23.0"
 """Graph API version sent when the destination sets no ``api_version``. Meta supports a
 version for the Conversions API for at least two years after its release."""
 MAX_EVENTS = 1000
-"""Most events in one request. NOTE: the widely cited limit; Meta's pages fetched for this
-module do not state it, and Meta's Python SDK sends 50 per request by default."""
+"""Maximum events per request. NOTE: the widely cited limit, which Meta's Conversions API
+pages read for this module do not state. Meta's Python SDK sends 50 per request by default."""
 WINDOW = timedelta(days=7)
 CREDENTIALS = ("access_token",)
 LEAD_EVENT_SOURCE = "journeymap"
@@ -165,7 +165,7 @@ class MetaAdapter:
             failed = status_outcomes(request, status_code, headers, message=None)
             if failed is not None:
                 return failed
-            return each(request, "retry", message="Meta's response is not a Graph API answer")
+            return each(request, "retry", message="Meta's response is not a Graph API response")
 
         code = error.get("code")
         subcode = error.get("error_subcode")

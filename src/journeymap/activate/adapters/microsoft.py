@@ -4,15 +4,15 @@ of the Campaign Management service (API version 13).
 Request: ``POST {endpoint}/Api/Advertiser/CampaignManagement/v13/CampaignManagementService.svc``
 (``endpoint`` defaults to ``https://campaign.api.bingads.microsoft.com``) with
 ``Content-Type: text/xml; charset=utf-8``, ``SOAPAction: ApplyOfflineConversions`` and a SOAP
-1.1 envelope in :attr:`Request.content` (``Request.json`` is None). The SOAP header holds
+1.1 envelope in :attr:`Request.content` (``Request.json`` is None). The SOAP header contains
 ``AuthenticationToken``, ``CustomerAccountId`` (the destination's ``account``), ``CustomerId``
-and ``DeveloperToken``; the body holds at most :data:`MAX_CONVERSIONS` ``OfflineConversion``
-elements.
+and ``DeveloperToken``. The body contains at most :data:`MAX_CONVERSIONS`
+``OfflineConversion`` elements.
 
 Credentials: ``access_token`` (the OAuth access token, sent as ``AuthenticationToken``),
 ``developer_token`` and ``customer_id`` (the customer that owns the account).
 
-Each ``OfflineConversion`` holds, in the order of the service's schema (which WCF enforces):
+Each ``OfflineConversion`` contains, in the order of the service's schema (which WCF enforces):
 ``ConversionCurrencyCode``, ``ConversionName`` (the row's action: the name of an offline
 conversion goal), ``ConversionTime`` (UTC, ``yyyy-mm-ddThh:mm:ssZ``), ``ConversionValue``,
 ``HashedEmailAddress`` (SHA-256 of the trimmed, lowercased email), ``HashedPhoneNumber``
@@ -143,7 +143,7 @@ class MicrosoftAdapter:
 
         if 200 <= status_code < 300:
             if root is None or _first(root, "ApplyOfflineConversionsResponse") is None:
-                return each(request, "retry", message="Microsoft's response is not a SOAP answer")
+                return each(request, "retry", message="Microsoft's response is not a SOAP envelope")
             failed = _batch_errors(root)
             return [
                 _rejected(event_id, failed[position])
@@ -162,11 +162,11 @@ class MicrosoftAdapter:
         batch_errors = _batch_errors(fault)
         faultstring = _text(fault, "faultstring") or f"HTTP {status_code}"
 
-        if any(code in TRANSIENT_CODES for code, _, _ in operation_errors) or (
-            not operation_errors and not batch_errors
-        ):
-            code, _, message = operation_errors[0] if operation_errors else ("", "", faultstring)
-            return each(request, "retry", code=code or str(status_code), message=message)
+        transient = [error for error in operation_errors if error[0] in TRANSIENT_CODES]
+        if transient or not (operation_errors or batch_errors):
+            code, _, message = transient[0] if transient else (str(status_code), "", faultstring)
+            return each(request, "retry", code=code, message=message or faultstring)
+
         if batch_errors:
             return [
                 _rejected(event_id, batch_errors[position])
@@ -179,6 +179,7 @@ class MicrosoftAdapter:
                 )
                 for position, event_id in enumerate(request.event_ids)
             ]
+
         code, error_code, message = operation_errors[0]
         return each(request, "rejected", code=error_code or code, message=message or faultstring)
 
