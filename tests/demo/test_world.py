@@ -63,7 +63,7 @@ def test_other_seed_gives_other_world(world: World) -> None:
 def test_same_seed_gives_same_bytes(tmp_path: Path, file_format: str) -> None:
     first = write_world(generate_world(300, seed=3), tmp_path / "a", format=file_format)  # type: ignore[arg-type]
     second = write_world(generate_world(300, seed=3), tmp_path / "b", format=file_format)  # type: ignore[arg-type]
-    assert sorted(first) == ["accounts", "ad_spend", "people", "touchpoints", "truth"]
+    assert sorted(first) == ["accounts", "ad_spend", "contacts", "people", "touchpoints", "truth"]
     for name, path in first.items():
         assert path.read_bytes() == second[name].read_bytes(), name
 

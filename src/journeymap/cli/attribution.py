@@ -372,6 +372,11 @@ def demo(
                 opened, files["ad_spend"], input_format="spend", config=settings
             ).summary()
         )
+        if "contacts" in files:
+            contacts = api.import_file(
+                opened, files["contacts"], input_format="contacts", config=settings
+            )
+            err.print(contacts.summary())
         _main_job(opened, settings, None, folder / "report.html")
     finally:
         opened.close()

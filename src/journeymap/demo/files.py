@@ -61,7 +61,7 @@ def write_world(
     """Write the world's four tables and ``truth.json`` into ``folder``, creating it if needed.
 
     Returns the path of each file by name: ``touchpoints``, ``ad_spend``, ``accounts``,
-    ``people`` and ``truth``.
+    ``people``, ``contacts`` (when the world has them) and ``truth``.
 
     Raises:
         ValueError: ``format`` is neither ``csv`` nor ``parquet``.
@@ -76,6 +76,8 @@ def write_world(
         "accounts": world.accounts,
         "people": world.people,
     }
+    if world.contacts is not None:
+        tables["contacts"] = world.contacts
     paths: dict[str, Path] = {}
     for name, frame in tables.items():
         path = folder / f"{name}.{format}"

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from journeymap.demo import catalog
+from journeymap.demo.contacts import build_contacts
 from journeymap.demo.files import write_world
 from journeymap.demo.model import (
     OPPORTUNITY_LOOKBACK_DAYS,
@@ -62,6 +63,7 @@ STREAM_GROUP = 1
 STREAM_SPEND = 2
 STREAM_CLICK_IDS = 3
 STREAM_NAMES = 4
+STREAM_CONTACTS = 6
 
 
 @dataclass
@@ -77,6 +79,8 @@ class World:
     accounts: pd.DataFrame
     people: pd.DataFrame
     truth: dict[str, Any]
+    contacts: pd.DataFrame | None = None
+    """The contacts export of the people (see :mod:`journeymap.demo.contacts`)."""
 
 
 def truth_draws(people: int) -> int:
@@ -298,6 +302,9 @@ def generate_world(
         channel_touches=channel_touches,
         channel_tracked=channel_tracked,
     )
+    contacts = build_contacts(
+        _rng(seed, STREAM_CONTACTS), population, directory, touchpoints, start=start, days=days
+    )
     if progress is not None:
         progress(people, people)
     return World(
@@ -306,6 +313,7 @@ def generate_world(
         accounts=directory.accounts,
         people=directory.people,
         truth=truth,
+        contacts=contacts,
     )
 
 
