@@ -341,6 +341,13 @@ def test_data_manager_request_fields(google: Receiver) -> None:
     ]
 
 
+def test_data_manager_event_source_setting(google: Receiver) -> None:
+    ingest(google, [row("google_data_manager")], event_source="PHONE")
+
+    assert google.requests[-1].body["events"][0]["eventSource"] == "PHONE"
+    assert google.problems() == []
+
+
 def test_data_manager_winter_offset(google: Receiver) -> None:
     sample = row("google_data_manager", occurred_at=datetime(2026, 1, 15, 11, 30, tzinfo=UTC))
     google.now = datetime(2026, 1, 16, tzinfo=UTC)

@@ -617,6 +617,9 @@ class SyncDestination(_Strict):
     phone_region: str = Field(
         "US", description="Region of phone numbers written without a country code (ISO 3166)."
     )
+    event_source: Literal["WEB", "APP", "IN_STORE", "PHONE", "OTHER"] = Field(
+        "OTHER", description="Google Data Manager eventSource: where the conversions happen."
+    )
 
     @model_validator(mode="after")
     def _check_value_source(self) -> SyncDestination:

@@ -39,8 +39,8 @@ id, and ``loginAccount`` when ``login_customer_id`` is set), ``encoding: HEX`` a
 :data:`MAX_CONVERSIONS` events. Credentials: ``access_token`` (OAuth 2.0 with the Data Manager
 scope; no developer token) and optional ``login_customer_id``. Each event carries
 ``transactionId`` (the row's event id), ``eventTimestamp`` (RFC 3339 with the offset of the
-destination's time zone), ``eventSource`` (:attr:`GoogleDataManagerAdapter.event_source`,
-``OTHER`` by default), ``userData.userIdentifiers`` (``emailAddress``, ``phoneNumber``:
+destination's time zone), ``eventSource`` (the destination's ``event_source``, ``OTHER`` by
+default), ``userData.userIdentifiers`` (``emailAddress``, ``phoneNumber``:
 hex SHA-256 as above), ``adIdentifiers`` (one click id), ``conversionValue`` and
 ``currency``. Data Manager checks a request as a whole: a request with an invalid event
 ingests nothing, so the events that a field violation names are ``rejected`` and the others
@@ -98,7 +98,6 @@ TOO_RECENT_DELAY = 6 * 3600.0
 """Seconds to wait after a ``TOO_RECENT_*`` error: Google takes clicks and conversion actions
 only once they are six hours old."""
 ALREADY_THERE = frozenset({"ORDER_ID_ALREADY_IN_USE", "DUPLICATE_ORDER_ID"})
-EVENT_SOURCES = frozenset({"WEB", "APP", "IN_STORE", "PHONE", "OTHER"})
 _OPERATION_INDEX = re.compile(r"^events\[(\d+)\]")
 
 
@@ -354,22 +353,12 @@ def _error_outcomes(
 
 
 class GoogleDataManagerAdapter:
-    """Google Data Manager API ``events:ingest`` (see the module docstring).
-
-    ``event_source`` is the ``eventSource`` of every event: ``WEB``, ``APP``, ``IN_STORE``,
-    ``PHONE`` or ``OTHER``.
-    """
+    """Google Data Manager API ``events:ingest`` (see the module docstring)."""
 
     platform = "google_data_manager"
     max_batch = MAX_CONVERSIONS
     window = WINDOW
     required_credentials = DATA_MANAGER_CREDENTIALS
-
-    def __init__(self, event_source: str = "OTHER") -> None:
-        if event_source not in EVENT_SOURCES:
-            accepted = ", ".join(sorted(EVENT_SOURCES))
-            raise ValueError(f"unknown event source {event_source!r}; use one of {accepted}")
-        self.event_source = event_source
 
     def check(self, row: SendRow, destination: SyncDestination, now: datetime) -> Outcome | None:
         """Apply the same rules as :meth:`GoogleClickAdapter.check`.
@@ -433,7 +422,7 @@ class GoogleDataManagerAdapter:
         event: dict[str, Any] = {
             "transactionId": row.event_id,
             "eventTimestamp": local.isoformat(timespec="seconds"),
-            "eventSource": self.event_source,
+            "eventSource": destination.event_source,
         }
         identifiers = [
             {"emailAddress" if kind == "email" else "phoneNumber": digest}
