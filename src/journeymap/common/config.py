@@ -290,6 +290,12 @@ class CollectorConfig(_Strict):
     raw_retention_days: int = Field(
         30, ge=1, description="Days the journal keeps raw message bodies after they are stored."
     )
+    phone_region: str = Field(
+        "US",
+        pattern=r"^[A-Za-z]{2}$",
+        description="Country (ISO 3166 alpha-2) of collected phone numbers written without a "
+        "country code; only their hashes are stored.",
+    )
 
 
 class SessionConfig(_Strict):
