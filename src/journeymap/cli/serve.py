@@ -28,15 +28,15 @@ def serve(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the collector: the Segment-compatible tracking API, health and metrics.
+    """Run the collector (tracking API, health, metrics) and the dashboard with its REST API.
 
     Each acknowledged event is on disk in the journal. Every few seconds the server moves
     new events into the store, and the other commands can use the store meanwhile.
     """
     import uvicorn
 
-    from journeymap.collect.app import create_app
     from journeymap.collect.keys import key_file
+    from journeymap.web import create_server_app
 
     settings = read_config(config)
     if store is not None:
@@ -44,10 +44,14 @@ def serve(
     journal_path = journal or Path(
         settings.collector.journal or default_journal_path(settings.store)
     )
-    application = create_app(settings, journal_path=journal_path, drain_process=True)
     address = host or settings.collector.host
+    application = create_server_app(
+        settings, host=address, journal_path=journal_path, drain_process=True
+    )
     listen = port or settings.collector.port
     err.print(f"collecting on http://{address}:{listen} into {journal_path}")
+    if settings.dashboard.enabled:
+        err.print(f"dashboard on http://{address}:{listen}/ (API under /api, docs at /docs)")
     if not settings.collector.sources:
         err.print(f"write key of the source 'default': in {key_file(journal_path)}")
     _tune_garbage_collector()

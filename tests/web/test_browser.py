@@ -1,0 +1,176 @@
+"""The dashboard in Debian's headless Chromium, driven by Playwright, against a real server.
+
+The server is ``journeymap serve`` on 127.0.0.1 over the small demo world. The browser is
+``/usr/bin/chromium`` (``apt-get install chromium``); Playwright's own browser downloads are
+never used. Screenshots go to ``$JOURNEYMAP_TEST_ARTIFACTS`` or ``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.web.conftest import PASSWORD
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAGES = [
+    "/",
+    "/attribution",
+    "/funnel",
+    "/velocity",
+    "/paths",
+    "/blind-spots",
+    "/icp",
+    "/timeline",
+    "/recommendations",
+    "/compare",
+    "/sync",
+]
+ARTIFACTS = Path(
+    os.environ.get("JOURNEYMAP_TEST_ARTIFACTS") or Path(__file__).parents[1] / "artifacts"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def base_url(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Run ``journeymap serve`` on a free loopback port and return its URL."""
+    port = free_port()
+    env = os.environ | {"JOURNEYMAP_DASHBOARD_PASSWORD": PASSWORD}
+    journal = tmp_path_factory.mktemp("serve") / "journal"
+    command = [sys.executable, "-m", "journeymap", "serve", "--store", str(demo_store)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--journal", str(journal)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stderr.read() if process.stderr else ""
+                pytest.fail(f"journeymap serve did not start: {output}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with playwright.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, base_url: str) -> Iterator[Any]:
+    """Return a signed-in page that records console errors in ``page.errors``."""
+    context = browser.new_context(accept_downloads=True)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.errors = errors
+    tab.goto(f"{base_url}/attribution")
+    assert "/login" in tab.url
+    tab.fill("input[name=password]", PASSWORD)
+    tab.click(".login button[type=submit]")
+    tab.wait_for_url(f"{base_url}/attribution")
+    yield tab
+    context.close()
+
+
+def shot(tab: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_browser_opens_every_page(page: Any, base_url: str) -> None:
+    for path in PAGES:
+        response = page.goto(base_url + path)
+        assert response.status == 200, path
+        heading = page.inner_text("h1")
+        assert heading, path
+        assert "Traceback" not in page.content(), path
+        shot(page, "page" + path.replace("/", "-").rstrip("-") or "page-map")
+    assert page.errors == []
+
+
+def test_browser_draws_plotly_charts(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/attribution")
+    page.wait_for_selector("#figure-credit .main-svg")
+    page.hover("#figure-credit")
+    with page.expect_download() as download:
+        page.click("#figure-credit .modebar-btn[data-title='Download plot as a PNG']")
+    assert download.value.suggested_filename == "journeymap-figure-credit.png"
+    page.goto(f"{base_url}/paths")
+    page.wait_for_selector("#figure-sankey .main-svg")
+    shot(page, "paths-sankey")
+    assert page.errors == []
+
+
+def test_browser_filter_change_updates_url(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/attribution")
+    with page.expect_navigation():
+        page.select_option("select[name=kind]", "lead")
+    assert "kind=lead" in page.url
+    assert "(lead)" in page.inner_text("main")
+    page.click("a:has-text('by campaign')")
+    assert "grain=campaign" in page.url
+    assert "kind=lead" in page.url
+    assert page.errors == []
+
+
+def test_browser_opens_account_timeline(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/timeline")
+    page.locator("a[href^='/timeline/account/']").first.click()
+    page.wait_for_selector("#figure-timeline .main-svg")
+    assert "/timeline/account/" in page.url
+    assert "Touches" in page.inner_text("main")
+    shot(page, "timeline-account")
+    assert page.errors == []
+
+
+def test_browser_shows_empty_state_command(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/icp")
+    assert "journeymap import deals FILE --accounts FILE" in page.inner_text("main")
+    assert page.errors == []
