@@ -12,12 +12,14 @@ Output: one ``deals`` row per input row, including deals with no account (null
 ``account_id``). A stage in ``won_stages`` is won and closed, one in ``lost_stages`` is closed
 and not won, and any other stage is open. Stage names are compared case-insensitively.
 
-``deal_stages`` rows are derived from the dates, because the input has no stage history. A
-closed deal with a start date was in ``start_stage`` (default ``Engaging``) from that date
-until its close date, and in its final stage from the close date on. An open deal with a start
-date has been in its current stage since that date. A deal without a start date (such as a
-``Prospecting`` deal, which the input gives no date for) has no start row. A closed deal
-without a close date has no ``deal_stages`` rows at all, and a warning counts such deals.
+When the input has stage-entry columns (``Date entered "<stage> (<pipeline>)"`` and the like,
+see :mod:`journeymap.sources.deal_history`), ``deal_stages`` holds that history. Otherwise
+``deal_stages`` rows are derived from the dates. A closed deal with a start date was in
+``start_stage`` (default ``Engaging``) from that date until its close date, and in its final
+stage from the close date on. An open deal with a start date has been in its current stage
+since that date. A deal without a start date (such as a ``Prospecting`` deal, which the input
+gives no date for) has no start row. A closed deal without a close date has no ``deal_stages``
+rows at all, and a warning counts such deals.
 
 Data-quality problems that do not block the import are returned as warnings and logged, and
 the rows are kept as written: a product spelt two ways (``GTXPro`` and ``GTX Pro``) and a
@@ -38,6 +40,7 @@ import pandas as pd
 from journeymap.common.errors import InputError
 from journeymap.sources.batch import ImportResult, check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver
+from journeymap.sources.deal_history import history_stays, read_stage_entries, stage_columns
 from journeymap.sources.readers import read_input
 from journeymap.sources.spend import ISO_DATE
 from journeymap.sources.values import numbers, text, unique_ids
@@ -157,7 +160,16 @@ def import_deals(
         won_stages=won_stages,
         lost_stages=lost_stages,
     )
-    stages = derive_stages(deals, start_stage=start_stage)
+    history = stage_columns(list(source.frame.columns), list(deals["pipeline"].dropna().unique()))
+    if history:
+        entries = read_stage_entries(
+            source.frame,
+            history,
+            lambda values, column: parse_timestamps(values, file=source.path, column=column),
+        )
+        stages = history_stays(deals["deal_id"], deals["pipeline"], entries)
+    else:
+        stages = derive_stages(deals, start_stage=start_stage)
     tables: dict[str, pd.DataFrame] = {"deals": deals, "deal_stages": stages}
 
     warnings = _deal_warnings(deals)
