@@ -15,6 +15,7 @@ from journeymap.collect import drain, journal
 from journeymap.collect.identifiers import message_match_keys, without_phones
 from journeymap.collect.messages import accept
 from journeymap.store.store import Store
+from tests.collect.test_tag import LANDING, bodies, needs_node, page_load, run_tag
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EMAIL = " Jane.Doe@Gmail.com "
@@ -215,3 +216,22 @@ def test_without_phones_any_case() -> None:
     fields = {"Phone": "1", "MOBILE": "2", "phoneNumber": "3", "plan": "x"}
 
     assert without_phones(fields) == {"plan": "x"}
+
+
+@needs_node
+def test_tag_sends_meta_cookies_in_context() -> None:
+    output = run_tag(page_load(LANDING), cookies={"_fbp": FBP, "_fbc": FBC, "other": "1"})
+
+    (message,) = bodies(output["loads"][0])
+    assert message["context"]["_fbp"] == FBP
+    assert message["context"]["_fbc"] == FBC
+    assert "other" not in message["context"]
+
+
+@needs_node
+def test_tag_without_meta_cookies_sends_none() -> None:
+    output = run_tag(page_load(LANDING))
+
+    (message,) = bodies(output["loads"][0])
+    assert "_fbp" not in message["context"]
+    assert "_fbc" not in message["context"]

@@ -686,6 +686,72 @@ class DashboardConfig(_Strict):
     session_hours: float = Field(12, gt=0, description="Lifetime of a sign-in session (hours).")
 
 
+class RecommendationConfig(_Strict):
+    """Thresholds of the recommendation rules (`journeymap recommend`)."""
+
+    min_entities: int = Field(
+        20, ge=1, description="Fewest entities (people, accounts or deals) behind a finding."
+    )
+    uncovered_dropoff: float = Field(
+        0.5, ge=0, le=1, description="Drop-off rate from which a stage without campaigns fires."
+    )
+    credit_ratio: float = Field(
+        1.5, gt=1, description="Markov credit over last-click credit from which a channel fires."
+    )
+    min_credit: float = Field(
+        5, gt=0, description="Fewest conversions that Markov must credit to the channel."
+    )
+    stall_days_ratio: float = Field(
+        2, gt=1, description="Segment's median days in a stage over the other deals' median."
+    )
+    stall_rate_gap: float = Field(
+        0.15,
+        gt=0,
+        le=1,
+        description="How much lower the segment's move-on rate must be (fraction, 0.15 = 15 points).",
+    )
+    stall_segments: list[Literal["industry", "region", "owner", "pipeline"]] = Field(
+        default_factory=lambda: ["industry", "region", "owner"],
+        description="Deal and account columns whose segments the stall rule compares.",
+    )
+    hidden_value_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Share of won value without any tracked touch from which the gap fires.",
+    )
+    min_clicked_conversions: int = Field(
+        20, ge=1, description="Fewest conversions of a kind with a click id for the sync rule."
+    )
+    min_clicked_share: float = Field(
+        0.2, ge=0, le=1, description="Share of a kind's conversions with a click id (sync rule)."
+    )
+    click_window_days: float = Field(
+        90, gt=0, description="Days before a conversion in which an ad click counts for it."
+    )
+    period_drop: float = Field(
+        0.15,
+        gt=0,
+        le=1,
+        description="Fall of a channel's stage-to-stage rate between the halves (fraction).",
+    )
+    period_excess: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="How much more the channel's rate must fall than the other channels' rate.",
+    )
+    min_period_entrants: int = Field(
+        15, ge=1, description="Fewest entrants of the channel in each half for the period rule."
+    )
+    period_alpha: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Largest p-value (one-sided Fisher exact test) of the channel's fall.",
+    )
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -707,6 +773,7 @@ class Config(_Strict):
     coverage: CoverageConfig = Field(default_factory=CoverageConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    recommendations: RecommendationConfig = Field(default_factory=RecommendationConfig)
 
     @model_validator(mode="after")
     def _check_coverage_stages(self) -> Config:

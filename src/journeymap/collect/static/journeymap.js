@@ -12,6 +12,8 @@
  *   data-require-consent  send and store nothing until journeymap.consent(true) is called
  *   data-respect-dnt      the same while the browser sends Do Not Track or Global Privacy Control
  *
+ * Every message carries Meta's _fbp and _fbc cookies in its context when the page has them.
+ *
  * API on window.journeymap: page(name?, properties?), track(event, properties?),
  * identify(userId?, traits?), group(groupId, traits?), alias(userId, previousId?), reset(),
  * consent(granted). Calls pushed onto the array before the tag loads, as [method, ...args],
@@ -24,6 +26,8 @@
   try {
     const VERSION = '0.1.0';
     const CLICK_IDS = ['gclid', 'gbraid', 'wbraid', 'fbclid', 'li_fat_id', 'msclkid', 'ttclid'];
+    // Meta Pixel's browser and click cookies, which conversion sync sends back to Meta.
+    const META_COOKIES = ['_fbp', '_fbc'];
     const TOUCH_KEY = 'jm_touch';
     const USER_KEY = 'jm_uid';
     const ANONYMOUS_KEY = 'jm_aid';
@@ -178,6 +182,10 @@
         page: pageContext(),
         userAgent: nav.userAgent,
       };
+      META_COOKIES.forEach((name) => {
+        const value = readCookie(name);
+        if (value) context[name] = value;
+      });
       const visit = currentTouch(now);
       if (visit) {
         if (hasKeys(visit.campaign)) context.campaign = visit.campaign;
