@@ -344,6 +344,7 @@ def demo(
     """Generate the demo B2B SaaS world, load it, run every model and write the report."""
     from rich.progress import Progress
 
+    from journeymap.demo.crm import write_crm
     from journeymap.demo.world import generate_world, write_world
 
     settings = read_config(config)
@@ -356,6 +357,7 @@ def demo(
 
         world = generate_world(people, seed=seed, progress=advance)
         files = write_world(world, folder, format="parquet" if file_format == "parquet" else "csv")
+        crm_files = write_crm(world.crm, folder) if world.crm is not None else {}
     store_path = store or str(folder / "journeymap.duckdb")
     if store_path != MEMORY:
         for suffix in ("", ".wal"):
@@ -377,6 +379,19 @@ def demo(
                 opened, files["contacts"], input_format="contacts", config=settings
             )
             err.print(contacts.summary())
+        if crm_files:
+            deals = api.import_file(
+                opened,
+                crm_files["deals"],
+                input_format="deals",
+                config=settings,
+                accounts_file=files["accounts"],
+            )
+            err.print(deals.summary())
+            upsells = api.import_file(
+                opened, crm_files["expansions"], input_format="touchpoints", config=settings
+            )
+            err.print(upsells.summary())
         _main_job(opened, settings, None, folder / "report.html")
     finally:
         opened.close()

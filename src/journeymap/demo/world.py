@@ -28,6 +28,7 @@ import pandas as pd
 
 from journeymap.demo import catalog
 from journeymap.demo.contacts import build_contacts
+from journeymap.demo.crm import Crm, build_crm
 from journeymap.demo.files import write_world
 from journeymap.demo.model import (
     OPPORTUNITY_LOOKBACK_DAYS,
@@ -40,6 +41,7 @@ from journeymap.demo.model import (
     measure_losses,
     simulate,
 )
+from journeymap.demo.planted import planted_problems
 from journeymap.demo.population import Population, build_directory, draw_population
 from journeymap.demo.rows import Rows, touchpoint_frame, touchpoint_rows
 from journeymap.demo.spend import build_spend
@@ -63,6 +65,7 @@ STREAM_GROUP = 1
 STREAM_SPEND = 2
 STREAM_CLICK_IDS = 3
 STREAM_NAMES = 4
+STREAM_CRM = 5
 STREAM_CONTACTS = 6
 
 
@@ -71,7 +74,8 @@ class World:
     """The generated tables and the known truth.
 
     ``touchpoints``, ``spend``, ``accounts`` and ``people`` have the columns of the files
-    that :func:`write_world` writes, and ``truth`` is the content of ``truth.json``.
+    that :func:`write_world` writes, and ``truth`` is the content of ``truth.json``. ``crm``
+    holds the deals and upsells that :func:`journeymap.demo.crm.write_crm` writes.
     """
 
     touchpoints: pd.DataFrame
@@ -81,6 +85,7 @@ class World:
     truth: dict[str, Any]
     contacts: pd.DataFrame | None = None
     """The contacts export of the people (see :mod:`journeymap.demo.contacts`)."""
+    crm: Crm | None = None
 
 
 def truth_draws(people: int) -> int:
@@ -302,6 +307,11 @@ def generate_world(
         channel_touches=channel_touches,
         channel_tracked=channel_tracked,
     )
+    # The CRM draws from its own stream after every other table is final, so it changes none.
+    crm = build_crm(
+        _rng(seed, STREAM_CRM), touchpoints, directory.accounts, start=start, days=days
+    )
+    truth["planted"] = planted_problems(touchpoints, crm, start=start, days=days)
     contacts = build_contacts(
         _rng(seed, STREAM_CONTACTS), population, directory, touchpoints, start=start, days=days
     )
@@ -314,6 +324,7 @@ def generate_world(
         people=directory.people,
         truth=truth,
         contacts=contacts,
+        crm=crm,
     )
 
 
