@@ -29,6 +29,7 @@ import ibis
 import pandas as pd
 
 from journeymap import __version__
+from journeymap.analyses.recommend import recommendations as recommendations
 from journeymap.activate.deliver import sync_dry_run as sync_dry_run
 from journeymap.activate.deliver import sync as sync
 from journeymap.activate.outbox import queue_conversions as queue_conversions

@@ -21,6 +21,7 @@ from journeymap.cli import (  # noqa: F401  (registers commands)
     imports,
     journey,
     journey_map,
+    recommend,
     serve,
     sync,
 )

@@ -1,0 +1,146 @@
+"""The demo CRM and its planted problems: each is found by a recommendation with evidence."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from journeymap import api
+from journeymap.analyses.recommend import Recommendation, Recommendations, recommendations
+from journeymap.common.config import Config
+from journeymap.demo.crm import OPEN_STAGES, write_crm
+from journeymap.demo.world import World, generate_world, write_world
+from journeymap.store.store import Store
+
+PEOPLE = 5000
+"""The default demo size: the smallest at which every planted problem clears the thresholds."""
+
+PLANTED_KINDS = {
+    "uncovered_stage",
+    "undervalued_channel",
+    "segment_stall",
+    "tracking_gap",
+    "unsynced_conversions",
+    "period_drop",
+}
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return generate_world(PEOPLE, seed=7)
+
+
+@pytest.fixture(scope="module")
+def loaded(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    folder = tmp_path_factory.mktemp("demo")
+    files = write_world(world, folder)
+    assert world.crm is not None
+    crm_files = write_crm(world.crm, folder)
+    store = Store.open(":memory:")
+    api.import_file(store, files["touchpoints"], input_format="touchpoints")
+    api.import_file(store, files["ad_spend"], input_format="spend")
+    api.import_file(
+        store, crm_files["deals"], input_format="deals", accounts_file=files["accounts"]
+    )
+    api.import_file(store, crm_files["expansions"], input_format="touchpoints")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def found(loaded: Store) -> Recommendations:
+    return recommendations(loaded, Config())
+
+
+def _matches(item: Recommendation, problem: dict[str, object]) -> bool:
+    where = problem["where"]
+    assert isinstance(where, dict)
+    concerns = item.concerns
+    keys = {
+        "uncovered_stage": [("stage", "stage")],
+        "undervalued_channel": [("channel", "channel")],
+        "segment_stall": [("segment", "segment"), ("value", "value"), ("stage", "stage")],
+        "tracking_gap": [("kind", "kind")],
+        "unsynced_conversions": [("kind", "kind")],
+        "period_drop": [("value", "channel"), ("from_stage", "from_stage")],
+    }[str(problem["kind"])]
+    return item.rule == problem["kind"] and all(
+        concerns.get(concern) == where[key] for key, concern in keys
+    )
+
+
+def test_planted_problems_listed_in_truth(world: World) -> None:
+    planted = world.truth["planted"]
+    assert {problem["kind"] for problem in planted} == PLANTED_KINDS
+    for problem in planted:
+        assert problem["id"]
+        assert problem["description"]
+        assert problem["where"]
+        assert problem["magnitude"]
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTED_KINDS))
+def test_planted_problem_found_with_evidence(
+    world: World, found: Recommendations, kind: str
+) -> None:
+    problem = next(item for item in world.truth["planted"] if item["kind"] == kind)
+    matching = [item for item in found.items if _matches(item, problem)]
+    assert matching, f"no recommendation for {problem['id']}: {[i.id for i in found.items]}"
+    evidence = matching[0].evidence
+    assert len(evidence) >= 3
+    assert evidence["value"].notna().any()
+    assert (evidence["threshold"] != "").any()
+
+
+def test_existing_demo_numbers_unchanged(world: World) -> None:
+    counts = world.truth["counts"]
+    assert counts["touchpoint_rows"] == 22_568
+    assert counts["touches_tracked"] == 21_459
+    assert counts["leads"] == 851
+    assert counts["opportunities"] == 371
+    assert counts["closed_won"] == 128
+    assert counts["closed_won_value"] == 3_671_600.0
+    assert counts["spend_cost"] == 140_211.77
+
+
+def test_deals_follow_opportunities(world: World) -> None:
+    assert world.crm is not None
+    deals = world.crm.deals
+    kinds = world.touchpoints["conversion_kind"].astype("string")
+    opportunities = world.touchpoints[kinds == "opportunity"]
+    won = world.touchpoints[kinds == "closed_won"]
+    assert len(deals) == len(opportunities)
+    assert set(deals["hs_object_id"]) == set(opportunities["deal_id"].astype("string"))
+    assert (deals["dealstage"] == "Closed Won").sum() == len(won)
+    won_amount = deals.loc[deals["dealstage"] == "Closed Won", "amount"].sum()
+    assert won_amount == pytest.approx(float(won["value"].sum()))
+    lost = deals[deals["dealstage"] == "Closed Lost"]
+    assert lost["closed_lost_reason"].notna().all()
+    assert deals["owner"].notna().all()
+
+
+def test_deals_import_stage_history(loaded: Store) -> None:
+    stays = loaded.table("deal_stages").to_pandas()
+    assert set(OPEN_STAGES) <= set(stays["stage"])
+    ordered = stays.sort_values(["deal_id", "entered_at"])
+    following = ordered.groupby("deal_id")["entered_at"].shift(-1)
+    closed = ordered["exited_at"].notna()
+    assert (ordered.loc[closed, "exited_at"] == following[closed]).all()
+    assert ordered.groupby("deal_id")["exited_at"].apply(lambda s: s.isna().sum()).eq(1).all()
+
+
+def test_crm_same_seed_same_bytes(tmp_path: Path) -> None:
+    digests = []
+    for name in ("a", "b"):
+        crm = generate_world(300, seed=3).crm
+        assert crm is not None
+        folder = tmp_path / name
+        folder.mkdir()
+        paths = write_crm(crm, folder)
+        digests.append(
+            {key: hashlib.sha256(p.read_bytes()).hexdigest() for key, p in paths.items()}
+        )
+    assert digests[0] == digests[1]
