@@ -1,6 +1,6 @@
 """Match keys by person: the identifiers that an ad platform can match a person's conversion on.
 
-The ``match_keys`` table holds two kinds of rows. Importers (CRM contacts) write rows whose
+The ``match_keys`` table contains two kinds of rows. Importers (CRM contacts) write rows whose
 ``id`` is a person id (``id_kind`` ``person``). The collector writes rows whose ``id`` is the
 ``user_id`` or ``anonymous_id`` of a message (``id_kind`` ``user_id`` or ``anonymous_id``), and
 :func:`person_match_keys` maps those to people through the ``identities`` table that

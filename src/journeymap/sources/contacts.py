@@ -16,12 +16,14 @@ mapping, and ``--map FIELD=COLUMN`` names any other column:
 
 Output, written in one transaction:
 
-- ``people``: one row per contact, with ``person_id`` the contact id, ``account_id`` the
-  associated company or account id, ``email_hash`` the SHA-256 of the trimmed, lowercased
-  email (as the collector computes it), ``domain`` the email's domain, ``title``, and
-  ``first_seen`` and ``last_seen`` from the create and last-modified dates;
+- ``people``: one row per contact, with ``person_id`` the contact id and ``account_id`` the
+  associated company or account id. ``email_hash`` is the SHA-256 of the trimmed, lowercased
+  email (as the collector computes it) and ``domain`` the email's domain. ``first_seen`` and
+  ``last_seen`` come from the create and last-modified dates;
 - ``identity_edges``: one edge per contact with an email, from the contact id (kind ``user``)
-  to its email hash (kind ``email``), observed at the create date;
+  to its email hash (kind ``email``), observed at the create date. NOTE: ``journeymap build``
+  resolves people from the collected events' edges only, so these edges do not yet join a
+  contact with the visitor who sent the same email;
 - ``match_keys``: the hashed email and phone keys of
   :func:`journeymap.activate.identifiers.match_keys` (``id_kind`` ``person``), with
   ``source`` ``crm``, observed at the create date (else the last-modified date), because
@@ -105,12 +107,13 @@ CONTACT_ALIASES: dict[str, list[str]] = {
 TRUE_WORDS = frozenset({"true", "t", "1", "yes", "y"})
 FALSE_WORDS = frozenset({"false", "f", "0", "no", "n"})
 EPOCH_MILLISECONDS = r"\d{11,13}"
-"""A date written as Unix milliseconds (from 1973 to 2286)."""
+"""A date written as Unix milliseconds: 11 to 13 digits, from April 1970 to 2286."""
 
 
 @dataclass(frozen=True)
 class ContactKeys:
-    """The hashed keys of the contacts, with the count and first row of the invalid cells."""
+    """The ``match_keys`` rows of the contacts, each row's email hash and domain, and the
+    warnings about invalid cells."""
 
     rows: list[dict[str, object]] = field(default_factory=list)
     email_hash: list[str | None] = field(default_factory=list)
@@ -133,9 +136,10 @@ def import_contacts(
     country code. The import is identified by the file's bytes.
 
     Raises:
-        InputError: the file is missing or has no contact id column, or a cell is invalid:
-            an empty or duplicate contact id, a date that is neither ISO 8601 nor epoch
-            milliseconds, or a deleted or active flag that is not true or false.
+        InputError: the file is missing or has no contact id column, or a cell is invalid.
+            Invalid cells are an empty or duplicate contact id, a date that is neither ISO
+            8601 nor epoch milliseconds, and a deleted or active flag that is not true or
+            false.
         AlreadyImportedError: the file's bytes were imported before.
         ConfigError: ``phone_region`` is not a region that phone numbers are known for.
     """
