@@ -131,7 +131,7 @@ def test_browser_opens_every_page(page: Any, base_url: str) -> None:
         heading = page.inner_text("h1")
         assert heading, path
         assert "Traceback" not in page.content(), path
-        shot(page, "page" + path.replace("/", "-").rstrip("-") or "page-map")
+        shot(page, "page" + (path.replace("/", "-").rstrip("-") or "-map"))
     assert page.errors == []
 
 

@@ -246,20 +246,26 @@ def timeline(data: dict[str, Any], filters: Any) -> list[TableSpec]:
 
 
 def journey_map(data: dict[str, Any], filters: Any) -> list[TableSpec]:
-    """Return the map's stages as one table: a row per stage with its figures."""
+    """Return the map's stages (one row each, with their figures) and its other lists."""
     stages = data.get("stages")
     if not isinstance(stages, list):
         return generic(data, filters)
-    rows = [
-        {
-            key: value
-            for key, value in stage.items()
-            if not isinstance(value, dict | list) or key in ("doing", "pain_points")
-        }
-        for stage in stages
-        if isinstance(stage, dict)
-    ]
-    return [_generic_table("Stages", rows)]
+    rows = []
+    for stage in stages:
+        figures = stage.get("figures") if isinstance(stage.get("figures"), dict) else {}
+        touchpoints = stage.get("touchpoints") or []
+        top = ", ".join(str(share.get("channel", "")) for share in touchpoints[:3])
+        rows.append(
+            {
+                "stage": stage.get("name"),
+                "owner": stage.get("owner"),
+                **figures,
+                "top channels": top,
+            }
+        )
+    result = [_generic_table("Stages", rows)]
+    others = {name: rows for name, rows in data.items() if name != "stages"}
+    return result + generic(others, filters)
 
 
 def generic(data: dict[str, Any], filters: Any) -> list[TableSpec]:
