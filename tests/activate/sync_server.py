@@ -1,6 +1,6 @@
 """A small local conversion endpoint for the delivery tests, with scripted faults.
 
-It answers ``POST .../events`` with a JSON body ``{"data": [{"event_id", "event_name",
+It serves ``POST .../events`` with a JSON body ``{"data": [{"event_id", "event_name",
 ...}]}`` (the Meta Conversions API shape, which the fake adapter of ``sync_fakes`` also
 uses) and keeps Meta's dedup state: one event per ``event_name`` and ``event_id``. A success
 answers ``{"events_received": n, "results": [{"event_id", "status": "sent"}, ...]}``.

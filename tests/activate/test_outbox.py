@@ -25,7 +25,7 @@ from tests.activate.sync_fakes import (
 LOOKUP = fake_lookup(FakeAdapter(window_days=7))
 
 
-def test_event_id_is_truncated_sha256_of_destination_and_conversion() -> None:
+def test_event_id_truncated_sha256() -> None:
     expected = hashlib.sha256(b"fb\x1fc1").hexdigest()[:32]
 
     assert event_id("fb", "c1") == expected

@@ -226,14 +226,16 @@ def _start_sync(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
 def test_sync_killed_mid_request_delivers_each_once(tmp_path: Path, receiver: Receiver) -> None:
     config = _world(tmp_path, receiver, 5, {"batch_size": 2}, lease_seconds=1, timeout_seconds=20)
     env = {**os.environ, VARIABLE: TOKEN}
-    # The platform stores the first request's events, then never answers.
+    # The platform stores the first request's events, then never responds.
     receiver.fail("meta", Fault(stall=60))
 
     first = _start_sync(config, env)
-    deadline = time.monotonic() + 60
-    while not receiver.requests and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120  # a loaded machine takes tens of seconds to import
+    while not receiver.requests and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert receiver.requests, "the sync sent no request"
+    if not receiver.requests:
+        first.kill()
+        pytest.fail(f"the sync sent no request; its stderr:\n{first.communicate()[1]}")
     first.send_signal(signal.SIGKILL)
     _, first_err = first.communicate(timeout=30)
     time.sleep(1.2)  # the claim's lease (1 s) runs out

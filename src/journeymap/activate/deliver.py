@@ -11,9 +11,9 @@ queue, then for each destination takes the due rows in batches of the adapter's
    one ``sync_attempts`` row per row, in one transaction per request.
 
 A row to retry (HTTP 429 and 5xx, timeouts and transport errors, or a ``retry`` outcome)
-goes back to the queue with its own ``next_attempt_at``: exponential backoff with full
-jitter (a random delay between 0 and ``backoff_seconds * 2 ** (attempt - 1)``, capped by
-``max_backoff_seconds``), and never sooner than the platform's Retry-After. After a 429
+goes back to the queue with its own ``next_attempt_at``. The delay is exponential backoff
+with full jitter: a random delay between 0 and ``backoff_seconds * 2 ** (attempt - 1)``,
+capped by ``max_backoff_seconds``, and never shorter than the platform's Retry-After. After a 429
 the whole destination waits that long. Rows retried after a partial failure (other rows
 of their request succeeded or were rejected) go one per request, so one bad row cannot hold
 back its neighbours. A row that has used ``max_attempts`` is ``failed``; a rejected row
@@ -59,8 +59,6 @@ log = logging.getLogger("journeymap.activate")
 Progress = Callable[[str, Counter[str]], None]
 """Called after each request with the destination name and its counts so far."""
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
 
 @dataclass
 class SyncReport:
@@ -70,7 +68,7 @@ class SyncReport:
     ``rejected``, ``skipped``, ``failed``), ``retry`` for each retry scheduled and
     ``requests`` for the HTTP requests made. ``queued`` counts the rows that the run added
     to the outbox, ``released`` the rows whose expired lease it returned to the queue.
-    ``planned`` holds a dry run's requests and ``checked`` its check outcomes.
+    ``planned`` contains a dry run's requests and ``checked`` its check outcomes.
     """
 
     counts: dict[str, Counter[str]] = field(default_factory=dict)
@@ -86,7 +84,9 @@ class SyncReport:
 
 @dataclass
 class Delivery:
-    """What a run sends with and waits on; tests replace the clock, the sleep and the dice.
+    """The HTTP client, adapters, credentials, clock, sleep and random source of one run.
+
+    Tests replace the clock, the sleep and the random source.
 
     ``clock`` returns aware UTC datetimes; ``sleep`` takes seconds.
     """

@@ -2,8 +2,8 @@
 
 Each round opens the store file, queues new conversions and sends what is due, then closes
 the store, so that the collector's drain process can write between rounds. A round does not
-wait for retries (the next round sends them), and an error of one round is logged and the
-next round tries again; the same error is logged once until another one occurs.
+wait for retries, because the next round sends them. An error of one round is logged and
+the next round tries again. The same error is logged once until another one occurs.
 """
 
 from __future__ import annotations

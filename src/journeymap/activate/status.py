@@ -1,8 +1,8 @@
 """The audit of the conversion sync: outbox rows by destination, action and status.
 
 :func:`sync_status` returns one row per destination and action with the count of rows in
-each status (``queued`` includes rows being sent right now) and the most frequent reasons of
-rows that were not delivered (``rejected``, ``skipped`` and ``failed``, by code and message).
+each status, where ``queued`` includes rows being sent right now. It adds the most frequent
+reasons (code and message) of rows not delivered: ``rejected``, ``skipped`` and ``failed``.
 """
 
 from __future__ import annotations
