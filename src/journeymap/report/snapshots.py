@@ -91,6 +91,8 @@ def snapshot(
             false.
     """
     config = config or Config()
+    if name is not None:
+        _check_free(snapshot_folder(store, folder) / f"{check_name(name)}.json", overwrite)
     created = utc_now()
     measured = journey_map(store, config, start=start, end=end, **options)
     data = measured.to_dict()
@@ -99,12 +101,7 @@ def snapshot(
         name = f"{first or 'start'}..{last or 'end'}" if first or last else None
         name = name or "map-" + created.strftime("%Y%m%dT%H%M%SZ")
     target = snapshot_folder(store, folder) / f"{check_name(name)}.json"
-    if target.exists() and not overwrite:
-        raise ConfigError(
-            f"a snapshot named {name!r} exists: {target}",
-            location="--name",
-            hint="Pick another name, or pass --force to replace it",
-        )
+    _check_free(target, overwrite)
 
     document = {
         "format": SNAPSHOT_FORMAT,
@@ -119,6 +116,16 @@ def snapshot(
     target.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     log.info("saved the journey map snapshot %s to %s", name, target)
     return target
+
+
+def _check_free(target: Path, overwrite: bool) -> None:
+    """Raise when ``target`` exists and may not be replaced."""
+    if target.exists() and not overwrite:
+        raise ConfigError(
+            f"a snapshot named {target.stem!r} exists: {target}",
+            location="--name",
+            hint="Pick another name, or pass --force to replace it",
+        )
 
 
 def list_snapshots(folder: Path) -> list[str]:
