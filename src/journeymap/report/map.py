@@ -40,7 +40,8 @@ from journeymap.common.timeutil import utc_now
 from journeymap.store.store import Store
 
 MAP_FORMAT = "journeymap.map/1"
-"""Name and version of the :meth:`JourneyMap.to_dict` layout. A change of keys bumps it."""
+"""Name and version of the :meth:`JourneyMap.to_dict` layout. Renaming or removing a key
+bumps the version; new keys may be added within one."""
 
 QUALITATIVE_ROWS: tuple[tuple[str, str], ...] = (
     ("doing", "Doing"),
@@ -74,7 +75,8 @@ class GridRow:
     key: str
     label: str
     group: str
-    """Heading the row sits under: ``Customer``, ``Measured`` or ``Owner metrics``."""
+    """Heading the row sits under: ``Stage``, ``Customer``, ``Measured``, ``Friction`` or
+    ``Owner metrics``."""
     kind: CellKind
 
 
