@@ -287,6 +287,7 @@ def test_timeline_empty_without_signals() -> None:
         "entered_at",
         "exited_at",
         "reason",
+        "exit_reason",
     ]
 
 
@@ -397,3 +398,108 @@ def test_timeline_same_on_spark(spark: Any) -> None:
 
     assert len(duck) == 4
     pd.testing.assert_frame_equal(duck, sparked, check_dtype=False)
+
+
+# Exit conditions -----------------------------------------------------------------------------
+
+EXIT_STAGES = [
+    {"name": "Awareness", "enter_when": [{"touch": True}]},
+    {
+        "name": "Consideration",
+        "enter_when": [{"conversion": "lead"}],
+        "exit_when": [{"conversion": "disqualified"}],
+    },
+    {
+        "name": "Decision",
+        "enter_when": [{"conversion": "opportunity"}],
+        "exit_when": [{"conversion": "disqualified"}, {"conversion": "lost"}],
+    },
+    {"name": "Onboarding", "enter_when": [{"conversion": "won"}]},
+]
+
+
+def test_timeline_exit_ends_the_stay_and_leaves_no_current_stage() -> None:
+    frames = tables_of(
+        [("p1", 0)], [("p1", 5, "lead"), ("p1", 9, "opportunity"), ("p1", 20, "lost")]
+    )
+
+    result = timeline_frame(frames, stages_of(EXIT_STAGES))
+
+    assert result["stage"].tolist() == ["Awareness", "Consideration", "Decision"]
+    decision = result.iloc[2]
+    assert decision.exited_at == day(20)
+    assert decision.exit_reason == "conversion lost"
+    assert result.iloc[1].exited_at == day(9)
+    assert pd.isna(result.iloc[1].exit_reason)
+
+
+def test_timeline_exit_of_the_same_kind_ends_whichever_stage_is_current() -> None:
+    frames = tables_of(
+        [("p1", 0), ("p2", 0)],
+        [
+            ("p1", 5, "lead"),
+            ("p1", 6, "disqualified"),
+            ("p2", 5, "lead"),
+            ("p2", 7, "opportunity"),
+            ("p2", 8, "disqualified"),
+        ],
+    )
+
+    result = timeline_frame(frames, stages_of(EXIT_STAGES))
+
+    ended = result[result.exit_reason.notna()]
+    assert list(zip(ended.entity_id, ended.stage, strict=True)) == [
+        ("p1", "Consideration"),
+        ("p2", "Decision"),
+    ]
+    assert ended.exited_at.tolist() == [day(6), day(8)]
+
+
+def test_timeline_exit_before_the_stay_changes_nothing() -> None:
+    frames = tables_of([("p1", 0)], [("p1", 1, "lost"), ("p1", 5, "opportunity")])
+
+    result = timeline_frame(frames, stages_of(EXIT_STAGES))
+
+    decision = result[result.stage == "Decision"].iloc[0]
+    assert pd.isna(decision.exited_at)
+    assert pd.isna(decision.exit_reason)
+
+
+def test_timeline_after_an_exit_a_later_stage_starts_a_new_stay() -> None:
+    frames = tables_of(
+        [("p1", 0)],
+        [("p1", 5, "opportunity"), ("p1", 8, "lost"), ("p1", 9, "lead"), ("p1", 30, "won")],
+    )
+
+    result = timeline_frame(frames, stages_of(EXIT_STAGES))
+
+    assert result["stage"].tolist() == ["Awareness", "Decision", "Onboarding"]
+    assert result.iloc[1].exited_at == day(8)
+    assert result.iloc[2].entered_at == day(30)
+
+
+def test_stage_config_rejects_a_touch_exit() -> None:
+    raw = [{"name": "Awareness", "enter_when": [{"touch": True}], "exit_when": [{"touch": True}]}]
+
+    with pytest.raises(ConfigError, match="exit_when"):
+        stages_of(raw)
+
+
+def test_check_stages_names_the_exit_condition_path(tmp_path: Path) -> None:
+    store = Store.open()
+    store.append(
+        "conversions",
+        pd.DataFrame({"conversion_id": ["c1"], "person_id": ["p1"], "kind": ["lead"]}),
+    )
+    stages = stages_of(
+        [
+            {
+                "name": "Consideration",
+                "enter_when": [{"conversion": "lead"}],
+                "exit_when": [{"conversion": "leed_lost"}],
+            }
+        ]
+    )
+
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.exit_when\[0\]\.conversion"):
+        check_stages(stages, store)

@@ -376,6 +376,11 @@ class StageConfig(_Strict):
     enter_when: list[StageCondition] = Field(
         default_factory=list, description="Conditions, any of which enters the stage."
     )
+    exit_when: list[StageCondition] = Field(
+        default_factory=list,
+        description="Conditions, any of which ends a stay in the stage without entering "
+        "another (a lost deal, a churned account).",
+    )
     stall_days: float | None = Field(
         None, gt=0, description="A stay longer than this is stalled (days); no limit when omitted."
     )
@@ -387,6 +392,15 @@ class StageConfig(_Strict):
     expected_touchpoints: list[str] = Field(
         default_factory=list, description="Touches the team expects in this stage."
     )
+
+    @field_validator("exit_when")
+    @classmethod
+    def _no_touch_exit(cls, conditions: list[StageCondition]) -> list[StageCondition]:
+        if any(condition.touch for condition in conditions):
+            raise ValueError(
+                "a touch cannot end a stay; use a conversion, deal_stage or event in exit_when"
+            )
+        return conditions
 
 
 def normalize_name(value: str) -> str:
@@ -422,6 +436,14 @@ def check_stage_rules(stages: list[StageConfig]) -> list[StageConfig]:
     return stages
 
 
+LOST_DEAL: list[dict[str, Any]] = [
+    {"deal_stage": "Lost"},
+    {"deal_stage": "Closed Lost"},
+    {"deal_stage": "closedlost"},
+]
+"""Exit conditions of the default stages that a lost deal ends."""
+
+
 def _stage(name: str, owner: str, conditions: list[dict[str, Any]], **fields: Any) -> StageConfig:
     return StageConfig.model_validate(
         {"name": name, "owner": owner, "enter_when": conditions, **fields}
@@ -434,6 +456,7 @@ def default_stages() -> list[StageConfig]:
     Any touch enters Awareness. A lead, demo or trial conversion or an early pipeline stage
     enters Consideration. An opportunity, or a proposal or negotiation stage, enters Decision.
     A won deal enters Onboarding, a renewal Retention, and an expansion or upsell Expansion.
+    A lost deal ends a stay in Consideration or Decision.
     """
     return [
         _stage(
@@ -459,6 +482,7 @@ def default_stages() -> list[StageConfig]:
                 {"deal_stage": "Appointment Scheduled"},
                 {"deal_stage": "Qualification"},
             ],
+            exit_when=LOST_DEAL,
             doing=["Signs up, requests a demo, starts a trial"],
             thinking=["Does this fit our team and budget?"],
             feeling=["Interested", "Cautious"],
@@ -477,6 +501,7 @@ def default_stages() -> list[StageConfig]:
                 {"deal_stage": "Proposal/Price Quote"},
                 {"deal_stage": "Negotiation/Review"},
             ],
+            exit_when=LOST_DEAL,
             doing=["Compares vendors, involves procurement and security"],
             thinking=["Can I defend this choice to my boss?"],
             feeling=["Pressured", "Hopeful"],

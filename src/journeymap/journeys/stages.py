@@ -16,7 +16,11 @@ in a stage:
 - Of several signals at the same instant, the one of the latest stage wins, and of two
   conditions of that stage the reason that sorts first.
 - ``exited_at`` is the ``entered_at`` of the entity's next stay, and null for its current
-  stay. So an entity is in exactly one stage at a time from its first signal on.
+  stay. So an entity is in at most one stage at a time from its first signal on.
+- A stage's exit conditions (``exit_when``) end a stay early: the first exit signal of the
+  stage at or after the stay's start, and before the next stay, sets ``exited_at`` and
+  ``exit_reason``. The entity is then in no stage until a signal of a later stage than any
+  it reached, so a lost deal leaves Decision and does not return to it.
 
 Everything is computed with filters, joins and window functions, so it runs on DuckDB and
 Spark alike.
@@ -73,27 +77,32 @@ def check_stages(stages: Sequence[StageConfig], store: Store, *, strict: bool = 
     warnings: list[str] = []
     unchecked: set[str] = set()
 
-    for index, stage in enumerate(stages):
-        for position, condition in enumerate(stage.enter_when):
-            kind, value = next(iter(condition.model_dump(exclude_none=True).items()))
-            path = f"stages[{index}].enter_when[{position}].{kind}"
+    conditions = [
+        (f"stages[{index}].{field}[{position}]", condition)
+        for index, stage in enumerate(stages)
+        for field in ("enter_when", "exit_when")
+        for position, condition in enumerate(getattr(stage, field))
+    ]
+    for where, condition in conditions:
+        kind, value = next(iter(condition.model_dump(exclude_none=True).items()))
+        path = f"{where}.{kind}"
 
-            if kind == "touch":
-                if not store.has_rows("touchpoints"):
-                    unchecked.add("touch conditions: the store has no touchpoints")
-                continue
+        if kind == "touch":
+            if not store.has_rows("touchpoints"):
+                unchecked.add("touch conditions: the store has no touchpoints")
+            continue
 
-            names = known[kind]
-            if not names:
-                unchecked.add(f"{CONDITION_NOUNS[kind]} conditions: the store has none")
-                continue
-            if normalize_name(str(value)) in {normalize_name(name) for name in names}:
-                continue
+        names = known[kind]
+        if not names:
+            unchecked.add(f"{CONDITION_NOUNS[kind]} conditions: the store has none")
+            continue
+        if normalize_name(str(value)) in {normalize_name(name) for name in names}:
+            continue
 
-            problem = _unknown_name(kind, str(value), names, path)
-            if strict:
-                raise problem
-            warnings.append(str(problem))
+        problem = _unknown_name(kind, str(value), names, path)
+        if strict:
+            raise problem
+        warnings.append(str(problem))
 
     warnings.extend(f"not checked: {reason}" for reason in sorted(unchecked))
     return warnings
@@ -219,18 +228,50 @@ def stage_timeline(
     signals = entry_signals(tables, stages, entity_kind=entity_kind)
     if signals is None:
         return _empty_timeline()
-    return stays_from_signals(signals, [stage.name for stage in stages], entity_kind=entity_kind)
+    names = [stage.name for stage in stages]
+    stays = stays_from_signals(signals, names, entity_kind=entity_kind)
+    exits = exit_signals(tables, stages, entity_kind=entity_kind)
+    if exits is None:
+        return stays
+    return with_exits(stays, exits, names)
+
+
+def exit_signals(
+    tables: Mapping[str, ibis.Table], stages: Sequence[StageConfig], *, entity_kind: str
+) -> ibis.Table | None:
+    """Return the signals of every stage's exit conditions, like :func:`entry_signals`.
+
+    Several stages may exit on the same value (a lost deal ends Consideration and Decision
+    alike), so the signals are gathered stage by stage.
+    """
+    parts = []
+    for index, stage in enumerate(stages):
+        if not stage.exit_when:
+            continue
+        alone = [
+            other if position == index else other.model_copy(update={"exit_when": []})
+            for position, other in enumerate(stages)
+        ]
+        part = entry_signals(tables, alone, entity_kind=entity_kind, field="exit_when")
+        if part is not None:
+            parts.append(part)
+    return ibis.union(*parts, distinct=False) if parts else None
 
 
 def entry_signals(
-    tables: Mapping[str, ibis.Table], stages: Sequence[StageConfig], *, entity_kind: str
+    tables: Mapping[str, ibis.Table],
+    stages: Sequence[StageConfig],
+    *,
+    entity_kind: str,
+    field: str = "enter_when",
 ) -> ibis.Table | None:
     """Return every entry signal as ``entity_id, at, stage_index, reason``, or None if none.
 
-    ``stage_index`` is the 0-based position of the stage in ``stages``.
+    ``stage_index`` is the 0-based position of the stage in ``stages``. With ``field``
+    ``exit_when``, the signals are those of the stages' exit conditions instead.
     """
     entity = ENTITY_COLUMNS[entity_kind]
-    rules = _rules_by_kind(stages)
+    rules = _rules_by_kind(stages, field)
     parts: list[ibis.Table] = []
 
     touchpoints = tables.get("touchpoints")
@@ -275,8 +316,13 @@ def entry_signals(
     return signals.filter(signals.entity_id.notnull(), signals.at.notnull())
 
 
-def _rules_by_kind(stages: Sequence[StageConfig]) -> dict[str, dict[str, tuple[int, str]]]:
-    """Return, per condition kind, each lowercased value's stage position and reason text."""
+def _rules_by_kind(
+    stages: Sequence[StageConfig], field: str = "enter_when"
+) -> dict[str, dict[str, tuple[int, str]]]:
+    """Return, per condition kind, each lowercased value's stage position and reason text.
+
+    ``field`` names the conditions read: ``enter_when`` or ``exit_when``.
+    """
     rules: dict[str, dict[str, tuple[int, str]]] = {
         "touch": {},
         "conversion": {},
@@ -284,7 +330,7 @@ def _rules_by_kind(stages: Sequence[StageConfig]) -> dict[str, dict[str, tuple[i
         "event": {},
     }
     for index, stage in enumerate(stages):
-        for condition in stage.enter_when:
+        for condition in getattr(stage, field):
             kind, value = condition.key()
             rules[kind][value] = (index, condition.label())
     return rules
@@ -361,6 +407,50 @@ def stays_from_signals(
         entered_at=stays.at,
         exited_at=stays.exited_at.cast(TIMELINE_SCHEMA["exited_at"]),
         reason=stays.reason,
+        exit_reason=ibis.null("string"),
+    )
+
+
+def with_exits(stays: ibis.Table, exits: ibis.Table, stage_names: Sequence[str]) -> ibis.Table:
+    """End stays at the first exit signal of their stage, with the signal's ``exit_reason``.
+
+    ``exits`` has ``entity_id, at, stage_index, reason``. A signal ends a stay of the same
+    entity and stage when it comes at or after ``entered_at`` and before ``exited_at`` (any
+    time for the current stay). Of signals at the same instant, the reason that sorts first
+    wins.
+    """
+    stage = exits.stage_index.cases(
+        *((index, ibis.literal(name, "string")) for index, name in enumerate(stage_names))
+    )
+    signals = exits.select(_entity=exits.entity_id, _stage=stage, _at=exits.at, _why=exits.reason)
+    inside = (signals._at >= stays.entered_at) & (
+        stays.exited_at.isnull() | (signals._at < stays.exited_at)
+    )
+    joined = stays.inner_join(
+        signals, [stays.entity_id == signals._entity, stays.stage == signals._stage, inside]
+    )
+    first = ibis.window(group_by=["entity_id", "stage", "entered_at"], order_by=["_at", "_why"])
+    ranked = joined.mutate(_n=ibis.row_number().over(first))
+    ended = ranked.filter(ranked._n == 0).select(
+        _e_entity="entity_id", _e_stage="stage", _e_entered="entered_at", _e_at="_at", _e_why="_why"
+    )
+    merged = stays.left_join(
+        ended,
+        [
+            stays.entity_id == ended._e_entity,
+            stays.stage == ended._e_stage,
+            stays.entered_at == ended._e_entered,
+        ],
+    )
+    exited_at = ibis.coalesce(merged._e_at.cast(TIMELINE_SCHEMA["exited_at"]), merged.exited_at)
+    return merged.select(
+        entity_kind=merged.entity_kind,
+        entity_id=merged.entity_id,
+        stage=merged.stage,
+        entered_at=merged.entered_at,
+        exited_at=exited_at,
+        reason=merged.reason,
+        exit_reason=merged._e_why,
     )
 
 

@@ -229,6 +229,7 @@ RAW_TABLES: dict[str, ibis.Schema] = {
             "entered_at": TS,
             "exited_at": TS,
             "reason": STR,
+            "exit_reason": STR,
         }
     ),
     # The conversion sync's outbox: one conversion to send to one destination. ``event_id``

@@ -79,7 +79,9 @@ class Store:
         return cls(con, location=f"{con.name} backend")
 
     def ensure_schema(self) -> None:
-        """Create every raw table that does not exist yet; existing tables are left as they are."""
+        """Create every raw table that does not exist yet, and add the columns that a newer
+        version of the schema has to an existing table (DuckDB). Existing rows are kept, with
+        nulls in the added columns."""
         existing = set(self.con.list_tables())
         for name, schema in RAW_TABLES.items():
             if name not in existing:
@@ -90,11 +92,20 @@ class Store:
     def _check_columns(self, name: str, schema: ibis.Schema) -> None:
         have = set(self.con.table(name).columns)
         missing = [column for column in schema.names if column not in have]
-        if missing:
-            raise StoreError(
-                f"table {name!r} in {self.location} lacks the columns {', '.join(missing)}",
-                hint="Another version of journeymap wrote this store; import into a new store",
-            )
+        if not missing:
+            return
+        if self.engine == "duckdb":
+            from ibis.backends.sql.datatypes import DuckDBType
+
+            for column in missing:
+                kind = DuckDBType.to_string(schema[column])
+                self.con.raw_sql(f'ALTER TABLE "{name}" ADD COLUMN "{column}" {kind}')
+            log.info("added the columns %s to table %s", ", ".join(missing), name)
+            return
+        raise StoreError(
+            f"table {name!r} in {self.location} lacks the columns {', '.join(missing)}",
+            hint="Another version of journeymap wrote this store; import into a new store",
+        )
 
     def table(self, name: str) -> ibis.Table:
         """Return a canonical table as an Ibis expression.
