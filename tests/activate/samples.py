@@ -1,7 +1,7 @@
 """Outbox rows, destinations and hand-computed digests for the adapter tests.
 
 The expected digests are computed here with :mod:`hashlib` from addresses and numbers
-normalised by hand, never with :mod:`journeymap.activate.identifiers`.
+normalised by hand, never with :mod:`journeymap.common.identifiers`.
 """
 
 from __future__ import annotations

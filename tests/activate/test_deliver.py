@@ -14,10 +14,10 @@ import pytest
 
 from journeymap.activate import ledger
 from journeymap.activate.deliver import retry_after_seconds, sync
-from journeymap.activate.identifiers import match_keys
 from journeymap.activate.outbox import event_id, queue_conversions
 from journeymap.common.config import Config
 from journeymap.common.errors import ConfigError
+from journeymap.common.identifiers import match_keys
 from journeymap.store.store import Store
 from tests.activate.sync_fakes import (
     NOW,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from journeymap.activate import identifiers
 from journeymap.activate.adapters import GoogleClickAdapter, GoogleDataManagerAdapter
 from journeymap.activate.base import Outcome, SendRow
+from journeymap.common import identifiers
 from journeymap.common.errors import ConfigError
 from tests.activate.receiver import CREDENTIALS, Fault, Receiver, send
 from tests.activate.samples import (

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from journeymap.activate import identifiers
 from journeymap.activate.adapters import LinkedInAdapter
 from journeymap.activate.base import Outcome, SendRow
+from journeymap.common import identifiers
 from tests.activate.receiver import CREDENTIALS, Fault, Receiver, send
 from tests.activate.samples import (
     EMAIL_PLAIN,

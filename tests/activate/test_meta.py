@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from journeymap.activate import identifiers
 from journeymap.activate.adapters import MetaAdapter
 from journeymap.activate.base import Outcome
+from journeymap.common import identifiers
 from tests.activate.receiver import CREDENTIALS, Fault, Receiver, send
 from tests.activate.samples import (
     BERLIN_PHONE,

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from journeymap.activate import identifiers
 from journeymap.activate.adapters import MicrosoftAdapter, redact
 from journeymap.activate.base import Outcome, SendRow
+from journeymap.common import identifiers
 from tests.activate.receiver import CREDENTIALS, Fault, Receiver, send
 from tests.activate.samples import (
     BERLIN_E164,

@@ -18,12 +18,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from journeymap.activate.identifiers import match_keys
 from journeymap.activate.outbox import event_id
 from journeymap.activate.periodic import PeriodicSync
 from journeymap.cli import app
 from journeymap.common.config import load_config
 from journeymap.common.errors import ConfigError
+from journeymap.common.identifiers import match_keys
 from journeymap.store.store import Store
 from tests.activate.receiver import CREDENTIALS, Fault, Receiver
 from tests.activate.sync_fakes import RAW_EMAIL, RAW_PHONE

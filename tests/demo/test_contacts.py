@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from journeymap.activate.identifiers import e164_phone, normal_email
+from journeymap.common.identifiers import e164_phone, normal_email
 from journeymap.demo import world as world_module
 from journeymap.demo.world import World, generate_world, write_world
 from journeymap.sources.contacts import import_contacts

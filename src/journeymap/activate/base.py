@@ -30,7 +30,7 @@ class SendRow:
     ``event_id``, Google ``order_id`` / ``transactionId``, LinkedIn ``eventId``).
     ``occurred_at`` is timezone-aware UTC. ``value`` is in ``currency`` (None sends no value).
     ``keys`` holds the match keys: hashed ones named in
-    :mod:`journeymap.activate.identifiers` and raw click ids and cookies (``gclid``,
+    :mod:`journeymap.common.identifiers` and raw click ids and cookies (``gclid``,
     ``gbraid``, ``wbraid``, ``fbc``, ``fbp``, ``li_fat_id``, ``msclkid``, ``lead_id``).
     ``clicked_at`` is the time of the click whose id is in ``keys``, when known.
     """

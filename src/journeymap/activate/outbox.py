@@ -38,9 +38,9 @@ import pandas as pd
 import pyarrow as pa
 
 from journeymap.activate.base import Adapter
-from journeymap.activate.identifiers import EMAIL, EMAIL_GOOGLE, PHONE_DIGITS, PHONE_E164
 from journeymap.common.config import Config, SyncDestination
 from journeymap.common.errors import StoreError
+from journeymap.common.identifiers import EMAIL, EMAIL_GOOGLE, PHONE_DIGITS, PHONE_E164
 from journeymap.common.timeutil import utc_now
 from journeymap.store.schema import RAW_TABLES
 from journeymap.store.store import Store

@@ -6,7 +6,7 @@ each key is read from:
 
 * emails: the top-level field ``email`` (any case) of ``traits``, ``context.traits`` and
   ``properties``. Each distinct address gives the hashed keys of
-  :func:`journeymap.activate.identifiers.match_keys`;
+  :func:`journeymap.common.identifiers.match_keys`;
 * phones: the top-level fields ``phone``, ``phone_number``, ``phoneNumber``, ``mobile``,
   ``mobile_phone`` and ``mobilePhone`` (any case) of the same objects. A number without a
   country code is read in ``collector.phone_region`` (``US`` by default);
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from journeymap.activate import identifiers
+from journeymap.common import identifiers
 
 PHONE_FIELDS = frozenset(
     {"phone", "phone_number", "phonenumber", "mobile", "mobile_phone", "mobilephone"}

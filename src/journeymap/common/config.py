@@ -32,6 +32,10 @@ MATCH_FIELDS = ("source", "medium", "campaign", "click_platform", "touch_type", 
 SOURCE_CATEGORIES = ("search", "social", "shopping", "video")
 
 
+StallSegment = Literal["industry", "region", "owner", "pipeline"]
+DEFAULT_STALL_SEGMENTS: tuple[StallSegment, ...] = ("industry", "region", "owner")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -733,10 +737,11 @@ class RecommendationConfig(_Strict):
         0.15,
         gt=0,
         le=1,
-        description="How much lower the segment's move-on rate must be (fraction, 0.15 = 15 points).",
+        description="How much lower the segment's move-on rate must be "
+        "(fraction, 0.15 = 15 points).",
     )
-    stall_segments: list[Literal["industry", "region", "owner", "pipeline"]] = Field(
-        default_factory=lambda: ["industry", "region", "owner"],
+    stall_segments: list[StallSegment] = Field(
+        default_factory=lambda: list(DEFAULT_STALL_SEGMENTS),
         description="Deal and account columns whose segments the stall rule compares.",
     )
     hidden_value_share: float = Field(

@@ -308,9 +308,7 @@ def generate_world(
         channel_tracked=channel_tracked,
     )
     # The CRM draws from its own stream after every other table is final, so it changes none.
-    crm = build_crm(
-        _rng(seed, STREAM_CRM), touchpoints, directory.accounts, start=start, days=days
-    )
+    crm = build_crm(_rng(seed, STREAM_CRM), touchpoints, directory.accounts, start=start, days=days)
     truth["planted"] = planted_problems(touchpoints, crm, start=start, days=days)
     contacts = build_contacts(
         _rng(seed, STREAM_CONTACTS), population, directory, touchpoints, start=start, days=days

@@ -25,7 +25,7 @@ Output, written in one transaction:
   resolves people from the collected events' edges only, so these edges do not yet join a
   contact with the visitor who sent the same email;
 - ``match_keys``: the hashed email and phone keys of
-  :func:`journeymap.activate.identifiers.match_keys` (``id_kind`` ``person``), with
+  :func:`journeymap.common.identifiers.match_keys` (``id_kind`` ``person``), with
   ``source`` ``crm``, observed at the create date (else the last-modified date), because
   conversion sync uses a key only for conversions at or after that time.
 
@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
-from journeymap.activate import identifiers
+from journeymap.common import identifiers
 from journeymap.common.errors import ConfigError, InputError
 from journeymap.identity.kinds import EMAIL, USER
 from journeymap.sources.batch import check_not_imported, write_import

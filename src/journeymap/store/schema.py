@@ -87,7 +87,7 @@ RAW_TABLES: dict[str, ibis.Schema] = {
     # One hashed identifier (or raw click id or cookie) that an ad platform can match a
     # conversion on, seen with an identifier of kind ``id_kind`` (``person`` for imported rows,
     # ``anonymous_id``, ``user_id`` or ``email_hash`` for collected events). ``key`` is one of
-    # the names in ``journeymap.activate.identifiers``; raw emails and phones are never stored.
+    # the names in ``journeymap.common.identifiers``; raw emails and phones are never stored.
     "match_keys": ibis.schema(
         {
             "id": STR,

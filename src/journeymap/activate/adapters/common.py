@@ -18,8 +18,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from journeymap.activate import identifiers
 from journeymap.activate.base import Outcome, Request, SendRow, Status
+from journeymap.common import identifiers
 from journeymap.common.config import SyncDestination
 from journeymap.common.errors import ConfigError
 
