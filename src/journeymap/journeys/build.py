@@ -109,7 +109,12 @@ def journeys_from_events(
     classifier: ChannelClassifier,
     options: JourneyOptions,
 ) -> Journeys:
-    """Cut touchpoints into journeys that end at conversions (and non-converting journeys)."""
+    """Cut touchpoints into journeys that end at conversions (and non-converting journeys).
+
+    A journey is keyed by ``(entity_id, kind, idx)`` while it is cut, where ``idx`` counts
+    the entity's earlier conversions of the kind. The string ``journey_id``
+    (``kind:entity_id:idx``) is built once, when the tables are written.
+    """
     touches = classified_touches(touchpoints, classifier, options.entity)
     convs = conversions.mutate(
         entity_id=_entity(conversions, options.entity), kind=conversions.kind.lower()
@@ -117,16 +122,72 @@ def journeys_from_events(
     targets = convs
     if options.conversion_kinds is not None:
         targets = convs.filter(convs.kind.isin(list(options.conversion_kinds)))
-    kinds = targets.select("kind").distinct()
 
-    # One narrow stream of touches (repeated for every kind) and conversions, in journey
-    # order. The window passes sort it, so text columns join back only after the filter.
+    ends = _journey_ends(targets)
+    cut = _cut_touches(touches, targets, ends, options.lookback_days).cache()
+    texts = touches.select("seq", "touchpoint_id", "channel", "source_medium", "campaign", "ad_id")
+    if options.transform == "none" and options.last_n is None:
+        # Every cut touch is kept, so the text columns can join last, and the journey
+        # counts come from the narrow table.
+        kept = _positions(cut, options)
+        counted = kept
+        kept = _mark_milestones(kept, convs, options.milestones).inner_join(texts, "seq")
+    else:
+        # The transforms read the channel; the result is read twice, so it is cached.
+        kept = _positions(cut.inner_join(texts, "seq"), options)
+        kept = _mark_milestones(kept, convs, options.milestones).cache()
+        counted = kept
+    journey_touches = as_schema(kept.mutate(journey_id=_journey_id(kept)), "journey_touches")
+    return Journeys(journeys=_journey_rows(ends, counted), touches=journey_touches)
+
+
+JOURNEY_KEY = ("entity_id", "kind", "idx")
+
+
+def _journey_id(table: ibis.Table) -> ir.StringValue:
+    return table.kind.concat(":", table.entity_id, ":", table.idx.cast("string"))
+
+
+def _epoch(timestamp: ir.TimestampValue) -> ir.FloatingValue:
+    return timestamp.epoch_seconds().cast("float64")
+
+
+def _journey_ends(targets: ibis.Table) -> ibis.Table:
+    """Number each target conversion by the entity's earlier conversions of its kind.
+
+    Returns ``entity_id``, ``kind``, ``idx``, ``seq``, ``conversion_id``, ``value``,
+    ``converted_at`` and ``conv_epoch`` (seconds since 1970), one row per conversion.
+    """
+    earlier = ibis.window(group_by=["entity_id", "kind"], order_by=["occurred_at", "seq"])
+    return targets.select(
+        entity_id=targets.entity_id,
+        kind=targets.kind,
+        idx=ibis.row_number().over(earlier).cast("int64"),
+        seq=targets.seq,
+        conversion_id=targets.conversion_id,
+        value=targets.value.fill_null(0.0),
+        converted_at=targets.occurred_at,
+        conv_epoch=_epoch(targets.occurred_at),
+    )
+
+
+def _cut_touches(
+    touches: ibis.Table, targets: ibis.Table, ends: ibis.Table, lookback_days: float
+) -> ibis.Table:
+    """Give every touch its journey key and keep the touches inside the lookback window.
+
+    Touches (repeated for every kind) and conversions form one stream in journey order,
+    sorted once. A touch's ``idx`` is the number of conversions of the kind before it, so it
+    shares ``(entity_id, kind, idx)`` with the conversion that ends its journey, and a join
+    on the key gives it that conversion's time. ``touch_no`` numbers the entity's touches of
+    the kind in order (from 1).
+    """
+    kinds = targets.select("kind").distinct()
     touch_rows = touches.cross_join(kinds).select(
         entity_id="entity_id",
         kind="kind",
         occurred_at="occurred_at",
         seq="seq",
-        sub=ibis.literal(0, type="int8"),
         is_conversion=ibis.literal(0, type="int64"),
     )
     conversion_rows = targets.select(
@@ -134,61 +195,59 @@ def journeys_from_events(
         kind="kind",
         occurred_at="occurred_at",
         seq="seq",
-        sub=ibis.literal(1, type="int8"),
         is_conversion=ibis.literal(1, type="int64"),
     )
     stream = touch_rows.union(conversion_rows)
-    running = ibis.window(
-        group_by=["entity_id", "kind"], order_by=["occurred_at", "seq", "sub"], rows=(None, 0)
-    )
+    # A conversion sorts after a touch of the same row (same occurred_at and seq).
+    order = ["occurred_at", "seq", "is_conversion"]
+    so_far = ibis.window(group_by=["entity_id", "kind"], order_by=order, rows=(None, 0))
+    everything = ibis.window(group_by=["entity_id", "kind"], order_by=order, rows=(None, None))
+    epoch = _epoch(stream.occurred_at)
     stream = stream.mutate(
-        idx=stream.is_conversion.sum().over(running) - stream.is_conversion,
-        epoch=stream.occurred_at.epoch_seconds().cast("float64"),
+        idx=(stream.is_conversion.sum().over(so_far) - stream.is_conversion).cast("int64"),
+        touch_no=(1 - stream.is_conversion).sum().over(so_far).cast("int64"),
+        epoch=epoch,
+        last_epoch=epoch.max().over(everything),
     )
-    # A conversion and the touches since the previous one share (entity, kind, idx), so one
-    # window gives every touch its conversion's time without a join.
-    group = ibis.window(group_by=["entity_id", "kind", "idx"])
-    is_end = stream.is_conversion == 1
-    stream = stream.mutate(
-        conv_epoch=ibis.cases((is_end, stream.epoch), else_=ibis.null(float)).max().over(group),
-        conv_seq=ibis.cases((is_end, stream.seq), else_=ibis.null("int64")).max().over(group),
-        converted_at=ibis.cases((is_end, stream.occurred_at), else_=ibis.null(TS))
-        .max()
-        .over(group),
-        last_epoch=stream.epoch.max().over(group),
-    )
-    lookback = options.lookback_days * SECONDS_PER_DAY
-    anchor = ibis.coalesce(stream.conv_epoch, stream.last_epoch)
-    stream = stream.mutate(
-        journey_id=stream.kind.concat(":", stream.entity_id, ":", stream.idx.cast("string")),
-        _eligible=is_end | (stream.epoch >= anchor - lookback),
-    )
-    stream = stream.filter(stream._eligible).drop("_eligible").cache()
+    open_rows = stream.filter(stream.is_conversion == 0).drop("is_conversion")
+    conversion_times = ends.select(*JOURNEY_KEY, "converted_at", "conv_epoch", conv_seq=ends.seq)
+    joined = open_rows.left_join(conversion_times, list(JOURNEY_KEY))
+    joined = joined.drop([column for column in joined.columns if column.endswith("_right")])
 
-    ends = stream.filter(stream.is_conversion == 1)
-    ends = ends.inner_join(
-        targets.select("seq", "conversion_id", value=targets.value.fill_null(0.0)), "seq"
-    ).select("journey_id", "entity_id", "kind", "conversion_id", "value", "converted_at")
-    eligible = stream.filter(stream.is_conversion == 0).drop("sub", "is_conversion", "last_epoch")
-    eligible = eligible.inner_join(
-        touches.select("seq", "touchpoint_id", "channel", "source_medium", "campaign", "ad_id"),
+    # Touches after the last conversion look back from their own last touch.
+    lookback = lookback_days * SECONDS_PER_DAY
+    anchor = ibis.coalesce(joined.conv_epoch, joined.last_epoch)
+    cut = joined.filter(joined.epoch >= anchor - lookback)
+    return cut.select(
+        *JOURNEY_KEY,
         "seq",
-    )
-    eligible = eligible.mutate(
-        days_before=(eligible.conv_epoch - eligible.epoch) / SECONDS_PER_DAY,
-        rank=ibis.row_number().over(
-            ibis.window(group_by="journey_id", order_by=["occurred_at", "seq"])
-        ),
+        "occurred_at",
+        "touch_no",
+        "converted_at",
+        "conv_seq",
+        days_before=(cut.conv_epoch - cut.epoch) / SECONDS_PER_DAY,
     )
 
-    kept = apply_transform(eligible, options.transform, options.last_n)
-    kept = _mark_milestones(kept, convs, options.milestones).cache()
-    journey_touches = as_schema(kept, "journey_touches")
 
-    counts = journey_touches.group_by("journey_id").aggregate(n_touches=journey_touches.count())
-    converting = ends.left_join(counts, "journey_id")
+def _positions(cut: ibis.Table, options: JourneyOptions) -> ibis.Table:
+    """Apply the path transform to the cut touches: ``position``, ``n_touches``, ``repeats``."""
+    firsts = cut.group_by(list(JOURNEY_KEY)).aggregate(
+        _first_no=cut.touch_no.min(), _journey_size=cut.count()
+    )
+    cut = cut.inner_join(firsts, list(JOURNEY_KEY))
+    cut = cut.drop([column for column in cut.columns if column.endswith("_right")])
+    cut = cut.mutate(rank=(cut.touch_no - cut._first_no).cast("int64"))
+    return apply_transform(
+        cut, options.transform, options.last_n, journey=JOURNEY_KEY, counts="_journey_size"
+    ).drop("_first_no", "_journey_size", "touch_no")
+
+
+def _journey_rows(ends: ibis.Table, kept: ibis.Table) -> ibis.Table:
+    """Return one ``journeys`` row per conversion and per non-converting journey."""
+    counts = kept.group_by([*JOURNEY_KEY, "conv_seq"]).aggregate(n_touches=kept.count())
+    converting = ends.left_join(counts, list(JOURNEY_KEY))
     converting = converting.select(
-        journey_id=converting.journey_id,
+        journey_id=_journey_id(converting),
         entity_id=converting.entity_id,
         kind=converting.kind,
         conversion_id=converting.conversion_id,
@@ -198,12 +257,9 @@ def journeys_from_events(
         nulls=ibis.literal(0.0),
         n_touches=converting.n_touches.fill_null(0).cast("int64"),
     )
-    open_ends = kept.filter(kept.conv_epoch.isnull())
-    non_converting = open_ends.group_by(["journey_id", "entity_id", "kind"]).aggregate(
-        n_touches=open_ends.count().cast("int64")
-    )
-    non_converting = non_converting.select(
-        journey_id="journey_id",
+    open_ends = counts.filter(counts.conv_seq.isnull())
+    non_converting = open_ends.select(
+        journey_id=_journey_id(open_ends),
         entity_id="entity_id",
         kind="kind",
         conversion_id=ibis.null(str),
@@ -211,10 +267,9 @@ def journeys_from_events(
         conversions=ibis.literal(0.0),
         value=ibis.literal(0.0),
         nulls=ibis.literal(1.0),
-        n_touches="n_touches",
+        n_touches=open_ends.n_touches.cast("int64"),
     )
-    journeys = converting.union(non_converting)
-    return Journeys(journeys=as_schema(journeys, "journeys"), touches=journey_touches)
+    return as_schema(converting.union(non_converting), "journeys")
 
 
 def as_schema(table: ibis.Table, name: str) -> ibis.Table:
@@ -277,12 +332,12 @@ def _mark_milestones(
         ts, seq = joined[f"_{name}_ts"], joined[f"_{name}_seq"]
         reached[f"_{name}_reached"] = (
             ts.notnull()
-            & joined.conv_epoch.notnull()
+            & joined.converted_at.notnull()
             & _key_at_or_before(joined.occurred_at, joined.seq, ts, seq)
             & _key_at_or_before(ts, seq, joined.converted_at, joined.conv_seq)
         ).fill_null(False)
     joined = joined.mutate(**reached)
-    in_journey = ibis.window(group_by="journey_id")
+    in_journey = ibis.window(group_by=list(JOURNEY_KEY))
     latest = {
         f"_{name}_latest": ibis.cases(
             (joined[f"_{name}_reached"], joined.position), else_=ibis.null("int64")

@@ -19,6 +19,8 @@ frequency   each channel once at its first touch, with ``repeats`` counting all 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ibis
 
 from journeymap.common.config import TransformName
@@ -28,18 +30,29 @@ TRANSFORMS: tuple[str, ...] = ("none", "collapse", "unique", "first", "frequency
 
 
 def apply_transform(
-    touches: ibis.Table, transform: TransformName | str = "none", last_n: int | None = None
+    touches: ibis.Table,
+    transform: TransformName | str = "none",
+    last_n: int | None = None,
+    *,
+    journey: Sequence[str] = ("journey_id",),
+    counts: str | None = None,
 ) -> ibis.Table:
-    """Return the touches that ``transform`` keeps, numbered by ``position`` within each journey."""
+    """Return the touches that ``transform`` keeps, numbered by ``position`` within each journey.
+
+    ``journey`` names the columns that identify a journey. ``counts`` may name a column that
+    already contains each journey's number of touches; it saves a window pass when the
+    transform keeps every touch.
+    """
     if transform not in TRANSFORMS:
         raise ConfigError(
             f"unknown path transform {transform!r}",
             location="--transform",
             hint=f"Use one of {', '.join(TRANSFORMS)}",
         )
-    in_journey = ibis.window(group_by="journey_id", order_by="rank")
-    in_channel_run = ibis.window(group_by=["journey_id", "channel"], order_by="rank")
-    by_channel = ibis.window(group_by=["journey_id", "channel"])
+    keys = list(journey)
+    in_journey = ibis.window(group_by=keys, order_by="rank")
+    in_channel_run = ibis.window(group_by=[*keys, "channel"], order_by="rank")
+    by_channel = ibis.window(group_by=[*keys, "channel"])
 
     kept = touches
     if transform == "collapse":
@@ -63,21 +76,17 @@ def apply_transform(
     if last_n is not None:
         if last_n < 1:
             raise ConfigError(f"last_n must be 1 or more, got {last_n}", location="--last-n")
-        from_end = ibis.row_number().over(
-            ibis.window(group_by="journey_id", order_by=ibis.desc("rank"))
-        )
+        from_end = ibis.row_number().over(ibis.window(group_by=keys, order_by=ibis.desc("rank")))
         kept = kept.mutate(_from_end=from_end)
         kept = kept.filter(kept._from_end < last_n).drop("_from_end")
 
-    journey = ibis.window(group_by="journey_id")
+    whole_journey = ibis.window(group_by=keys)
     if transform == "none" and last_n is None:
         # Nothing was dropped, so the rank is the position already: one window pass less.
-        return kept.mutate(
-            position=(kept["rank"] + 1).cast("int64"),
-            n_touches=kept.count().over(journey).cast("int64"),
-        )
-    ordered = ibis.window(group_by="journey_id", order_by="rank")
+        size = kept[counts] if counts is not None else kept.count().over(whole_journey)
+        return kept.mutate(position=(kept["rank"] + 1).cast("int64"), n_touches=size.cast("int64"))
+    ordered = ibis.window(group_by=keys, order_by="rank")
     return kept.mutate(
         position=(ibis.row_number().over(ordered) + 1).cast("int64"),
-        n_touches=kept.count().over(journey).cast("int64"),
+        n_touches=kept.count().over(whole_journey).cast("int64"),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -143,7 +144,7 @@ def _read(
     )
 
     fields: dict[str, pa.ChunkedArray] = {
-        "row": pa.chunked_array([pa.array(range(rows), type=pa.int64())]),
+        "row": pa.chunked_array([pa.array(np.arange(rows, dtype=np.int64))]),
         "person_id": person,
         "account_id": text("account_id"),
         "occurred_at": occurred_at,
@@ -174,7 +175,10 @@ def _read(
     for name in touch_columns:
         has_touch = pc.or_(has_touch, pc.is_valid(fields[name]))
     keep_touch = pc.or_(has_touch, pc.invert(is_conversion))
-    touches = pa.table(fields).filter(keep_touch)
+    touches = pa.table(fields)
+    # Most files flag conversions on touch rows, so every row is a touch: no copy then.
+    if not pc.all(keep_touch).as_py():
+        touches = touches.filter(keep_touch)
 
     kind = pc.utf8_lower(pc.fill_null(text("kind"), default_kind))
     conversions = pa.table(
