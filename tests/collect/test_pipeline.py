@@ -202,3 +202,61 @@ def test_build_works_before_the_first_drain(config: Config) -> None:
     assert not Path(config.store).exists()
     result = CliRunner().invoke(cli, ["build", "--store", config.store])
     assert result.exit_code == 0, result.output
+
+
+def test_crm_contact_joins_the_visitor_with_the_same_email(
+    config: Config, tmp_path: Path
+) -> None:
+    # The visitor clicks a Google ad, then signs up as app user u-9 with her email. The CRM
+    # knows her as contact 501 with the same address, and records her closed-won deal.
+    collect(
+        config,
+        [
+            page(
+                "anon_c1",
+                "2026-03-01T10:00:00Z",
+                "https://www.example.com/?gclid=Cj0KCQ-test-click",
+            ),
+            {
+                "type": "identify",
+                "userId": "u-9",
+                "anonymousId": "anon_c1",
+                "timestamp": "2026-03-01T10:05:00Z",
+                "traits": {"email": "Ana.Lima@Acme.com"},
+            },
+        ],
+    )
+    contacts = tmp_path / "contacts.csv"
+    pd.DataFrame(
+        {"hs_object_id": ["501"], "email": ["ana.lima@acme.com"], "createdate": ["2026-02-20"]}
+    ).to_csv(contacts, index=False)
+    won = tmp_path / "won.csv"
+    pd.DataFrame(
+        {
+            "person_id": ["501"],
+            "timestamp": ["2026-04-01T00:00:00Z"],
+            "conversion": [1],
+            "kind": ["closed_won"],
+            "value": [12000.0],
+        }
+    ).to_csv(won, index=False)
+    store = Store.open(config.store)
+    try:
+        api.import_file(store, contacts, input_format="contacts", config=config)
+        api.import_file(store, won, input_format="touchpoints", config=config)
+        journeys = api.build(store, config)
+        converted = journeys.journeys.filter(journeys.journeys.kind == "closed_won").to_pandas()
+        touches = journeys.touches.to_pandas()
+        identities = store.table("identities").to_pandas()
+        from journeymap.identity.match_keys import person_match_keys
+
+        keys = person_match_keys(store).to_pandas()
+    finally:
+        store.close()
+
+    people = identities.groupby("person_id").id.apply(set).to_dict()
+    assert people["u-9"] >= {"u-9", "anon_c1", "501"}
+    assert converted.entity_id.tolist() == ["u-9"]
+    journey_touches = touches[touches.journey_id == converted.journey_id.iloc[0]]
+    assert journey_touches.channel.tolist() == ["Paid Search"]
+    assert set(keys[keys.person_id == "u-9"].key) >= {"email_sha256"}

@@ -89,15 +89,18 @@ def test_person_match_keys_columns(store: Store) -> None:
     assert table.count().execute() == 0
 
 
-def test_person_match_keys_keeps_imported_ids_unmapped(store: Store) -> None:
+def test_person_match_keys_move_imported_ids_to_their_resolved_person(store: Store) -> None:
     store.append("match_keys", keys_frame())
-    # An identity row whose id equals a person id must not move the imported row.
-    store.write("identities", pd.DataFrame({"id": ["P1"], "kind": ["user"], "person_id": ["Z"]}))
+    # The imported id P1 resolved to person Z (a contact merged with a visitor), as the
+    # journeys re-key imported touches, so its keys follow it.
+    store.write(
+        "identities", pd.DataFrame({"id": ["P1"], "kind": ["contact"], "person_id": ["Z"]})
+    )
 
     rows = by_person(person_match_keys(store))
 
-    assert ("P1", "email_sha256", "e1") in rows
-    assert not any(person == "Z" and key == "email_sha256" for person, key, _ in rows)
+    assert ("Z", "email_sha256", "e1") in rows
+    assert not any(person == "P1" for person, _, _ in rows)
 
 
 def key_rows_on(con: Any) -> pd.DataFrame:

@@ -98,7 +98,7 @@ def test_import_contacts_links_email_hash(store: Store, tmp_path: Path) -> None:
     edges = rows(store, "identity_edges").sort_values("from_id")
     assert edges.from_id.tolist() == ["101", "102"]
     assert edges.to_id.tolist() == [JANE, BOB]
-    assert set(edges.from_kind) == {"user"}
+    assert set(edges.from_kind) == {"contact"}
     assert set(edges.to_kind) == {"email"}
     assert edges.observed_at.tolist() == [
         datetime(2026, 1, 5, 10, tzinfo=UTC),

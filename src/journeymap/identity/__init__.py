@@ -8,12 +8,13 @@ any backend of the store.
 
 from journeymap.identity.edges import edges_from_events
 from journeymap.identity.graph import IdentityGraphError, resolve
-from journeymap.identity.kinds import ACCOUNT, ANONYMOUS, EMAIL, USER
-from journeymap.identity.people import people_and_accounts, person_of
+from journeymap.identity.kinds import ACCOUNT, ANONYMOUS, CONTACT, EMAIL, USER
+from journeymap.identity.people import people_and_accounts, person_of, with_resolved_person
 
 __all__ = [
     "ACCOUNT",
     "ANONYMOUS",
+    "CONTACT",
     "EMAIL",
     "USER",
     "IdentityGraphError",
@@ -21,4 +22,5 @@ __all__ = [
     "people_and_accounts",
     "person_of",
     "resolve",
+    "with_resolved_person",
 ]

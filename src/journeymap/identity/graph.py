@@ -1,7 +1,8 @@
 """Identity resolution: which person each anonymous id, user id and email hash belongs to.
 
 ``resolve`` takes rows of the ``identity_edges`` table and returns one row per
-(``id``, ``kind``) of the kinds anonymous, user and email, with that id's ``person_id``.
+(``id``, ``kind``) of the kinds anonymous, user, email and contact, with that id's
+``person_id``.
 
 Rules:
 
@@ -14,10 +15,13 @@ Rules:
 * Edges between two user ids merge those users, and edges between two anonymous ids merge
   those ids. Of the edges that ``edges_from_events`` makes, only alias calls link two ids of
   one kind.
+* A CRM contact merges with its email hash (an edge between a contact and an email), and so
+  with the user who owns that email: the visitor who signed up with the address is the
+  contact of the CRM. Two contacts with one address are one person, as CRMs treat them.
 * Other edges (to accounts, anonymous↔email, email↔email) merge nothing, but their anonymous,
   user and email ids still get a person.
-* ``person_id`` is the smallest user id of the person (in string order), or the smallest id
-  of the person when it has no user id.
+* ``person_id`` is the smallest user id of the person (in string order), else its smallest
+  contact id, else its smallest id.
 
 The people are the connected components of the merging links. They are computed in the
 engine by min-label propagation: every id starts with its own label, and each round sets
@@ -31,7 +35,7 @@ from __future__ import annotations
 import ibis
 
 from journeymap.common.errors import JourneymapError
-from journeymap.identity.kinds import ANONYMOUS, EMAIL, PERSON_KINDS, USER, present
+from journeymap.identity.kinds import ANONYMOUS, CONTACT, EMAIL, PERSON_KINDS, USER, present
 from journeymap.identity.materialise import materialise
 
 MAX_ITERATIONS = 100
@@ -39,9 +43,11 @@ MAX_ITERATIONS = 100
 n + 1 rounds."""
 
 USER_RANK = "0"
-OTHER_RANK = "1"
-# A label is a rank digit followed by the id, so that any user id sorts before every other id
-# and the minimum label of a person names its smallest user id when it has one.
+CONTACT_RANK = "1"
+OTHER_RANK = "2"
+# A label is a rank digit followed by the id, so that any user id sorts before every other id,
+# then contact ids, and the minimum label of a person names its smallest user id when it has
+# one.
 
 
 class IdentityGraphError(JourneymapError):
@@ -117,6 +123,18 @@ def _merge_links(edges: ibis.Table) -> ibis.Table:
             to_kind=same_kind.to_kind,
         )
     ]
+    contacts = edges.filter(
+        ((edges.from_kind == CONTACT) & (edges.to_kind == EMAIL))
+        | ((edges.from_kind == EMAIL) & (edges.to_kind == CONTACT))
+    )
+    parts.append(
+        contacts.select(
+            from_id=present(contacts.from_id),
+            from_kind=contacts.from_kind,
+            to_id=present(contacts.to_id),
+            to_kind=contacts.to_kind,
+        )
+    )
     for kind in (ANONYMOUS, EMAIL):
         owners = _owners(edges, kind)
         parts.append(
@@ -141,7 +159,9 @@ def _merge_links(edges: ibis.Table) -> ibis.Table:
 
 def _components(nodes: ibis.Table, links: ibis.Table, max_iterations: int) -> ibis.Table:
     """Return ``id, kind, label``: the minimum label of each node's connected component."""
-    rank = ibis.ifelse(nodes.kind == USER, USER_RANK, OTHER_RANK)
+    rank = ibis.cases(
+        (nodes.kind == USER, USER_RANK), (nodes.kind == CONTACT, CONTACT_RANK), else_=OTHER_RANK
+    )
     current = materialise(nodes.select("id", "kind", label=rank.concat(nodes.id)))
 
     # Each node also links to itself, so that one join reads its own and its neighbours' labels.

@@ -16,7 +16,10 @@ ACCOUNT = "account"
 EMAIL = "email"
 """The SHA-256 hash of an email address: the ``email_hash`` of an event, never the address."""
 
-PERSON_KINDS = (ANONYMOUS, USER, EMAIL)
+CONTACT = "contact"
+"""A CRM record of a person: the id of an imported HubSpot or Salesforce contact or lead."""
+
+PERSON_KINDS = (ANONYMOUS, USER, EMAIL, CONTACT)
 """Kinds whose ids belong to a person, unlike account ids."""
 
 

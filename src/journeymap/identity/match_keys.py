@@ -14,6 +14,7 @@ import ibis
 import ibis.expr.types as ir
 
 from journeymap.identity.kinds import ANONYMOUS, EMAIL, USER, present
+from journeymap.identity.people import with_resolved_person
 from journeymap.store.schema import STR, TS
 from journeymap.store.store import Store
 
@@ -39,10 +40,11 @@ def keys_by_person(match_keys: ibis.Table, identities: ibis.Table | None) -> ibi
     ``match_keys`` has the columns of the ``match_keys`` table and ``identities`` those of
     the ``identities`` table (or is None). ``observed_at`` is the first time the key was
     seen for the person (null when no row gives one), because a key identifies the person's
-    conversions from then on. Rows of ``id_kind`` ``person`` keep
-    their ``id`` as the person. A collected row takes the person of its id in
-    ``identities``, and an id that ``identities`` lacks is a person of its own, named by
-    the id itself. Rows of any other ``id_kind`` are left out.
+    conversions from then on. Rows of ``id_kind`` ``person`` take the person that their id
+    (a CRM contact id) resolved to, and keep their ``id`` when ``identities`` lacks it. A
+    collected row takes the person of its id in ``identities``, and an id that
+    ``identities`` lacks is a person of its own, named by the id itself. Rows of any other
+    ``id_kind`` are left out.
     """
     keys = match_keys.filter(
         present(match_keys.id).notnull(), match_keys.key.notnull(), match_keys.value.notnull()
@@ -51,6 +53,8 @@ def keys_by_person(match_keys: ibis.Table, identities: ibis.Table | None) -> ibi
     imported = keys.filter(keys.id_kind == PERSON).select(
         person_id=keys.id, key=keys.key, value=keys.value, observed_at=keys.observed_at.cast(TS)
     )
+    if identities is not None:
+        imported = with_resolved_person(imported, identities)
     collected = _collected(keys, identities)
 
     rows = ibis.union(imported, collected, distinct=False)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import ibis
 import ibis.expr.types as ir
 
-from journeymap.identity.kinds import ANONYMOUS, USER, present
+from journeymap.identity.kinds import ANONYMOUS, CONTACT, USER, present
 from journeymap.store.schema import RAW_TABLES, STR
 
 
@@ -49,6 +49,33 @@ def person_of(events: ibis.Table, identities: ibis.Table) -> ibis.Table:
     )
     event_columns = [column for column in events.columns if column != "person_id"]
     return joined.select(*event_columns, person_id=person)
+
+
+def with_resolved_person(table: ibis.Table, identities: ibis.Table) -> ibis.Table:
+    """Return ``table`` (imported rows with a ``person_id``) with each id's resolved person.
+
+    An imported person id is a CRM contact id or the team's own user id, so it takes the
+    person of that id in ``identities`` (a contact id first, then a user id of the same
+    text), and keeps its own id when ``identities`` lacks it. Column order is kept.
+    """
+    known = identities.filter(identities.kind.isin([CONTACT, USER]))
+    preference = ibis.cases((known.kind == CONTACT, 0), else_=1)
+    ranked = known.mutate(
+        _n=ibis.row_number().over(ibis.window(group_by=known.id, order_by=preference))
+    )
+    lookup = ranked.filter(ranked._n == 0).select(
+        _resolved_key=ranked.id, _resolved_person=ranked.person_id
+    )
+    joined = table.left_join(lookup, table.person_id == lookup._resolved_key)
+    columns = {
+        column: (
+            ibis.coalesce(joined._resolved_person, joined.person_id)
+            if column == "person_id"
+            else joined[column]
+        )
+        for column in table.columns
+    }
+    return joined.select(**columns)
 
 
 def people_and_accounts(

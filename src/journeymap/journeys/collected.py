@@ -3,8 +3,10 @@
 The collector stores raw messages in ``events``. Before journeys are cut, this step turns the
 collected ones into the same ``touchpoints`` and ``conversions`` rows that importers write:
 
-1. identity edges from identify, alias and group calls and from email hashes, resolved into
-   people (:mod:`journeymap.identity`);
+1. identity edges from identify, alias and group calls and from email hashes, with the edges
+   that importers stored (CRM contacts and their email hashes), resolved into people
+   (:mod:`journeymap.identity`); imported touches and conversions then take the person that
+   their person id (a contact or user id) resolved to;
 2. every event gets its person, and each person their account (a group call, else a
    company email domain);
 3. page and screen events become sessions, and each session's acquisition one ``visit``
@@ -20,7 +22,13 @@ from __future__ import annotations
 import ibis
 
 from journeymap.common.config import Config
-from journeymap.identity import edges_from_events, people_and_accounts, person_of, resolve
+from journeymap.identity import (
+    edges_from_events,
+    people_and_accounts,
+    person_of,
+    resolve,
+    with_resolved_person,
+)
 from journeymap.journeys.sessions import assign_sessions
 from journeymap.journeys.web import event_conversions, session_touchpoints
 from journeymap.store.schema import RAW_TABLES
@@ -54,7 +62,12 @@ def with_collected(store: Store, config: Config) -> tuple[ibis.Table, ibis.Table
         return touchpoints, conversions
 
     # People: the identity graph, then each event's person and each person's account.
-    identities = store.write("identities", resolve(edges_from_events(events)))
+    edges = edges_from_events(events)
+    if store.has_rows("identity_edges"):
+        edges = edges.union(store.table("identity_edges").select(*edges.columns))
+    identities = store.write("identities", resolve(edges))
+    touchpoints = with_resolved_person(touchpoints, identities)
+    conversions = with_resolved_person(conversions, identities)
     with_person = person_of(events, identities).cache()
     people, accounts = people_and_accounts(
         events, identities, free_mail_domains=config.identity.free_mail_domains

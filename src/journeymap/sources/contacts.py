@@ -20,10 +20,10 @@ Output, written in one transaction:
   associated company or account id. ``email_hash`` is the SHA-256 of the trimmed, lowercased
   email (as the collector computes it) and ``domain`` the email's domain. ``first_seen`` and
   ``last_seen`` come from the create and last-modified dates;
-- ``identity_edges``: one edge per contact with an email, from the contact id (kind ``user``)
-  to its email hash (kind ``email``), observed at the create date. NOTE: ``journeymap build``
-  resolves people from the collected events' edges only, so these edges do not yet join a
-  contact with the visitor who sent the same email;
+- ``identity_edges``: one edge per contact with an email, from the contact id (kind
+  ``contact``) to its email hash (kind ``email``), observed at the create date. ``journeymap
+  build`` resolves them with the collected events' edges, so that a contact and the visitor
+  who sent the same email are one person;
 - ``match_keys``: the hashed email and phone keys of
   :func:`journeymap.common.identifiers.match_keys` (``id_kind`` ``person``), with
   ``source`` ``crm``, observed at the create date (else the last-modified date), because
@@ -52,7 +52,7 @@ import phonenumbers
 
 from journeymap.common import identifiers
 from journeymap.common.errors import ConfigError, InputError
-from journeymap.identity.kinds import EMAIL, USER
+from journeymap.identity.kinds import CONTACT, EMAIL
 from journeymap.sources.batch import check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver
 from journeymap.sources.deals import DealImportResult, parse_timestamps
@@ -190,7 +190,7 @@ def import_contacts(
     edges = pd.DataFrame(
         {
             "from_id": with_email["person_id"],
-            "from_kind": USER,
+            "from_kind": CONTACT,
             "to_id": with_email["email_hash"],
             "to_kind": EMAIL,
             "observed_at": with_email["first_seen"].fillna(with_email["last_seen"]),
