@@ -105,6 +105,24 @@ class StoreAccess:
                 self._cache.popitem(last=False)
             return result
 
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """Return the cached result of ``key`` for the current store version, without the store.
+
+        For work derived from a view's result, such as a page's figures.
+        """
+        with self._lock:
+            full_key = (self.version(), "memo", key)
+            if full_key in self._cache:
+                self._cache.move_to_end(full_key)
+                found: T = self._cache[full_key]
+                return found
+        result = compute()
+        with self._lock:
+            self._cache[full_key] = result
+            while len(self._cache) > self.entries:
+                self._cache.popitem(last=False)
+        return result
+
     def _file_stamp(self) -> tuple[float, int, float, int] | None:
         """Return the size and modification time of the file and its WAL; None in memory."""
         if self._store is not None:

@@ -124,7 +124,11 @@ def page_router(dashboard: Dashboard) -> APIRouter:
 
     def show(page: Page, request: Request, result: Result, **extra: Any) -> HTMLResponse:
         data = result.data or {}
-        drawn = page.figures(data, result.filters) if result.data is not None else []
+        drawn: figures.Figures = []
+        if result.data is not None and dashboard.access.exists:
+            # Building Plotly figures takes tens of milliseconds each, so they are cached too.
+            key = (page.name, result.filters.key(), tuple(extra.get("entity") or ()))
+            drawn = dashboard.access.memo(key, lambda: page.figures(data, result.filters))
         shown = page.tables(data, result.filters) if result.data is not None else []
         return render(
             request,
