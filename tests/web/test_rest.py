@@ -20,6 +20,7 @@ VIEW_KEYS = {
     "paths": {"kind", "paths", "sankey", "notes"},
     "blind-spots": {"by_kind", "click_ids", "agreement", "undercount", "notes"},
     "entities": {"people", "accounts"},
+    "recommendations": {"recommendations", "skipped", "notes"},
 }
 
 
@@ -204,6 +205,13 @@ def test_icp_without_deals_is_empty_state(client: TestClient) -> None:
     body = client.get("/api/icp").json()
     assert body["data"] is None
     assert body["empty"]["command"] == "journeymap import deals FILE --accounts FILE"
+
+
+def test_sync_without_outbox_is_empty_state(client: TestClient) -> None:
+    sign_in(client)
+    body = client.get("/api/sync").json()
+    assert body["data"] is None
+    assert body["empty"]["command"].startswith("journeymap sync --dry-run")
 
 
 def test_missing_store_is_empty_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

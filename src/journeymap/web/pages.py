@@ -77,7 +77,7 @@ PAGES: tuple[Page, ...] = (
         "Recommendations",
         "recommendations",
         lambda d, f: [],
-        tables.generic,
+        tables.recommendations,
     ),
     Page("compare", "/compare", "Compare", "compare", lambda d, f: [], tables.generic),
     Page("sync", "/sync", "Sync audit", "sync", lambda d, f: [], tables.generic),

@@ -268,6 +268,26 @@ def journey_map(data: dict[str, Any], filters: Any) -> list[TableSpec]:
     return result + generic(others, filters)
 
 
+def recommendations(data: dict[str, Any], filters: Any) -> list[TableSpec]:
+    """Return the recommendations, most severe first, with their reason and action."""
+    rows = [
+        {
+            "severity": item.get("severity"),
+            "title": item.get("title"),
+            "why": item.get("why"),
+            "action": item.get("action"),
+            "evidence": ", ".join(
+                f"{row.get('measure')} {format_cell(row.get('value'), 'num')} {row.get('unit')}"
+                for row in item.get("evidence", [])
+            ),
+        }
+        for item in data.get("recommendations", [])
+    ]
+    columns: list[Column] = [(key, key, "text") for key in ("severity", "title", "why", "action")]
+    columns.append(("evidence", "evidence", "text"))
+    return [TableSpec("Recommendations", columns, rows)]
+
+
 def generic(data: dict[str, Any], filters: Any) -> list[TableSpec]:
     """Return one table per list of rows in ``data``."""
     return [
