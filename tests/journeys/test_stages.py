@@ -119,7 +119,9 @@ def test_condition_needs_exactly_one_key() -> None:
     with pytest.raises(ConfigError) as raised:
         stages_of([{"name": "A", "enter_when": [{"conversion": "lead", "event": "Signed Up"}]}])
 
-    assert "exactly one of conversion, deal_stage, event, touch" in str(raised.value)
+    assert "exactly one of conversion, deal_stage, event, lifecycle_stage, touch" in str(
+        raised.value
+    )
 
 
 def test_overlapping_entry_rules_name_both() -> None:

@@ -335,3 +335,53 @@ def test_cli_import_contacts_error(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert isinstance(result.exception, InputError)
     assert "row 2, column 'id'" in str(result.exception)
+
+
+def test_import_contacts_reads_lifecycle_stage_entry_dates(tmp_path: Path) -> None:
+    from journeymap.common.config import Config
+    from journeymap.journeys.stages import stage_timeline
+
+    path = tmp_path / "contacts.csv"
+    pd.DataFrame(
+        {
+            "hs_object_id": ["11", "12"],
+            "createdate": ["2026-01-02", "2026-01-03"],
+            "hs_v2_date_entered_marketingqualifiedlead": ["2026-01-10", ""],
+            "hs_lifecyclestage_customer_date": ["2026-03-01", ""],
+            "hs_v2_date_entered_lead": ["2026-01-05", "2026-01-06"],
+        }
+    ).to_csv(path, index=False)
+    store = Store.open()
+
+    import_contacts(store, path)
+
+    rows = store.table("lifecycle_stages").order_by(["person_id", "entered_at"]).to_pandas()
+    assert list(zip(rows.person_id, rows.stage, strict=True)) == [
+        ("11", "lead"),
+        ("11", "marketingqualifiedlead"),
+        ("11", "customer"),
+        ("12", "lead"),
+    ]
+    timeline = stage_timeline(store, Config().stages).order_by("entered_at").to_pandas()
+    first = timeline[timeline.entity_id == "11"]
+    assert first.stage.tolist() == ["Consideration", "Onboarding"]
+    assert first.reason.tolist() == ["lifecycle_stage lead", "lifecycle_stage customer"]
+
+
+def test_check_stages_names_the_nearest_lifecycle_stage(tmp_path: Path) -> None:
+    from journeymap.common.config import parse_config
+    from journeymap.common.errors import ConfigError
+    from journeymap.journeys.stages import check_stages
+
+    path = tmp_path / "contacts.csv"
+    pd.DataFrame(
+        {"hs_object_id": ["11"], "hs_v2_date_entered_marketingqualifiedlead": ["2026-01-10"]}
+    ).to_csv(path, index=False)
+    store = Store.open()
+    import_contacts(store, path)
+    stages = parse_config(
+        {"stages": [{"name": "MQL", "enter_when": [{"lifecycle_stage": "marketingqualifiedleed"}]}]}
+    ).stages
+
+    with pytest.raises(ConfigError, match="marketingqualifiedlead"):
+        check_stages(stages, store)

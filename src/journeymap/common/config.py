@@ -349,6 +349,11 @@ class StageCondition(_Strict):
         None, description="A deal entering this CRM pipeline stage (accounts only)."
     )
     event: str | None = Field(None, description="A tracked event of this name.")
+    lifecycle_stage: str | None = Field(
+        None,
+        description="A CRM contact entering this lifecycle stage (HubSpot internal value, such "
+        "as marketingqualifiedlead).",
+    )
     touch: Literal[True] | None = Field(None, description="Any marketing or sales touch.")
 
     @model_validator(mode="after")
@@ -356,7 +361,8 @@ class StageCondition(_Strict):
         keys_set = list(self.model_dump(exclude_none=True))
         if len(keys_set) != 1:
             raise ValueError(
-                "a stage condition needs exactly one of conversion, deal_stage, event, touch; "
+                "a stage condition needs exactly one of conversion, deal_stage, event, "
+                "lifecycle_stage, touch; "
                 f"got {', '.join(keys_set) or 'none'}"
             )
         return self
@@ -481,6 +487,9 @@ def default_stages() -> list[StageConfig]:
                 {"conversion": "lead"},
                 {"conversion": "demo"},
                 {"conversion": "trial"},
+                {"lifecycle_stage": "lead"},
+                {"lifecycle_stage": "marketingqualifiedlead"},
+                {"lifecycle_stage": "salesqualifiedlead"},
                 {"deal_stage": "Engaging"},
                 {"deal_stage": "Demo Scheduled"},
                 {"deal_stage": "Appointment Scheduled"},
@@ -499,6 +508,7 @@ def default_stages() -> list[StageConfig]:
             "Sales",
             [
                 {"conversion": "opportunity"},
+                {"lifecycle_stage": "opportunity"},
                 {"deal_stage": "Proposal Sent"},
                 {"deal_stage": "Contract Sent"},
                 {"deal_stage": "Negotiation"},
@@ -518,6 +528,7 @@ def default_stages() -> list[StageConfig]:
             "Customer Success",
             [
                 {"conversion": "closed_won"},
+                {"lifecycle_stage": "customer"},
                 {"deal_stage": "Won"},
                 {"deal_stage": "Closed Won"},
                 {"deal_stage": "closedwon"},

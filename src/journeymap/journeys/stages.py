@@ -6,9 +6,10 @@ turns the store's rows into ``stage_timeline`` rows, one per stay of a person or
 in a stage:
 
 - Entry signals are touches (``touchpoints``), conversions (by ``kind``), deal stage entries
-  (``deal_stages`` joined to the deal's account, so for accounts only) and tracked events
-  (``events`` by name). Each signal that matches a condition carries that condition's stage
-  and, as ``reason``, the condition's text, such as ``deal_stage Proposal Sent``.
+  (``deal_stages`` joined to the deal's account, so for accounts only), CRM lifecycle stage
+  entries (``lifecycle_stages``) and tracked events (``events`` by name). Each signal that
+  matches a condition carries that condition's stage and, as ``reason``, the condition's
+  text, such as ``deal_stage Proposal Sent``.
 - Journeys only move forward. A stay starts at the first signal of a stage that is later in
   the configured order than every stage the entity reached before. A later signal of an
   earlier or the same stage changes nothing, so an entity in Expansion does not go back to
@@ -48,6 +49,7 @@ CONDITION_NOUNS: dict[str, str] = {
     "conversion": "conversion kind",
     "deal_stage": "deal stage",
     "event": "event",
+    "lifecycle_stage": "lifecycle stage",
 }
 """Words for the names each condition kind is checked against, for error messages."""
 
@@ -114,6 +116,7 @@ def _known_names(store: Store) -> dict[str, list[str]]:
         "conversion": [("conversions", "kind"), ("collected_conversions", "kind")],
         "deal_stage": [("deal_stages", "stage"), ("deals", "stage")],
         "event": [("events", "event")],
+        "lifecycle_stage": [("lifecycle_stages", "stage")],
     }
     known: dict[str, list[str]] = {}
     for kind, columns in sources.items():
@@ -186,7 +189,7 @@ def timeline_inputs(store: Store) -> dict[str, ibis.Table]:
             columns = RAW_TABLES[name].names
             tables[name] = ibis.union(*(part.select(*columns) for part in parts), distinct=False)
 
-    for name in ("deals", "deal_stages"):
+    for name in ("deals", "deal_stages", "lifecycle_stages"):
         if store.has_rows(name):
             tables[name] = store.table(name)
 
@@ -304,6 +307,18 @@ def entry_signals(
     if entity_kind == "account" and deals is not None and deal_stages is not None:
         parts.extend(_deal_stage_signals(deals, deal_stages, rules["deal_stage"]))
 
+    lifecycle = tables.get("lifecycle_stages")
+    if lifecycle is not None and rules["lifecycle_stage"]:
+        parts.append(
+            _matched(
+                lifecycle,
+                lifecycle[entity],
+                lifecycle.entered_at,
+                lifecycle.stage,
+                rules["lifecycle_stage"],
+            )
+        )
+
     events = tables.get("events")
     if events is not None and rules["event"]:
         parts.append(
@@ -328,6 +343,7 @@ def _rules_by_kind(
         "conversion": {},
         "deal_stage": {},
         "event": {},
+        "lifecycle_stage": {},
     }
     for index, stage in enumerate(stages):
         for condition in getattr(stage, field):

@@ -27,7 +27,11 @@ Output, written in one transaction:
 - ``match_keys``: the hashed email and phone keys of
   :func:`journeymap.common.identifiers.match_keys` (``id_kind`` ``person``), with
   ``source`` ``crm``, observed at the create date (else the last-modified date), because
-  conversion sync uses a key only for conversions at or after that time.
+  conversion sync uses a key only for conversions at or after that time;
+- ``lifecycle_stages``: one row per contact and lifecycle stage with an entry date, from
+  HubSpot's ``hs_v2_date_entered_<stage>`` (or older ``hs_lifecyclestage_<stage>_date``)
+  columns, so that journey stages can be entered by lifecycle stages
+  (``lifecycle_stage: marketingqualifiedlead``).
 
 Raw emails and phone numbers are never stored, logged or put in an error message. An email
 that is not an address, or a phone that is not a possible number, is left out with a
@@ -35,13 +39,13 @@ warning that counts the cells and names the first row; the contact is kept. An e
 that already holds SHA-256 digests is kept as it is. Dates are ISO 8601 (a space may separate
 date and time, as in Fivetran's tables) or epoch milliseconds, as HubSpot's API returns them.
 
-NOTE: the ``people`` table has no column for a lifecycle stage (HubSpot ``lifecyclestage``,
-Salesforce ``Lead.Status``) or a lead source, so those columns are not read.
+NOTE: a lead source column is not read, because ``people`` has no column for it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +58,7 @@ from journeymap.common import identifiers
 from journeymap.common.errors import ConfigError, InputError
 from journeymap.identity.kinds import CONTACT, EMAIL
 from journeymap.sources.batch import check_not_imported, write_import
-from journeymap.sources.columns import ColumnResolver
+from journeymap.sources.columns import ColumnResolver, normalise_name
 from journeymap.sources.deals import DealImportResult, parse_timestamps
 from journeymap.sources.readers import read_input
 from journeymap.sources.values import text
@@ -106,6 +110,10 @@ CONTACT_ALIASES: dict[str, list[str]] = {
 
 TRUE_WORDS = frozenset({"true", "t", "1", "yes", "y"})
 FALSE_WORDS = frozenset({"false", "f", "0", "no", "n"})
+LIFECYCLE_COLUMN = re.compile(
+    r"(?:property_)?(?:hs_v2_date_entered_([a-z0-9_]+)|hs_lifecyclestage_([a-z0-9_]+)_date)"
+)
+"""A HubSpot contact column that holds the time the contact entered one lifecycle stage."""
 EPOCH_MILLISECONDS = r"\d{11,13}"
 """A date written as Unix milliseconds: 11 to 13 digits, from April 1970 to 2286."""
 
@@ -206,6 +214,14 @@ def import_contacts(
     skipped = int((~kept).sum())
     if skipped:
         warnings.append(f"{skipped:,} deleted or replaced rows were skipped")
+    tables = {
+        "people": people.reset_index(drop=True),
+        "identity_edges": edges.reset_index(drop=True),
+        "match_keys": match_keys,
+    }
+    lifecycle = lifecycle_entries(frame, people, file=source.path)
+    if len(lifecycle):
+        tables["lifecycle_stages"] = lifecycle
     result = write_import(
         store,
         import_id=import_id,
@@ -213,11 +229,7 @@ def import_contacts(
         file=source.path,
         sha256=source.sha256,
         seq_start=store.next_seq(),
-        tables={
-            "people": people.reset_index(drop=True),
-            "identity_edges": edges.reset_index(drop=True),
-            "match_keys": match_keys,
-        },
+        tables=tables,
     )
     for warning in warnings:
         log.warning("%s: %s", source.path, warning)
@@ -228,6 +240,39 @@ def import_contacts(
         rows=result.rows,
         warnings=tuple(warnings),
     )
+
+
+def lifecycle_entries(frame: pd.DataFrame, people: pd.DataFrame, *, file: str) -> pd.DataFrame:
+    """Return one ``lifecycle_stages`` row per contact and lifecycle stage it entered.
+
+    The entry times come from HubSpot's per-stage date columns: ``hs_v2_date_entered_<stage>``
+    and the older ``hs_lifecyclestage_<stage>_date`` (with or without Fivetran's
+    ``property_`` prefix); the stage is the internal value in the column name. ``people`` is
+    the contacts' ``people`` rows (kept rows only, indexed like ``frame``). A file without
+    such columns gives no rows; an empty cell means the contact never entered that stage.
+
+    Raises:
+        InputError: a date cell is neither ISO 8601 nor epoch milliseconds.
+    """
+    parts = []
+    for column in frame.columns:
+        match = LIFECYCLE_COLUMN.fullmatch(normalise_name(str(column)))
+        if match is None:
+            continue
+        stage = next(group for group in match.groups() if group)
+        entered = _dates(frame, column, file=file).loc[people.index]
+        rows = pd.DataFrame(
+            {
+                "person_id": people["person_id"],
+                "account_id": people["account_id"],
+                "stage": stage,
+                "entered_at": entered,
+            }
+        )
+        parts.append(rows[rows["entered_at"].notna()])
+    if not parts:
+        return pd.DataFrame(columns=["person_id", "account_id", "stage", "entered_at"])
+    return pd.concat(parts, ignore_index=True)
 
 
 def contact_keys(

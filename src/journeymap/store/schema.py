@@ -221,6 +221,17 @@ RAW_TABLES: dict[str, ibis.Schema] = {
             "import_id": STR,
         }
     ),
+    # One entry of a CRM contact into a lifecycle stage (HubSpot ``lifecyclestage``:
+    # lead, marketingqualifiedlead, salesqualifiedlead, opportunity, customer, ...).
+    "lifecycle_stages": ibis.schema(
+        {
+            "person_id": STR,
+            "account_id": STR,
+            "stage": STR,
+            "entered_at": TS,
+            "import_id": STR,
+        }
+    ),
     "stage_timeline": ibis.schema(
         {
             "entity_kind": STR,
