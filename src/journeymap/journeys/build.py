@@ -127,10 +127,10 @@ def journeys_from_events(
     cut = _cut_touches(touches, targets, ends, options.lookback_days).cache()
     texts = touches.select("seq", "touchpoint_id", "channel", "source_medium", "campaign", "ad_id")
     if options.transform == "none" and options.last_n is None:
-        # Every cut touch is kept, so the text columns can join last, and the journey
-        # counts come from the narrow table.
+        # Every cut touch is kept, so the journeys count the cut touches, and the text
+        # columns join last.
         kept = _positions(cut, options)
-        counted = kept
+        counted = cut
         kept = _mark_milestones(kept, convs, options.milestones).inner_join(texts, "seq")
     else:
         # The transforms read the channel; the result is read twice, so it is cached.
@@ -243,7 +243,10 @@ def _positions(cut: ibis.Table, options: JourneyOptions) -> ibis.Table:
 
 
 def _journey_rows(ends: ibis.Table, kept: ibis.Table) -> ibis.Table:
-    """Return one ``journeys`` row per conversion and per non-converting journey."""
+    """Return one ``journeys`` row per conversion and per non-converting journey.
+
+    ``kept`` contains the kept touches with their journey key and ``conv_seq``.
+    """
     counts = kept.group_by([*JOURNEY_KEY, "conv_seq"]).aggregate(n_touches=kept.count())
     converting = ends.left_join(counts, list(JOURNEY_KEY))
     converting = converting.select(
