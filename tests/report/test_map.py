@@ -244,3 +244,31 @@ def test_map_empty_store_raises(tmp_path: Path) -> None:
             journey_map(store, map_config())
     finally:
         store.close()
+
+
+def test_map_of_a_deals_only_store_measures_stages_without_touches(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from journeymap.sources.deals import import_deals
+
+    deals = tmp_path / "deals.csv"
+    pd.DataFrame(
+        {
+            "deal_id": ["d1", "d2", "d3"],
+            "account": ["a1", "a2", "a3"],
+            "deal_stage": ["Won", "Lost", "Engaging"],
+            "engage_date": ["2024-01-01", "2024-01-05", "2024-02-01"],
+            "close_date": ["2024-02-01", "2024-01-20", ""],
+            "close_value": [1000, 0, None],
+        }
+    ).to_csv(deals, index=False)
+    store = Store.open()
+    import_deals(store, deals)
+
+    result = journey_map(store)
+
+    figures = {stage.name: stage.figures for stage in result.stages}
+    assert figures["Consideration"].entered == 3
+    assert figures["Onboarding"].entered == 1
+    assert result.top_sequences == ()
+    assert any("no touches" in note for note in result.notes)

@@ -74,10 +74,15 @@ def measure_map(
     from journeymap import api
     from journeymap.report import map_touches
 
-    api.check_has_data(store)
     names = [stage.name for stage in config.stages]
-    source = map_touches.journey_source(store, config, lookback)
-    entity_kind = entity or ("account" if store.has_rows("deal_stages") else source.entity)
+    source = None
+    if store.has_rows("deal_stages") and not _has_touch_data(store):
+        # A CRM-only store: stages come from the deals, and nothing is there to credit.
+        entity_kind = entity or "account"
+    else:
+        api.check_has_data(store)
+        source = map_touches.journey_source(store, config, lookback)
+        entity_kind = entity or ("account" if store.has_rows("deal_stages") else source.entity)
 
     timeline = stage_timeline(store, config.stages, entity_kind=entity_kind).cache()
     try:
@@ -99,26 +104,30 @@ def measure_map(
         )
 
         touch_members = members
-        if segment is not None and source.entity != entity_kind:
+        if segment is not None and source is not None and source.entity != entity_kind:
             touch_members = segment_members(store, source.entity, *segment)
-        touches = map_touches.measure_touches(
-            store,
-            config,
-            source,
-            stays,
-            model=model,
-            entity_kind=entity_kind,
-            members=touch_members,
-            start_at=start_at,
-            as_of=as_of,
-        )
+        if source is None:
+            touches = map_touches.TouchFigures(None, None, {}, {}, (), (), None, [NO_TOUCHES])
+        else:
+            touches = map_touches.measure_touches(
+                store,
+                config,
+                source,
+                stays,
+                model=model,
+                entity_kind=entity_kind,
+                members=touch_members,
+                start_at=start_at,
+                as_of=as_of,
+            )
     finally:
         timeline.release()
-        source.release()
+        if source is not None:
+            source.release()
 
     by_stage = {name: _figures_of(figures, name, touches.credit) for name in names}
     points = dropoff_points(figures, won_value, names)
-    notes = source.notes + touches.notes
+    notes = (source.notes if source is not None else []) + touches.notes
     if as_of is None:
         notes.append("No entity entered a stage, so every stage figure is zero.")
     log.info("measured the journey map of %s stages in %s", len(names), store.location)
@@ -128,7 +137,9 @@ def measure_map(
             end=end,
             segment=segment,
             model=model,
-            lookback_days=source.lookback_days,
+            lookback_days=(
+                source.lookback_days if source is not None else config.journeys.lookback_days
+            ),
             entity=entity_kind,
             as_of=as_of,
         ),
@@ -144,6 +155,18 @@ def measure_map(
         unplaced_revenue=touches.unplaced_revenue,
         notes=notes,
     )
+
+
+NO_TOUCHES = (
+    "The store has deals but no touches or conversions, so the map has no touchpoints, credit "
+    "or paths: import touchpoints or collect events to add them."
+)
+
+
+def _has_touch_data(store: Store) -> bool:
+    """Return whether the store has anything to build journeys from."""
+    names = ("touchpoints", "conversions", "path_aggregates", "events")
+    return any(store.has_rows(name) for name in names)
 
 
 def _moment(value: Any) -> datetime | None:
