@@ -637,6 +637,16 @@ def write_report(
 
     config = config or Config()
     if attribution is None and "credits" not in store.con.list_tables():
+        try:
+            check_has_data(store)
+        except StoreError as exc:
+            if store.has_rows("deal_stages"):
+                raise StoreError(
+                    f"the store {store.location} has CRM deals but nothing to attribute",
+                    hint="The journey map reads deals alone: journeymap map --format html "
+                    "--out map.html. Import touchpoints or collect events for this report",
+                ) from exc
+            raise
         attribution = attribute(store, prepare_journeys(store, config), config=config)
     data = gather_report(store, config, attribution=attribution, title=title)
     data = dataclasses.replace(data, journey=gather_journey(store, config))

@@ -272,3 +272,25 @@ def test_map_of_a_deals_only_store_measures_stages_without_touches(tmp_path: Pat
     assert figures["Onboarding"].entered == 1
     assert result.top_sequences == ()
     assert any("no touches" in note for note in result.notes)
+
+
+def test_report_of_a_deals_only_store_points_to_the_map(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from journeymap import api
+    from journeymap.sources.deals import import_deals
+
+    deals = tmp_path / "deals.csv"
+    pd.DataFrame(
+        {
+            "deal_id": ["d1"],
+            "account": ["a1"],
+            "deal_stage": ["Engaging"],
+            "engage_date": ["2024-01-01"],
+        }
+    ).to_csv(deals, index=False)
+    store = Store.open()
+    import_deals(store, deals)
+
+    with pytest.raises(StoreError, match="journeymap map --format html"):
+        api.write_report(store, tmp_path / "report.html")
