@@ -195,3 +195,28 @@ def test_stage_order_skips_lost(store: Store) -> None:
     )
 
     assert deal_stage_order(store.table("deal_stages")) == ["Engaging", "Won", "Prospecting"]
+
+
+@pytest.fixture(scope="module")
+def spend_page(world_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> str:
+    store = Store.open()
+    try:
+        api.import_file(store, world_files["touchpoints"], input_format="touchpoints")
+        api.import_file(store, world_files["ad_spend"], input_format="spend")
+        return write_page(store, tmp_path_factory.mktemp("spend"))
+    finally:
+        store.close()
+
+
+def test_spend_report_has_campaign_coverage(spend_page: str) -> None:
+    text = section_text(spend_page, "coverage")
+
+    assert "Campaign coverage" in headings(spend_page)
+    assert 'href="#coverage"' in spend_page
+    assert "Under-invested" in text
+    for stage in Config().stages:
+        assert stage.name in text
+
+
+def test_touch_report_without_spend_has_no_coverage(touches_page: str) -> None:
+    assert 'id="coverage"' not in touches_page

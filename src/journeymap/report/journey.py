@@ -58,21 +58,26 @@ class JourneyData:
     icp_note: str = ""
     """Note on the deals the ICP leaves out, such as ``left out: 1,425 no account, 664 open``."""
     blind_spots: BlindSpots | None = None
+    coverage: pd.DataFrame | None = None
+    """``stage, entered, moved_on, dropoff_rate, campaigns, spend, spend_share,
+    under_invested``: spend by the stage each campaign targets, beside its drop-off."""
 
 
 def gather_journey(store: Store, config: Config, *, as_of: datetime | None = None) -> JourneyData:
     """Collect the journey sections of the report.
 
     The blind spots are always gathered, from the stored journeys or, before a build, from
-    journeys built in the engine. The stage sections need ``deal_stages`` rows and the ICP
-    also needs accounts. ``as_of`` (default now) is the moment of the current-stage counts,
-    the open stays and the funnel's open entrants.
+    journeys built in the engine, and campaign coverage whenever the store has ad spend. The
+    stage sections need ``deal_stages`` rows and the ICP also needs accounts. ``as_of``
+    (default now) is the moment of the current-stage counts, the open stays and the funnel's
+    open entrants.
     NOTE: the stage summary calls :func:`journeymap.api.stages`, which rewrites the store's
     ``stage_timeline`` table as ``journeymap stages`` does.
     """
     spots = blind_spots(store, config)
+    coverage = api.coverage(store, config)[0] if store.has_rows("ad_spend") else None
     if not store.has_rows("deal_stages"):
-        return JourneyData(blind_spots=spots)
+        return JourneyData(blind_spots=spots, coverage=coverage)
 
     summary, warnings = api.stages(store, config, as_of=as_of)
     pair = funnel_pair(store.table("deal_stages"))
@@ -100,6 +105,7 @@ def gather_journey(store: Store, config: Config, *, as_of: datetime | None = Non
         icp=icp,
         icp_note=icp_note,
         blind_spots=spots,
+        coverage=coverage,
     )
 
 

@@ -21,6 +21,7 @@ from journeymap.report.html import (
     _number_cell,
     _percent_cell,
     _ratio_cell,
+    _whole_money_cell,
 )
 from journeymap.report.journey import MAP_ROWS, JourneyData
 
@@ -56,6 +57,7 @@ class JourneySections:
     blind_expected: Table | None = None
     blind_notes: list[str] = field(default_factory=list)
     has_blind_spots: bool = False
+    coverage: Table | None = None
 
     def nav(self) -> list[tuple[str, str]]:
         """Return the anchor and label of each section the page shows, in page order."""
@@ -65,6 +67,7 @@ class JourneySections:
             ("velocity", "Velocity", self.time_in_stage is not None),
             ("icp", "ICP", self.icp is not None),
             ("blind-spots", "Tracking blind spots", self.has_blind_spots),
+            ("coverage", "Campaign coverage", self.coverage is not None),
         ]
         return [(anchor, label) for anchor, label, visible in shown if visible]
 
@@ -94,6 +97,7 @@ def journey_sections(data: JourneyData | None) -> JourneySections:
         blind_expected=_frame_or_none(spots.expected, _expected_table) if spots else None,
         blind_notes=list(spots.notes) if spots else [],
         has_blind_spots=spots is not None,
+        coverage=_frame_or_none(data.coverage, _coverage_table),
     )
 
 
@@ -396,3 +400,28 @@ def _expected_table(expected: pd.DataFrame) -> Table:
         for row in expected.itertuples(index=False)
     ]
     return Table("Expected touchpoints and the touches that measure them", columns, rows)
+
+
+def _coverage_table(coverage: pd.DataFrame) -> Table:
+    columns = [
+        Column("Stage"),
+        Column("Entered", numeric=True),
+        Column("Drop-off", numeric=True, title="Share of entrants who never reached a later stage"),
+        Column("Campaigns", numeric=True),
+        Column("Spend", numeric=True),
+        Column("Share of spend", numeric=True, title="Share of the spend of mapped campaigns"),
+        Column("Under-invested", title="Drop-off above the median and spend share below it"),
+    ]
+    rows = [
+        [
+            Cell(str(row.stage)),
+            _count_cell(row.entered),
+            _percent_cell(row.dropoff_rate),
+            _count_cell(row.campaigns),
+            _whole_money_cell(row.spend),
+            _percent_cell(row.spend_share),
+            Cell("yes" if row.under_invested else ""),
+        ]
+        for row in coverage.itertuples(index=False)
+    ]
+    return Table("Spend by the stage each campaign targets, beside its drop-off", columns, rows)
