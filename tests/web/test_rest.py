@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from journeymap.common.errors import ConfigError
 from journeymap.web import create_server_app
 from journeymap.web.auth import COOKIE
-from tests.web.conftest import MODELS, PASSWORD, demo_config
+from tests.web.conftest import MODELS, PASSWORD, demo_config, serve_app, sign_in
 
 VIEW_KEYS = {
     "attribution": {"kind", "models", "model", "currency", "credit", "spend", "notes"},
@@ -25,28 +25,25 @@ VIEW_KEYS = {
 
 
 def server(tmp_path: Path, store: Path | str, **dashboard: object) -> TestClient:
-    app = create_server_app(
-        demo_config(store, **dashboard),
-        host="127.0.0.1",
-        store_path=None,
-        journal_path=tmp_path / "journal",
-        drain_every=3600,
-    )
-    return TestClient(app)
+    return serve_app(tmp_path, store, **dashboard)
+
+
+@pytest.fixture(scope="module")
+def shared_client(
+    tmp_path_factory: pytest.TempPathFactory, demo_store: Path
+) -> Iterator[TestClient]:
+    """One server for this module's tests, which only read; its view cache serves them all."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JOURNEYMAP_DASHBOARD_PASSWORD", PASSWORD)
+        with server(tmp_path_factory.mktemp("rest"), demo_store) as test:
+            yield test
 
 
 @pytest.fixture
-def client(
-    tmp_path: Path, demo_store: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[TestClient]:
-    monkeypatch.setenv("JOURNEYMAP_DASHBOARD_PASSWORD", PASSWORD)
-    with server(tmp_path, demo_store) as test:
-        yield test
-
-
-def sign_in(client: TestClient) -> None:
-    response = client.post("/login", data={"password": PASSWORD}, follow_redirects=False)
-    assert response.status_code == 303
+def client(shared_client: TestClient) -> TestClient:
+    """The shared client, signed out."""
+    shared_client.cookies.clear()
+    return shared_client
 
 
 def test_api_without_session_returns_401(client: TestClient) -> None:
@@ -101,7 +98,7 @@ def test_forged_session_cookie_is_rejected(client: TestClient) -> None:
 def test_auth_none_opens_api_on_loopback(tmp_path: Path, demo_store: Path) -> None:
     with server(tmp_path, demo_store, auth="none") as test:
         assert test.get("/api/status").status_code == 200
-        assert test.get("/").status_code == 200
+        assert test.get("/sync").status_code == 200
 
 
 def test_auth_none_refused_off_loopback(tmp_path: Path, demo_store: Path) -> None:

@@ -724,6 +724,11 @@ class DashboardConfig(_Strict):
         description="Environment variable that contains the dashboard password (or token).",
     )
     session_hours: float = Field(12, gt=0, description="Lifetime of a sign-in session (hours).")
+    warm_up: bool = Field(
+        True,
+        description="Compute every page's default view in the background when the server "
+        "starts and after each import, build or attribution run.",
+    )
 
 
 class RecommendationConfig(_Strict):

@@ -4,12 +4,17 @@
 and adds the dashboard to it: ``/api/*`` (in the OpenAPI schema at ``/docs``), the pages, the
 sign-in routes and ``/static/*`` (the dashboard's own files and the Plotly bundle of the
 installed ``plotly`` package, so the pages load nothing from elsewhere). The collector's routes
-keep their own write-key authentication, and ``/health`` and ``/ready`` stay open.
+keep their own write-key authentication, and ``/health`` and ``/ready`` stay open. While the
+app runs, a :class:`~journeymap.web.warmup.CacheWarmer` keeps every page's default view
+computed (``dashboard.warm_up``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +28,10 @@ from journeymap.common.config import Config
 from journeymap.store.store import MEMORY, Store
 from journeymap.web.access import StoreAccess
 from journeymap.web.auth import Auth
-from journeymap.web.pages import page_router
+from journeymap.web.pages import page_router, warm_tasks
 from journeymap.web.rest import SignInRequiredError, api_router, unauthorized_handler
 from journeymap.web.service import Dashboard
+from journeymap.web.warmup import CacheWarmer
 
 log = logging.getLogger("journeymap.web")
 
@@ -61,7 +67,26 @@ def add_dashboard(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(page_router(dashboard))
+    if config.dashboard.warm_up:
+        dashboard.warmer = CacheWarmer(access, lambda: warm_tasks(dashboard))
+        _warm_during_lifespan(app, dashboard.warmer)
     return dashboard
+
+
+def _warm_during_lifespan(app: FastAPI, warmer: CacheWarmer) -> None:
+    """Start ``warmer`` once the app has started, and stop it before the app stops."""
+    started = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with started(app) as state:
+            warmer.start()
+            try:
+                yield state
+            finally:
+                await asyncio.to_thread(warmer.stop)
+
+    app.router.lifespan_context = lifespan
 
 
 def create_server_app(

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from journeymap.report import charts
+from journeymap.report import charts, map_html
+from journeymap.report.map_json import map_from_dict
 
 Figures = list[tuple[str, str]]
 
@@ -26,6 +27,17 @@ _LAYOUT: dict[str, Any] = {
 def _json(fig: go.Figure) -> str:
     text: str = fig.to_json()
     return text
+
+
+def journey_map(data: dict[str, Any]) -> Figures:
+    """Return the journey map export's two charts: entered and moved on, and attributed value."""
+    if not data["stages"]:
+        return []
+    measured = map_from_dict(data)
+    return [
+        ("figure-map-flow", _json(map_html.stage_flow_figure(measured))),
+        ("figure-map-value", _json(map_html.stage_value_figure(measured))),
+    ]
 
 
 def attribution(data: dict[str, Any], grain: str) -> Figures:

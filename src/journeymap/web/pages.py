@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,7 +21,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from journeymap import __version__
 from journeymap.web import figures, tables
 from journeymap.web.auth import COOKIE, safe_next
+from journeymap.web.map_grid import map_grid
 from journeymap.web.service import Dashboard, Result
+from journeymap.web.views.compare import compare_context
+from journeymap.web.warmup import Task
 
 log = logging.getLogger("journeymap.web")
 
@@ -31,7 +34,12 @@ LOGIN_FAILURE_DELAY = 0.5
 
 @dataclass(frozen=True)
 class Page:
-    """One page: its path, navigation title, view and how its data becomes figures and tables."""
+    """One page: its path, navigation title, view and how its data becomes figures and tables.
+
+    ``context`` adds template values drawn from the view's data (the map's grid), and
+    ``warm`` lists the query parameters the cache warm-up requests: the default filters and
+    the page's tabs.
+    """
 
     name: str
     path: str
@@ -39,10 +47,20 @@ class Page:
     view: str
     figures: Callable[[dict[str, Any], Any], figures.Figures]
     tables: Callable[[dict[str, Any], Any], list[tables.TableSpec]]
+    context: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    warm: tuple[dict[str, str], ...] = ({},)
 
 
 PAGES: tuple[Page, ...] = (
-    Page("map", "/", "Journey map", "map", lambda d, f: [], tables.journey_map),
+    Page(
+        "map",
+        "/",
+        "Journey map",
+        "map",
+        lambda d, f: figures.journey_map(d),
+        tables.journey_map,
+        context=lambda d: {"grid": map_grid(d)},
+    ),
     Page(
         "attribution",
         "/attribution",
@@ -50,6 +68,7 @@ PAGES: tuple[Page, ...] = (
         "attribution",
         lambda d, f: figures.attribution(d, f.grain),
         tables.attribution,
+        warm=({}, {"grain": "campaign"}, {"grain": "ad"}),
     ),
     Page("funnel", "/funnel", "Funnel", "funnel", lambda d, f: figures.funnel(d), tables.funnel),
     Page(
@@ -79,9 +98,45 @@ PAGES: tuple[Page, ...] = (
         lambda d, f: [],
         tables.recommendations,
     ),
-    Page("compare", "/compare", "Compare", "compare", lambda d, f: [], tables.generic),
+    Page("compare", "/compare", "Compare", "compare", lambda d, f: [], lambda d, f: []),
     Page("sync", "/sync", "Sync audit", "sync", lambda d, f: [], tables.generic),
 )
+
+
+def page_result(
+    dashboard: Dashboard, page: Page, params: Mapping[str, str], *, background: bool = False
+) -> Result:
+    """Return the view of ``page`` for the query ``params``."""
+    if page.name == "compare":
+        return dashboard.compare(params, background=background)
+    return dashboard.result(page.view, params, background=background)
+
+
+def page_figures(
+    dashboard: Dashboard, page: Page, result: Result, entity: tuple[str, ...] = ()
+) -> figures.Figures:
+    """Return the figures of ``page`` for ``result``; they are cached like the views."""
+    if result.data is None or not dashboard.access.exists:
+        return []
+    data = result.data
+    # Building Plotly figures takes tens of milliseconds each, so they are cached too.
+    key = (page.name, result.filters.key(), entity)
+    return dashboard.access.memo(key, lambda: page.figures(data, result.filters))
+
+
+def warm_tasks(dashboard: Dashboard) -> list[Task]:
+    """Return the cache warm-up's tasks: the header summary, then each page and tab."""
+    tasks: list[Task] = [("summary", lambda: dashboard.summary(background=True))]
+    for page in PAGES:
+        for params in page.warm:
+
+            def task(page: Page = page, params: dict[str, str] = params) -> None:
+                result = page_result(dashboard, page, params, background=True)
+                page_figures(dashboard, page, result)
+
+            label = page.path + (f"?{urlencode(params)}" if params else "")
+            tasks.append((label, task))
+    return tasks
 
 
 def environment() -> Environment:
@@ -124,12 +179,10 @@ def page_router(dashboard: Dashboard) -> APIRouter:
 
     def show(page: Page, request: Request, result: Result, **extra: Any) -> HTMLResponse:
         data = result.data or {}
-        drawn: figures.Figures = []
-        if result.data is not None and dashboard.access.exists:
-            # Building Plotly figures takes tens of milliseconds each, so they are cached too.
-            key = (page.name, result.filters.key(), tuple(extra.get("entity") or ()))
-            drawn = dashboard.access.memo(key, lambda: page.figures(data, result.filters))
+        drawn = page_figures(dashboard, page, result, tuple(extra.get("entity") or ()))
         shown = page.tables(data, result.filters) if result.data is not None else []
+        if result.data is not None and page.context is not None:
+            extra.update(page.context(data))
         return render(
             request,
             "page.html.j2",
@@ -149,7 +202,10 @@ def page_router(dashboard: Dashboard) -> APIRouter:
             blocked = gate(request)
             if blocked is not None:
                 return blocked
-            result = dashboard.result(page.view, dict(request.query_params))
+            params = dict(request.query_params)
+            result = page_result(dashboard, page, params)
+            if page.name == "compare":
+                return show(page, request, result, **compare_context(dashboard, params))
             return show(page, request, result)
 
         handler.__name__ = f"page_{page.name.replace('-', '_')}"

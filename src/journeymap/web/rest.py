@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from journeymap.web.downloads import add_download_routes
 from journeymap.web.service import Dashboard, Result
 
 
@@ -114,7 +115,10 @@ def api_router(dashboard: Dashboard) -> APIRouter:
 
     @router.get("/status", summary="The store: row counts, last build and run, models, kinds")
     def status() -> dict[str, Any]:
-        return dashboard.summary()
+        """Also ``warm_up``: the cache warm-up's ``state`` (``starting``, ``warming``,
+        ``ready``, ``off`` or ``stopped``), ``rounds`` and the last round's ``tasks``,
+        ``seconds`` and ``finished_at``."""
+        return dashboard.summary() | {"warm_up": dashboard.warm_up_status()}
 
     documented = {
         "map": "The journey map: per stage its figures, channels, paths and qualitative rows.",
@@ -140,7 +144,6 @@ def api_router(dashboard: Dashboard) -> APIRouter:
         "icp": "Ideal customer `profile` and `segments` by industry, size band and region.",
         "entities": "People and accounts with the most conversions: id, touches, conversions.",
         "recommendations": "Recommended changes of spend and tracking.",
-        "compare": "Two snapshots side by side.",
         "sync": "The conversion-sync audit: what was sent to each ad platform.",
     }
     for name, description in documented.items():
@@ -154,6 +157,32 @@ def api_router(dashboard: Dashboard) -> APIRouter:
             responses=ERRORS,
             name=f"api_{name.replace('-', '_')}",
         )
+
+    @router.get(
+        "/compare",
+        summary="What changed between two snapshots or two periods",
+        response_model=ViewBody,
+        responses=ERRORS,
+    )
+    def compare(
+        filters: Annotated[FilterParams, Depends()],
+        before: Annotated[str | None, Query(description="Earlier snapshot name.")] = None,
+        after: Annotated[str | None, Query(description="Later snapshot name.")] = None,
+        a: Annotated[
+            str | None, Query(description="Earlier period: 2026-Q1, 2026-03, 2026 or DAY..DAY.")
+        ] = None,
+        b: Annotated[str | None, Query(description="Later period, as `a`.")] = None,
+    ) -> JSONResponse:
+        """Without a choice, the two newest snapshots. ``data`` has ``source``, ``before``,
+        ``after``, ``snapshots`` (name, created_at, start, end, model, lookback_days, entity,
+        segment), ``rule``, ``changes`` (section, item, before, after, change, unit,
+        base_before, base_after, p_value, matters; those that matter first), ``highlights``
+        and ``notes``. A snapshot that is not saved gets 404."""
+        choice = {"before": before, "after": after, "a": a, "b": b}
+        params = filters.values | {name: value for name, value in choice.items() if value}
+        return _respond(dashboard.compare(params))
+
+    add_download_routes(router, dashboard, FilterParams)
 
     @router.get(
         "/timeline/{entity_kind}/{entity_id}",

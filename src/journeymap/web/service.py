@@ -19,6 +19,7 @@ from journeymap.web.access import StoreAccess
 from journeymap.web.auth import Auth
 from journeymap.web.filters import Filters, parse_filters
 from journeymap.web.views import VIEWS, NoDataError, NotFoundError, store_summary
+from journeymap.web.warmup import CacheWarmer
 
 log = logging.getLogger("journeymap.web")
 
@@ -54,11 +55,36 @@ class Dashboard:
         self.config = config
         self.access = access
         self.auth = auth
+        self.warmer: CacheWarmer | None = None
+        """The cache warm-up, which the app starts; None when ``dashboard.warm_up`` is off."""
 
-    def result(self, view: str, params: Mapping[str, str]) -> Result:
-        """Compute one of :data:`VIEWS` for the query ``params``."""
+    def warm_up_status(self) -> dict[str, Any]:
+        """Return the cache warm-up's state, rounds and last round (``state: off`` without)."""
+        return {"state": "off"} if self.warmer is None else self.warmer.status()
+
+    def result(self, view: str, params: Mapping[str, str], *, background: bool = False) -> Result:
+        """Compute one of :data:`VIEWS` for the query ``params``.
+
+        The cache key leaves out ``grain``, because every view's data covers all grains.
+        ``background`` work lets requests use the store first (see :class:`StoreAccess`).
+        """
         compute = VIEWS[view]
-        return self._run(view, params, lambda filters: (view, filters.key()), compute)
+        return self._run(
+            view,
+            params,
+            lambda filters: (view, filters.without("grain").key()),
+            compute,
+            background=background,
+        )
+
+    def compare(self, params: Mapping[str, str], *, background: bool = False) -> Result:
+        """Compare two snapshots (``before``, ``after``) or two periods (``a``, ``b``).
+
+        See :func:`journeymap.web.views.compare.compare_result`.
+        """
+        from journeymap.web.views.compare import compare_result
+
+        return compare_result(self, params, background=background)
 
     def timeline(self, entity_kind: str, entity_id: str, params: Mapping[str, str]) -> Result:
         """Compute the timeline of one person or account."""
@@ -71,12 +97,14 @@ class Dashboard:
             "timeline", params, lambda _: ("timeline", entity_kind, entity_id), compute
         )
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, *, background: bool = False) -> dict[str, Any]:
         """Return the store's summary for the page header, or an empty one without a store."""
         if not self.access.exists:
             return {"location": self.access.path, "rows": {}, "models": [], "kinds": []}
         try:
-            found: dict[str, Any] = self.access.cached(("summary",), store_summary)
+            found: dict[str, Any] = self.access.cached(
+                ("summary",), store_summary, background=background
+            )
         except JourneymapError as exc:
             log.warning("could not read the store summary: %s", exc)
             return {"location": self.access.path, "rows": {}, "models": [], "kinds": []}
@@ -88,11 +116,13 @@ class Dashboard:
         params: Mapping[str, str],
         key: Callable[[Filters], Hashable],
         compute: Callable[[Store, Config, Filters], dict[str, Any]],
+        *,
+        background: bool = False,
     ) -> Result:
         try:
             filters = parse_filters(params)
         except ConfigError as exc:
-            return Result(view, Filters(), error=_error(exc), status=400)
+            return Result(view, Filters(), error=error_body(exc), status=400)
         if not self.access.exists:
             return Result(
                 view,
@@ -105,15 +135,17 @@ class Dashboard:
             )
         try:
             outcome = self.access.cached(
-                key(filters), lambda store: _no_data_as_value(compute, store, self.config, filters)
+                key(filters),
+                lambda store: _no_data_as_value(compute, store, self.config, filters),
+                background=background,
             )
         except NotFoundError as exc:
-            return Result(view, filters, error=_error(exc), status=404)
+            return Result(view, filters, error=error_body(exc), status=404)
         except (ConfigError, ModelError) as exc:
-            return Result(view, filters, error=_error(exc), status=400)
+            return Result(view, filters, error=error_body(exc), status=400)
         except StoreError as exc:
             if str(exc).startswith("cannot open the store"):
-                return Result(view, filters, error=_error(exc), status=503)
+                return Result(view, filters, error=error_body(exc), status=503)
             return Result(view, filters, empty={"message": _message(exc), "command": exc.hint})
         except Exception as exc:
             log.exception("the %s view failed", view)
@@ -144,7 +176,7 @@ def _message(exc: JourneymapError) -> str:
     return text
 
 
-def _error(exc: JourneymapError) -> dict[str, str | None]:
+def error_body(exc: JourneymapError) -> dict[str, str | None]:
     return {"message": _message(exc), "hint": exc.hint}
 
 

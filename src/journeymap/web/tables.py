@@ -1,7 +1,8 @@
 """The tables of the dashboard pages: which columns of a view's rows to show, and how.
 
 A :class:`TableSpec` names its columns with a format each (``int``, ``num``, ``money``, ``pct``,
-``days``, ``time`` or ``text``); :func:`format_cell` writes one cell in that format.
+``days``, ``p`` (a p-value), ``time`` or ``text``); :func:`format_cell` writes one cell in that
+format.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def format_cell(value: Any, kind: str) -> str:
         return f"{float(value):.1%}"
     if kind == "days":
         return f"{float(value):,.1f}"
+    if kind == "p":
+        return "< 0.001" if float(value) < 0.001 else f"{float(value):.3f}"
     if kind == "time":
         return str(value).replace("T", " ")[:16]
     if isinstance(value, list):
@@ -246,26 +249,52 @@ def timeline(data: dict[str, Any], filters: Any) -> list[TableSpec]:
 
 
 def journey_map(data: dict[str, Any], filters: Any) -> list[TableSpec]:
-    """Return the map's stages (one row each, with their figures) and its other lists."""
-    stages = data.get("stages")
-    if not isinstance(stages, list):
-        return generic(data, filters)
-    rows = []
-    for stage in stages:
-        figures = stage.get("figures") if isinstance(stage.get("figures"), dict) else {}
-        touchpoints = stage.get("touchpoints") or []
-        top = ", ".join(str(share.get("channel", "")) for share in touchpoints[:3])
-        rows.append(
-            {
-                "stage": stage.get("name"),
-                "owner": stage.get("owner"),
-                **figures,
-                "top channels": top,
-            }
-        )
-    result = [_generic_table("Stages", rows)]
-    others = {name: rows for name, rows in data.items() if name != "stages"}
-    return result + generic(others, filters)
+    """Return the map's lists below its grid: drop-off points, touch sequences, channel credit."""
+    currency = data["currency"]
+    won = data["kinds"]["won"] or "won"
+    unplaced = data.get("unplaced_revenue")
+    return [
+        TableSpec(
+            "Top three drop-off points by revenue impact",
+            [
+                ("rank", "rank", "int"),
+                ("stage", "stage", "text"),
+                ("entered", "entered", "int"),
+                ("moved_on", "moved on", "int"),
+                ("dropped", "dropped", "int"),
+                ("dropoff_rate", "drop-off rate", "pct"),
+                ("value_per_mover", f"won value per mover ({currency})", "money"),
+                ("revenue_impact", f"revenue impact ({currency})", "money"),
+            ],
+            data["dropoff_points"],
+            note="Revenue impact is the entrants that dropped times the won value per entrant "
+            "that moved on: an upper bound, not a forecast.",
+        ),
+        TableSpec(
+            f"Top touch sequences of winning customers ({won})",
+            [
+                ("path", "sequence", "text"),
+                ("converters", "customers", "int"),
+                ("share", "share", "pct"),
+                ("conversion_rate", "conversion rate", "pct"),
+            ],
+            data["top_sequences"],
+        ),
+        TableSpec(
+            f"Credit of {won} conversions by channel ({data['filters']['model']})",
+            [
+                ("channel", "channel", "text"),
+                ("conversions", "conversions", "num"),
+                ("value", f"value ({currency})", "money"),
+                ("share", "share", "pct"),
+            ],
+            data["channel_credit"],
+            note=None
+            if not unplaced
+            else f"{format_cell(unplaced, 'money')} {currency} of won value is in no stage: "
+            "conversions without touches, or touches outside any stay.",
+        ),
+    ]
 
 
 def recommendations(data: dict[str, Any], filters: Any) -> list[TableSpec]:

@@ -14,8 +14,9 @@ from journeymap.web.filters import Filters
 from journeymap.web.views.attribution import attribution
 from journeymap.web.views.base import NoDataError, NotFoundError, store_summary
 from journeymap.web.views.journey import funnel, icp, velocity
+from journeymap.web.views.journey_map import journey_map
 from journeymap.web.views.paths import blind_spots, paths
-from journeymap.web.views.pending import compare, journey_map, recommendations, sync_audit
+from journeymap.web.views.pending import recommendations, sync_audit
 from journeymap.web.views.timeline import entities, timeline
 
 View = Callable[[Store, Config, Filters], dict[str, Any]]
@@ -30,7 +31,6 @@ VIEWS: dict[str, View] = {
     "icp": icp,
     "entities": entities,
     "recommendations": recommendations,
-    "compare": compare,
     "sync": sync_audit,
 }
 

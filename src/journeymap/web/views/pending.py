@@ -1,5 +1,5 @@
-"""Views whose analysis lives in other parts of journeymap: the journey map, recommendations,
-snapshot comparison and the conversion-sync audit.
+"""Views whose analysis lives in other parts of journeymap: recommendations and the
+conversion-sync audit.
 
 Each imports its analysis when called. While the analysis is not part of the installed
 journeymap, the view raises :class:`NoDataError` saying so, and the page shows that state.
@@ -25,24 +25,6 @@ def _function(module: str, name: str, what: str) -> Any:
     return found
 
 
-def journey_map(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
-    """Return the journey map of :func:`journeymap.report.map.journey_map` as a dict."""
-    build = _function("journeymap.report.map", "journey_map", "The journey map")
-    require_journeys(store)
-    result = build(
-        store,
-        config,
-        start=filters.start,
-        end=filters.end,
-        segment=filters.segment,
-        model=filters.model,
-        lookback=filters.lookback,
-    )
-    data: dict[str, Any] = json_value(result.to_dict())
-    data.setdefault("notes", [])
-    return data
-
-
 def recommendations(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
     """Return the recommendations of :func:`journeymap.analyses.recommend.recommendations`.
 
@@ -58,12 +40,6 @@ def recommendations(store: Store, config: Config, filters: Filters) -> dict[str,
         notes.append("The date and segment filters do not apply to the recommendations.")
     data["notes"] = notes
     return data
-
-
-def compare(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
-    """Return the comparison of two stored snapshots."""
-    _function("journeymap.snapshots", "compare", "Snapshot comparison")
-    raise NoDataError("Snapshot comparison is not available in this version of journeymap yet")
 
 
 def sync_audit(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
