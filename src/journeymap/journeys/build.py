@@ -123,8 +123,14 @@ def journeys_from_events(
     if options.conversion_kinds is not None:
         targets = convs.filter(convs.kind.isin(list(options.conversion_kinds)))
 
+    # The cut needs no channel, so it reads the touchpoints without the channel rules.
+    moments = touchpoints.select(
+        entity_id=_entity(touchpoints, options.entity),
+        occurred_at=touchpoints.occurred_at,
+        seq=touchpoints.seq,
+    )
     ends = _journey_ends(targets)
-    cut = _cut_touches(touches, targets, ends, options.lookback_days).cache()
+    cut = _cut_touches(moments, targets, ends, options.lookback_days).cache()
     texts = touches.select("seq", "touchpoint_id", "channel", "source_medium", "campaign", "ad_id")
     if options.transform == "none" and options.last_n is None:
         # Every cut touch is kept, so the journeys count the cut touches, and the text
@@ -175,6 +181,8 @@ def _cut_touches(
     touches: ibis.Table, targets: ibis.Table, ends: ibis.Table, lookback_days: float
 ) -> ibis.Table:
     """Give every touch its journey key and keep the touches inside the lookback window.
+
+    ``touches`` needs the columns ``entity_id``, ``occurred_at`` and ``seq``.
 
     Touches (repeated for every kind) and conversions form one stream in journey order,
     sorted once. A touch's ``idx`` is the number of conversions of the kind before it, so it
@@ -231,15 +239,22 @@ def _cut_touches(
 
 def _positions(cut: ibis.Table, options: JourneyOptions) -> ibis.Table:
     """Apply the path transform to the cut touches: ``position``, ``n_touches``, ``repeats``."""
+    if options.transform != "none" or options.last_n is not None:
+        # The transforms only order by ``rank`` and number the touches they keep, so the
+        # touch number (in journey order) serves.
+        cut = cut.rename(rank="touch_no")
+        return apply_transform(cut, options.transform, options.last_n, journey=JOURNEY_KEY)
+
+    # Every touch is kept: its position counts from the journey's first touch in the window.
     firsts = cut.group_by(list(JOURNEY_KEY)).aggregate(
         _first_no=cut.touch_no.min(), _journey_size=cut.count()
     )
     cut = cut.inner_join(firsts, list(JOURNEY_KEY))
     cut = cut.drop([column for column in cut.columns if column.endswith("_right")])
     cut = cut.mutate(rank=(cut.touch_no - cut._first_no).cast("int64"))
-    return apply_transform(
-        cut, options.transform, options.last_n, journey=JOURNEY_KEY, counts="_journey_size"
-    ).drop("_first_no", "_journey_size", "touch_no")
+    return apply_transform(cut, journey=JOURNEY_KEY, counts="_journey_size").drop(
+        "_first_no", "_journey_size", "touch_no"
+    )
 
 
 def _journey_rows(ends: ibis.Table, kept: ibis.Table) -> ibis.Table:
