@@ -144,3 +144,42 @@ def test_crm_same_seed_same_bytes(tmp_path: Path) -> None:
             {key: hashlib.sha256(p.read_bytes()).hexdigest() for key, p in paths.items()}
         )
     assert digests[0] == digests[1]
+
+
+def test_compare_of_the_two_halves_shows_the_planted_drop(world: World, loaded: Store) -> None:
+    from datetime import date, timedelta
+
+    from journeymap.common.config import parse_config
+    from journeymap.report.compare import ChangeRule, compare
+    from journeymap.report.map import journey_map
+
+    (problem,) = [item for item in world.truth["planted"] if item["kind"] == "period_drop"]
+    split = date.fromisoformat(str(problem["where"]["split"])[:10])
+
+    # Stages mapped onto the demo's deal pipeline, as a team would configure them.
+    where = problem["where"]
+    config = parse_config(
+        {
+            "stages": [
+                {"name": "Demo", "enter_when": [{"deal_stage": where["from_stage"]}]},
+                {"name": "Proposal", "enter_when": [{"deal_stage": where["to_stage"]}]},
+                {"name": "Won", "enter_when": [{"deal_stage": "Closed Won"}]},
+            ]
+        }
+    )
+    segment = f"channel={where['value']}"
+    before = journey_map(loaded, config, end=split - timedelta(days=1), segment=segment)
+    after = journey_map(loaded, config, start=split, segment=segment)
+    comparison = compare(before, after, labels=("first half", "second half"))
+
+    rates = [change for change in comparison.changes if change.section == "stage rate"]
+    demo = next(change for change in rates if change.item == "Demo")
+    assert demo.change is not None
+    assert demo.change <= -20
+    assert demo.change == min(change.change for change in rates if change.change is not None)
+    # One channel's deals are a small segment (tens per half), so a review of it lowers the
+    # bar; with it, the drop is a highlight.
+    small = compare(before, after, rule=ChangeRule(min_entities=15, alpha=0.1))
+    assert any(
+        change.section == "stage rate" and change.item == "Demo" for change in small.highlights
+    )

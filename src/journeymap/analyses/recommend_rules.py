@@ -475,15 +475,11 @@ def unsynced_conversions(store: Store, config: Config) -> list[Recommendation]:
 def _first_touch_channels(store: Store, config: Config) -> pd.DataFrame:
     """Return ``account_id`` and ``channel``: the channel of each account's first touch."""
     from journeymap.channels.rules import ChannelClassifier
-    from journeymap.journeys.build import classified_touches
+    from journeymap.journeys.first_touch import first_touch_channels
 
     classifier = ChannelClassifier.from_config(config.channels)
-    touches = classified_touches(store.table("touchpoints"), classifier, "account")
-    touches = touches.filter(touches.entity_id.notnull())
-    order = ibis.window(group_by="entity_id", order_by=["occurred_at", "seq", "touchpoint_id"])
-    ranked = touches.mutate(_rank=ibis.row_number().over(order))
-    first = ranked.filter(ranked._rank == 0).select(account_id="entity_id", channel="channel")
-    frame: pd.DataFrame = first.to_pandas()
+    first = first_touch_channels(store.table("touchpoints"), classifier, "account")
+    frame: pd.DataFrame = first.select(account_id="entity_id", channel="channel").to_pandas()
     return frame
 
 

@@ -50,7 +50,9 @@ EndOpt = Annotated[
 SegmentOpt = Annotated[
     str | None,
     typer.Option(
-        "--segment", help="Only accounts with COLUMN=VALUE: industry, size_band, region or plan."
+        "--segment",
+        help="Only accounts with COLUMN=VALUE: industry, size_band, region or plan; or "
+        "channel=NAME for those whose first touch was in that channel.",
     ),
 ]
 ModelOpt = Annotated[

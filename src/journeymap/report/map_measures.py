@@ -18,7 +18,7 @@ from typing import Any
 import ibis
 import pandas as pd
 
-from journeymap.analyses.icp import ACCOUNT_DIMENSIONS, SIZE_BANDS, _size_band
+from journeymap.analyses.icp import SIZE_BANDS, _size_band
 from journeymap.analyses.velocity import days_between, time_in_stage
 from journeymap.common.config import Config
 from journeymap.common.errors import ConfigError, StoreError
@@ -95,7 +95,7 @@ def measure_map(
 
         members = None
         if segment is not None:
-            members = segment_members(store, entity_kind, *segment)
+            members = segment_members(store, entity_kind, *segment, config)
         stays = timeline if members is None else timeline.semi_join(members, "entity_id")
 
         figures = stage_figures(stays, config, start_at=start_at, as_of=as_of)
@@ -105,7 +105,7 @@ def measure_map(
 
         touch_members = members
         if segment is not None and source is not None and source.entity != entity_kind:
-            touch_members = segment_members(store, source.entity, *segment)
+            touch_members = segment_members(store, source.entity, *segment, config)
         if source is None:
             touches = map_touches.TouchFigures(None, None, {}, {}, (), (), None, [NO_TOUCHES])
         else:
@@ -192,7 +192,52 @@ def in_range(
     return condition
 
 
-def segment_members(store: Store, entity_kind: str, column: str, value: str) -> ibis.Table:
+ACCOUNT_SEGMENTS = ("industry", "size_band", "region", "plan")
+"""Account columns that the map can be filtered by."""
+
+CHANNEL_SEGMENT = "channel"
+"""Segment column of the first-touch channel, beside the account columns."""
+
+
+def channel_members(store: Store, entity_kind: str, channel: str, config: Config) -> ibis.Table:
+    """Return the ``entity_id`` of every person or account whose first touch is ``channel``.
+
+    Channels compare trimmed and lowercased; the first touch is that of
+    :func:`journeymap.journeys.first_touch.first_touch_channels`, over imported and collected
+    touches.
+
+    Raises:
+        ConfigError: no entity's first touch is in ``channel``; the message lists the channels.
+    """
+    from journeymap.channels.rules import ChannelClassifier
+    from journeymap.journeys.first_touch import first_touch_channels
+
+    touchpoints = timeline_inputs(store).get("touchpoints")
+    if touchpoints is None:
+        raise ConfigError(
+            f"cannot filter by first-touch channel {channel!r}: the store has no touches",
+            location="--segment",
+            hint="Import touchpoints or collect events first",
+        )
+    classifier = ChannelClassifier.from_config(config.channels)
+    kind = "account" if entity_kind == "account" else "person"
+    firsts = first_touch_channels(touchpoints, classifier, kind)  # type: ignore[arg-type]
+    matched = firsts.filter(firsts.channel.strip().lower() == channel.strip().lower())
+    if int(matched.count().execute()) == 0:
+        known = sorted(
+            str(name) for name in firsts.select("channel").distinct().to_pandas().channel
+        )
+        raise ConfigError(
+            f"no {kind}'s first touch is in channel {channel!r}",
+            location="--segment",
+            hint=f"First-touch channels: {', '.join(known) or 'none'}",
+        )
+    return matched.select("entity_id").distinct()
+
+
+def segment_members(
+    store: Store, entity_kind: str, column: str, value: str, config: Config | None = None
+) -> ibis.Table:
     """Return the ``entity_id`` of every person or account in the segment ``column = value``.
 
     Accounts come from ``accounts`` and ``collected_accounts``; values are compared trimmed and
@@ -203,13 +248,16 @@ def segment_members(store: Store, entity_kind: str, column: str, value: str) -> 
         ConfigError: ``column`` is not a segment column, or no account has ``value``.
         StoreError: the store has no accounts.
     """
-    if column not in ACCOUNT_DIMENSIONS:
-        close = difflib.get_close_matches(column, ACCOUNT_DIMENSIONS, n=1)
+    if column == CHANNEL_SEGMENT:
+        return channel_members(store, entity_kind, value, config or Config())
+    if column not in ACCOUNT_SEGMENTS:
+        known = [*ACCOUNT_SEGMENTS, CHANNEL_SEGMENT]
+        close = difflib.get_close_matches(column, known, n=1)
         suggestion = f"Did you mean {close[0]}? " if close else ""
         raise ConfigError(
             f"cannot filter by {column!r}",
             location="--segment",
-            hint=f"{suggestion}Segment columns: {', '.join(ACCOUNT_DIMENSIONS)}",
+            hint=f"{suggestion}Segment columns: {', '.join(known)}",
         )
     parts = [
         store.table(name) for name in ("accounts", "collected_accounts") if store.has_rows(name)
