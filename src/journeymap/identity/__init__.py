@@ -6,9 +6,9 @@ anonymous id, user id and email hash to a person, and ``people_and_accounts`` an
 any backend of the store.
 """
 
+from journeymap.common.identifier_kinds import ACCOUNT, ANONYMOUS, CONTACT, EMAIL, USER
 from journeymap.identity.edges import edges_from_events
 from journeymap.identity.graph import IdentityGraphError, resolve
-from journeymap.identity.kinds import ACCOUNT, ANONYMOUS, CONTACT, EMAIL, USER
 from journeymap.identity.people import people_and_accounts, person_of, with_resolved_person
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Identity edges: the links between identifiers that events show.
 
 ``edges_from_events`` reads the ``events`` table and returns rows of the ``identity_edges``
-table. Each edge links two ids, and each id has a kind (see :mod:`journeymap.identity.kinds`):
+table. Each edge links two ids, and each id has a kind (see
+:mod:`journeymap.common.identifier_kinds`):
 
 * an event with both ``anonymous_id`` and ``user_id`` (an identify call, or any later call)
   links the anonymous id to the user id;
@@ -21,7 +22,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from journeymap.identity.kinds import ACCOUNT, ANONYMOUS, EMAIL, USER, present
+from journeymap.common.identifier_kinds import ACCOUNT, ANONYMOUS, EMAIL, USER, present
 from journeymap.store.schema import RAW_TABLES
 
 DEFAULT_SOURCE = "collector"

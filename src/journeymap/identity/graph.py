@@ -35,7 +35,14 @@ from __future__ import annotations
 import ibis
 
 from journeymap.common.errors import JourneymapError
-from journeymap.identity.kinds import ANONYMOUS, CONTACT, EMAIL, PERSON_KINDS, USER, present
+from journeymap.common.identifier_kinds import (
+    ANONYMOUS,
+    CONTACT,
+    EMAIL,
+    PERSON_KINDS,
+    USER,
+    present,
+)
 from journeymap.identity.materialise import materialise
 
 MAX_ITERATIONS = 100

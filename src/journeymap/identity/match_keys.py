@@ -13,7 +13,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from journeymap.identity.kinds import ANONYMOUS, EMAIL, USER, present
+from journeymap.common.identifier_kinds import ANONYMOUS, EMAIL, USER, present
 from journeymap.identity.people import with_resolved_person
 from journeymap.store.schema import STR, TS
 from journeymap.store.store import Store

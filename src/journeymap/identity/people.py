@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import ibis
 import ibis.expr.types as ir
 
-from journeymap.identity.kinds import ANONYMOUS, CONTACT, USER, present
+from journeymap.common.identifier_kinds import ANONYMOUS, CONTACT, USER, present
 from journeymap.store.schema import RAW_TABLES, STR
 
 

@@ -56,7 +56,7 @@ import phonenumbers
 
 from journeymap.common import identifiers
 from journeymap.common.errors import ConfigError, InputError
-from journeymap.identity.kinds import CONTACT, EMAIL
+from journeymap.common.identifier_kinds import CONTACT, EMAIL
 from journeymap.sources.batch import check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver, normalise_name
 from journeymap.sources.deals import DealImportResult, parse_timestamps
