@@ -12,7 +12,7 @@ with a dashboard password in the environment, signs in and waits until the cache
 reports ``ready`` in ``/api/status`` (the time it took is printed). Then it requests each
 path ``--repeat`` times in a row: the first request is the first after the warm-up, the
 others read the cache. ``PATHS`` are the pages and endpoints with their default filters and
-tabs, which the warm-up computes; ``UNCACHED`` are filter combinations and downloads that it
+tabs, which the warm-up computes. ``UNCACHED`` are filter combinations and downloads that it
 does not compute, so their first request pays the whole computation. It prints a Markdown
 table per group (milliseconds) and writes the numbers to
 ``benchmarks/data/dashboard/results.json``.

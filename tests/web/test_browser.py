@@ -174,3 +174,62 @@ def test_browser_shows_empty_state_command(page: Any, base_url: str) -> None:
     page.goto(f"{base_url}/icp")
     assert "journeymap import deals FILE --accounts FILE" in page.inner_text("main")
     assert page.errors == []
+
+
+def test_browser_map_page_shows_api_numbers(page: Any, base_url: str) -> None:
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{base_url}/")
+    page.wait_for_selector("table.journey-map")
+    data = page.request.get(f"{base_url}/api/map").json()["data"]
+    for stage in data["stages"]:
+        figures = stage["figures"]
+        cell = f"td[data-stage='{stage['name']}']"
+        assert page.inner_text(f"{cell}[data-row='entered'] .value") == f"{figures['entered']:,}"
+        if figures["conversion_rate"] is not None:
+            shown = page.inner_text(f"{cell}[data-row='conversion_rate'] .value")
+            assert shown == f"{figures['conversion_rate']:.1%}"
+    first = data["stages"][0]
+    doing = page.inner_text(f"td[data-stage='{first['name']}'][data-row='doing']")
+    assert first["qualitative"]["doing"][0] in doing
+    impact = data["dropoff_points"][0]["revenue_impact"]
+    assert f"{impact:,.0f}" in page.inner_text("main")
+    page.wait_for_selector("#figure-map-flow .main-svg")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("section.map").screenshot(path=str(ARTIFACTS / "map.png"))
+    shot(page, "map-page")
+    assert page.errors == []
+
+
+def test_browser_downloads_map_xlsx(page: Any, base_url: str, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    page.goto(f"{base_url}/?start=2026-01-01&end=2026-03-31")
+    with page.expect_download() as download:
+        page.click("a[data-format='xlsx']")
+    assert download.value.suggested_filename == "journey-map-2026-01-01-2026-03-31.xlsx"
+    target = tmp_path / "map.xlsx"
+    download.value.save_as(target)
+    data = page.request.get(f"{base_url}/api/map?start=2026-01-01&end=2026-03-31").json()["data"]
+
+    grid = load_workbook(target)["Map"]
+    header = [cell.value for cell in grid[1]]
+    labels = [grid.cell(row=line, column=1).value for line in range(1, grid.max_row + 1)]
+    entered_row = labels.index("Entered") + 1
+    assert header[1:] == [stage["name"] for stage in data["stages"]]
+    for column, stage in enumerate(data["stages"], start=2):
+        assert grid.cell(row=entered_row, column=column).value == stage["figures"]["entered"]
+    assert page.errors == []
+
+
+def test_browser_compare_page_periods(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/compare")
+    assert "journeymap snapshot --name 2026-Q1" in page.inner_text("main")
+    page.fill("input[name=a]", "2026-Q1")
+    page.fill("input[name=b]", "2026-Q2")
+    with page.expect_navigation():
+        page.click("form:has(input[name=a]) button[type=submit]")
+    assert "a=2026-Q1" in page.url
+    assert "2026-Q1 → 2026-Q2" in page.inner_text("main")
+    assert page.locator("table.changes tbody tr").count() > 0
+    shot(page, "compare-periods")
+    assert page.errors == []

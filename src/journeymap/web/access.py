@@ -5,9 +5,11 @@ every few seconds, so the dashboard never keeps the store open: each computation
 and closes it. Results are cached per (store version, view, filters).
 
 Computations run one at a time. Two requests for the same uncomputed key share one
-computation: the second waits for the first one's result instead of starting another.
-Requests for cached keys never wait for a running computation. Background work (the cache
-warm-up of :mod:`journeymap.web.warmup`) waits until no request is waiting for the store.
+computation: the second waits for the first one's result instead of starting another. A
+request for a cached key does not wait for a running computation, because it then uses the
+last version read. Only the first version read of a process waits for the store. Background
+work (the cache warm-up of :mod:`journeymap.web.warmup`) waits until no request is waiting for
+the store.
 
 The store version is a fingerprint of what the views read: the imports, the last journey build
 and the last attribution run, and the row count of ``stage_timeline``. Reading it needs the
@@ -86,7 +88,7 @@ class StoreAccess:
     def run(self, compute: Callable[[Store], T], *, background: bool = False) -> T:
         """Open the store, run ``compute`` on it and close it again.
 
-        Waits while another computation holds the store; ``background`` work also waits
+        Waits while another computation has the store open. ``background`` work also waits
         until no request is waiting.
 
         Raises:
@@ -98,8 +100,8 @@ class StoreAccess:
     def version(self) -> tuple[Any, ...]:
         """Return the store's version; it changes when an import, build or run changes it.
 
-        While a computation holds the store, this returns the last version read rather than
-        waiting for the store.
+        While a computation has the store open, this returns the last version read rather
+        than waiting for the store.
         """
         stamp = self._file_stamp()
         with self._lock:

@@ -1,7 +1,7 @@
 """Downloads of the journey map: XLSX, HTML and Markdown for the map page's filters.
 
 Each download renders the journey map view's cached data with :mod:`journeymap.report.exports`
-(or :mod:`journeymap.report.map_html`), so a workbook holds the same numbers as ``/api/map``
+(or :mod:`journeymap.report.map_html`), so a workbook contains the same numbers as ``/api/map``
 for the same filters. Rendered files are cached per store version and filters as well.
 """
 
@@ -61,7 +61,7 @@ def add_download_routes(router: APIRouter, dashboard: Dashboard, filter_params: 
     """Add ``GET /map.xlsx``, ``/map.html`` and ``/map.md`` to ``router`` (mounted at ``/api``).
 
     ``filter_params`` is the dependency class of the view endpoints' filter parameters. A
-    map whose data is missing answers 404 with the empty state's message and command.
+    map whose data is missing gets 404 with the empty state's message and command.
     """
     for suffix, download in DOWNLOADS.items():
         router.add_api_route(

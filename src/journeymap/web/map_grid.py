@@ -1,9 +1,9 @@
 """The journey map page's grid: one column per stage, one row per :data:`GRID_ROWS` entry.
 
-:func:`map_grid` turns the map view's data (``JourneyMap.to_dict()``) into cells that the
-template draws: text lines for the rows written in ``journeymap.yaml``, channels with their
-shares for the touchpoints met, and for each measured figure its value and the counts behind
-it (``310 of 362 entrants`` under a drop-off rate).
+:func:`map_grid` turns the map view's data (``JourneyMap.to_dict()``) into the cells that the
+template draws. Rows written in ``journeymap.yaml`` become text lines, and the touchpoints met
+become channels with their shares. A measured figure gets its value and the counts behind it,
+such as ``310 of 362 entrants`` under a drop-off rate.
 """
 
 from __future__ import annotations

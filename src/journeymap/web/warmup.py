@@ -6,9 +6,10 @@ build or an attribution run waits for it. :class:`CacheWarmer` runs a list of ta
 page and tab, built by :func:`journeymap.web.pages.warm_tasks`) when the server starts, then
 checks the store's version every ``poll_seconds`` and runs them again when it changed.
 
-The tasks go through the same cache as requests, so a request for a view that the warmer is
-computing waits for that computation, and a request for another view goes first: background
-work waits while a request waits for the store (:class:`~journeymap.web.access.StoreAccess`).
+The tasks go through the same cache as requests. So a request for a view that the warmer is
+computing waits for that computation. A request for another view goes first, because
+background work waits while a request waits for the store
+(:class:`~journeymap.web.access.StoreAccess`).
 Between two computations the warmer pauses ``pause_seconds`` with the store closed, so that
 the collector's drain and other journeymap commands can open it.
 """
@@ -34,7 +35,7 @@ PAUSE_SECONDS = 0.25
 0.1 s between the attempts of another journeymap process to open it."""
 
 STOP_SECONDS = 30.0
-"""Longest wait for the running computation when the server stops."""
+"""Maximum wait for the running computation when the server stops, in seconds."""
 
 Task = tuple[str, Callable[[], Any]]
 """A named unit of warm-up work, such as computing one page's view and figures."""
@@ -43,8 +44,7 @@ Task = tuple[str, Callable[[], Any]]
 class CacheWarmer:
     """Run the warm-up tasks in a daemon thread at start and after each store version change.
 
-    ``tasks`` returns the tasks to run; it is called for every round, so the list may depend
-    on the store (the snapshots saved, for example).
+    ``tasks`` returns the tasks to run. It is called for every round.
     """
 
     def __init__(
@@ -52,13 +52,13 @@ class CacheWarmer:
         access: StoreAccess,
         tasks: Callable[[], Sequence[Task]],
         *,
-        poll_seconds: float = POLL_SECONDS,
-        pause_seconds: float = PAUSE_SECONDS,
+        poll_seconds: float | None = None,
+        pause_seconds: float | None = None,
     ) -> None:
         self.access = access
         self.tasks = tasks
-        self.poll_seconds = poll_seconds
-        self.pause_seconds = pause_seconds
+        self.poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.pause_seconds = PAUSE_SECONDS if pause_seconds is None else pause_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warmed: tuple[Any, ...] | None = None

@@ -16,7 +16,7 @@ def journey_map(store: Store, config: Config, filters: Filters) -> dict[str, Any
 
     The date range bounds the stage entry cohorts and the journeys' conversions; the segment,
     model and lookback pass on to the map. The map picks its won and pipeline kinds itself,
-    so the ``kind`` filter does not apply, and a note says so when it is set.
+    so the ``kind`` filter does not apply, and a note states this when it is set.
     """
     require_journeys(store)
     measured = measure_journey_map(
