@@ -233,3 +233,48 @@ def test_browser_compare_page_periods(page: Any, base_url: str) -> None:
     assert page.locator("table.changes tbody tr").count() > 0
     shot(page, "compare-periods")
     assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def exported_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Write the attribution report and the journey map of a small demo world as HTML files."""
+    from journeymap import api
+    from journeymap.demo.world import generate_world, write_world
+    from journeymap.report.map import journey_map
+    from journeymap.report.map_html import write_map_html
+    from journeymap.store.store import Store
+
+    folder = tmp_path_factory.mktemp("exports")
+    files = write_world(generate_world(200, seed=5), folder)
+    store = Store.open()
+    try:
+        api.import_file(store, files["touchpoints"], input_format="touchpoints")
+        api.import_file(store, files["ad_spend"], input_format="spend")
+        report = api.write_report(store, folder / "report.html")
+        journey = write_map_html(journey_map(store), folder / "map.html")
+    finally:
+        store.close()
+    return {"report": report, "map": journey}
+
+
+@pytest.mark.parametrize("name", ["report", "map"])
+def test_exported_html_renders_its_charts_with_the_network_off(
+    browser: Any, exported_pages: dict[str, Path], name: str
+) -> None:
+    context = browser.new_context(offline=True)
+    tab = context.new_page()
+    asked: list[str] = []
+    errors: list[str] = []
+    tab.on("request", lambda request: asked.append(request.url))
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        tab.goto(exported_pages[name].as_uri())
+        tab.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+        charts = tab.locator(".js-plotly-plot").count()
+        tab.screenshot(path=str(ARTIFACTS / f"offline-{name}.png"), full_page=True)
+    finally:
+        context.close()
+
+    assert charts >= 1
+    assert errors == []
+    assert [url for url in asked if not url.startswith("file:")] == []
