@@ -89,10 +89,21 @@ def base_url(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         process.wait(timeout=60)
 
 
+def install_chromium() -> None:
+    """Install Debian's Chromium when it is missing and the tests run as root."""
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() != 0:
+        pytest.fail(f"{CHROMIUM} is missing: run apt-get install -y chromium as root")
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    install_chromium()
     with playwright.sync_playwright() as driver:
         launched = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
