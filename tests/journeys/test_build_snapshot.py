@@ -2,9 +2,10 @@
 
 The snapshot files in ``snapshots/`` were written by the window-per-step journey build
 that the single-sort build replaced, so that the two give identical tables. The world has
-the cases the rules care about: equal timestamps that ``seq`` orders, conversions on touch
-rows and conversions without a touch, several conversion kinds, milestone kinds, people
-with and without an account, and gaps longer than the lookback window.
+the cases the rules care about. Equal timestamps occur, so ``seq`` decides the order.
+Conversions sit on touch rows and on rows of their own, in several kinds that include the
+milestone kinds. Some people have an account and some do not, and some gaps are longer
+than the lookback window.
 
 Regenerate the files with ``python -m tests.journeys.test_build_snapshot`` only when a
 journey rule changes on purpose, and review the diff.
@@ -101,7 +102,7 @@ def _conversion(
 
 
 def built_tables(store: Store, options: JourneyOptions) -> dict[str, pd.DataFrame]:
-    """Build journeys of the generated world and return both tables sorted by all columns."""
+    """Build journeys of the generated world; return both tables sorted by journey and position."""
     touches, conversions = generated_world()
     touch_table = store.con.create_table(
         "touchpoints",

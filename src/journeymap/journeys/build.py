@@ -114,6 +114,10 @@ def journeys_from_events(
     A journey is keyed by ``(entity_id, kind, idx)`` while it is cut, where ``idx`` counts
     the entity's earlier conversions of the kind. The string ``journey_id``
     (``kind:entity_id:idx``) is built once, when the tables are written.
+
+    The touches cut into journeys are cached in the engine. With the default transform the
+    returned ``touches`` expression joins the text columns and milestone flags on every
+    query, so a caller that reads it more than once should store it first (:func:`materialize`).
     """
     touches = classified_touches(touchpoints, classifier, options.entity)
     convs = conversions.mutate(
@@ -139,7 +143,8 @@ def journeys_from_events(
         counted = cut
         kept = _mark_milestones(kept, convs, options.milestones).inner_join(texts, "seq")
     else:
-        # The transforms read the channel; the result is read twice, so it is cached.
+        # The transforms read the channel, so the text columns join first. Both tables
+        # read the result, so it is cached.
         kept = _positions(cut.inner_join(texts, "seq"), options)
         kept = _mark_milestones(kept, convs, options.milestones).cache()
         counted = kept
@@ -241,7 +246,7 @@ def _positions(cut: ibis.Table, options: JourneyOptions) -> ibis.Table:
     """Apply the path transform to the cut touches: ``position``, ``n_touches``, ``repeats``."""
     if options.transform != "none" or options.last_n is not None:
         # The transforms only order by ``rank`` and number the touches they keep, so the
-        # touch number (in journey order) serves.
+        # touch number, which follows journey order, can stand in for it.
         cut = cut.rename(rank="touch_no")
         return apply_transform(cut, options.transform, options.last_n, journey=JOURNEY_KEY)
 

@@ -176,7 +176,8 @@ def _read(
         has_touch = pc.or_(has_touch, pc.is_valid(fields[name]))
     keep_touch = pc.or_(has_touch, pc.invert(is_conversion))
     touches = pa.table(fields)
-    # Most files flag conversions on touch rows, so every row is a touch: no copy then.
+    # Most files flag conversions on touch rows, so every row is a touch and the filter,
+    # which copies every column, is skipped.
     if not pc.all(keep_touch).as_py():
         touches = touches.filter(keep_touch)
 
