@@ -141,7 +141,7 @@ def test_attribution_has_every_model_and_grain(client: TestClient) -> None:
     assert data["kind"] == "lead"
     assert set(data["credit"]) == {"channel", "campaign", "ad"}
     assert {row["model"] for row in data["credit"]["channel"]} == set(MODELS)
-    totals = {}
+    totals: dict[str, float] = {}
     for row in data["credit"]["channel"]:
         totals[row["model"]] = totals.get(row["model"], 0.0) + row["conversions"]
     assert max(totals.values()) == pytest.approx(min(totals.values()))
@@ -252,3 +252,36 @@ def test_plotly_bundle_is_served_locally(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
     assert len(response.content) > 1_000_000
+
+
+def test_failure_throttle_blocks_a_client_after_the_limit_until_the_window_passes() -> None:
+    from journeymap.web.auth import FailureThrottle
+
+    throttle = FailureThrottle(limit=3, window=60.0)
+    for second in (0.0, 1.0, 2.0):
+        assert throttle.wait("10.0.0.1", now=second) == 0.0
+        throttle.fail("10.0.0.1", now=second)
+
+    assert throttle.wait("10.0.0.1", now=2.5) == pytest.approx(57.5)
+    assert throttle.wait("10.0.0.2", now=2.5) == 0.0
+    assert throttle.wait("10.0.0.1", now=60.5) == 0.0
+
+
+def test_wrong_bearer_token_is_logged_without_the_token_and_blocked_when_repeated(
+    tmp_path: Path, demo_store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from journeymap.web.auth import FailureThrottle
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JOURNEYMAP_DASHBOARD_PASSWORD", PASSWORD)
+        with server(tmp_path, demo_store) as test:
+            dashboard = test.app.state.dashboard  # type: ignore[attr-defined]
+            dashboard.auth.throttle = FailureThrottle(limit=2, window=600.0)
+            wrong = {"Authorization": "Bearer guess-one-two"}
+
+            answers = [test.get("/api/status", headers=wrong) for _ in range(3)]
+
+    assert [answer.status_code for answer in answers] == [401, 401, 429]
+    assert int(answers[2].headers["Retry-After"]) > 0
+    assert "guess-one-two" not in caplog.text
+    assert "sign-in failed" in caplog.text

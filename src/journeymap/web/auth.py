@@ -7,6 +7,11 @@ random nonce and their HMAC-SHA256 under a key drawn when the server starts, so 
 when the server restarts. Scripts can instead send ``Authorization: Bearer <password>`` to the
 REST API.
 
+Failed sign-ins (a wrong password at ``/login`` or a wrong bearer token) are logged with the
+client's address, never the text tried, and each one waits half a second. A client with
+:data:`FAILURE_LIMIT` failures within :data:`FAILURE_WINDOW` seconds is refused with 429 until
+the oldest of them leaves the window, so guessing the password from one address is slow.
+
 ``auth: none`` turns sign-in off and is accepted only when the server listens on a loopback
 address (127.0.0.0/8, ::1 or ``localhost``), because everyone who can reach the port would
 otherwise see the data.
@@ -21,6 +26,7 @@ import logging
 import os
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
@@ -31,6 +37,42 @@ from journeymap.common.errors import ConfigError
 log = logging.getLogger("journeymap.web")
 
 COOKIE = "jm_session"
+
+FAILURE_DELAY = 0.5
+"""Seconds that each failed sign-in waits before its answer."""
+FAILURE_LIMIT = 10
+"""Failed sign-ins of one client address that block it."""
+FAILURE_WINDOW = 300.0
+"""Seconds over which failed sign-ins count."""
+
+
+@dataclass
+class FailureThrottle:
+    """Failed sign-ins by client address; a client with too many recent ones is blocked."""
+
+    limit: int = FAILURE_LIMIT
+    window: float = FAILURE_WINDOW
+    failures: dict[str, deque[float]] = field(default_factory=dict)
+
+    def wait(self, client: str, now: float | None = None) -> float:
+        """Return the seconds until ``client`` may try again (0 when it is not blocked)."""
+        moment = time.monotonic() if now is None else now
+        recent = self._recent(client, moment)
+        if len(recent) < self.limit:
+            return 0.0
+        return max(0.0, recent[0] + self.window - moment)
+
+    def fail(self, client: str, now: float | None = None) -> None:
+        """Count one failed sign-in of ``client``."""
+        moment = time.monotonic() if now is None else now
+        self._recent(client, moment).append(moment)
+        log.warning("a dashboard sign-in failed from %s", client)
+
+    def _recent(self, client: str, moment: float) -> deque[float]:
+        recent = self.failures.setdefault(client, deque())
+        while recent and recent[0] <= moment - self.window:
+            recent.popleft()
+        return recent
 
 
 def is_loopback(host: str) -> bool:
@@ -52,6 +94,7 @@ class Auth:
     session_seconds: float
     password_env: str
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    throttle: FailureThrottle = field(default_factory=FailureThrottle, repr=False)
 
     @classmethod
     def from_config(cls, settings: DashboardConfig, *, host: str) -> Auth:
@@ -115,6 +158,12 @@ class Auth:
         if not hmac.compare_digest(signature, self._sign(payload)):
             return False
         return int(expires) > time.time()
+
+    def bearer(self, connection: HTTPConnection) -> str | None:
+        """Return the bearer token of a request, or None when it sends none."""
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
     def signed_in(self, connection: HTTPConnection) -> bool:
         """Return whether a request may read the dashboard: off, a session, or a bearer token."""

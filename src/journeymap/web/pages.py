@@ -243,10 +243,11 @@ def page_router(dashboard: Dashboard) -> APIRouter:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         password = (form.get("password") or [""])[0]
         target = safe_next((form.get("next") or ["/"])[0])
+        client = request.client.host if request.client else "?"
+        if dashboard.auth.throttle.wait(client) > 0:
+            return render(request, "login.html.j2", status=429, next=target, failed=True)
         if not dashboard.auth.check_password(password):
-            log.warning(
-                "a dashboard sign-in failed from %s", request.client.host if request.client else "?"
-            )
+            dashboard.auth.throttle.fail(client)
             await asyncio.sleep(LOGIN_FAILURE_DELAY)
             return render(request, "login.html.j2", status=401, next=target, failed=True)
         response = RedirectResponse(target, status_code=303)

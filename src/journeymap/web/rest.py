@@ -11,12 +11,14 @@ returns 401.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from journeymap.web.auth import FAILURE_DELAY
 from journeymap.web.downloads import add_download_routes
 from journeymap.web.service import Dashboard, Result
 
@@ -96,20 +98,34 @@ def _respond(result: Result) -> JSONResponse:
 def api_router(dashboard: Dashboard) -> APIRouter:
     """Build the ``/api`` routes of ``dashboard``; every route requires sign-in."""
 
-    def signed_in(request: Request) -> None:
-        if not dashboard.auth.configured:
+    async def signed_in(request: Request) -> None:
+        auth = dashboard.auth
+        if not auth.configured:
             raise SignInRequiredError(
                 503,
                 "dashboard sign-in is not set up",
-                f"Set the environment variable {dashboard.auth.password_env} and restart, "
+                f"Set the environment variable {auth.password_env} and restart, "
                 "or set dashboard.auth: none on a loopback address",
             )
-        if not dashboard.auth.signed_in(request):
-            raise SignInRequiredError(
-                401,
-                "not signed in",
-                "Sign in at /login, or send Authorization: Bearer <password>",
-            )
+        if auth.signed_in(request):
+            return
+        client = request.client.host if request.client else "?"
+        if auth.bearer(request) is not None:
+            wait = auth.throttle.wait(client)
+            if wait > 0:
+                raise SignInRequiredError(
+                    429,
+                    "too many failed sign-ins from this address",
+                    f"Try again in {wait:.0f} seconds",
+                    retry_after=wait,
+                )
+            auth.throttle.fail(client)
+            await asyncio.sleep(FAILURE_DELAY)
+        raise SignInRequiredError(
+            401,
+            "not signed in",
+            "Sign in at /login, or send Authorization: Bearer <password>",
+        )
 
     router = APIRouter(prefix="/api", tags=["dashboard"], dependencies=[Depends(signed_in)])
 
@@ -209,12 +225,18 @@ def _view_endpoint(dashboard: Dashboard, name: str) -> Any:
 class SignInRequiredError(Exception):
     """A request without a session, or to a dashboard whose sign-in is not set up."""
 
-    def __init__(self, status: int, message: str, hint: str) -> None:
+    def __init__(
+        self, status: int, message: str, hint: str, *, retry_after: float | None = None
+    ) -> None:
         self.status = status
         self.body = {"error": {"message": message, "hint": hint}}
+        self.retry_after = retry_after
 
 
 async def unauthorized_handler(request: Request, exc: Exception) -> JSONResponse:
     """Return the JSON error of a request that is not signed in."""
     assert isinstance(exc, SignInRequiredError)
-    return JSONResponse(exc.body, status_code=exc.status)
+    headers = (
+        {} if exc.retry_after is None else {"Retry-After": str(max(1, round(exc.retry_after)))}
+    )
+    return JSONResponse(exc.body, status_code=exc.status, headers=headers)
