@@ -505,3 +505,16 @@ def test_check_stages_names_the_exit_condition_path(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"stages\[0\]\.exit_when\[0\]\.conversion"):
         check_stages(stages, store)
+
+
+def test_stage_config_rejects_a_condition_that_enters_and_ends_the_same_stage() -> None:
+    raw = [
+        {
+            "name": "Consideration",
+            "enter_when": [{"conversion": "lead"}],
+            "exit_when": [{"conversion": " Lead"}],
+        }
+    ]
+
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.exit_when\[0\].*enter_when\[0\]"):
+        stages_of(raw)

@@ -173,20 +173,40 @@ def test_import_offline_without_a_who_column_names_the_accepted_columns(tmp_path
     assert "email" in str(caught.value)
 
 
-def test_import_offline_bad_email_names_the_row_but_not_the_value(tmp_path: Path) -> None:
+def test_import_offline_bad_email_is_a_warning_that_never_repeats_the_value(
+    tmp_path: Path,
+) -> None:
     path = write_csv(
         tmp_path,
         [
-            {"email": "a@b.com", "date": "2026-01-01"},
-            {"email": "secret-name-no-at", "date": "2026-01-02"},
+            {"email": "a@b.com", "contact_id": "", "date": "2026-01-01"},
+            {"email": "secret-name-no-at", "contact_id": "c2", "date": "2026-01-02"},
+            {"email": "dave@example..com", "contact_id": "c3", "date": "2026-01-03"},
         ],
+    )
+    store = Store.open()
+
+    result = import_offline(store, path, touch_type="webinar")
+
+    assert len(result.warnings) == 1
+    assert "2 cells" in result.warnings[0]
+    assert "row 2" in result.warnings[0]
+    assert "secret-name" not in result.warnings[0]
+    digest = hashlib.sha256(b"a@b.com").hexdigest()
+    assert list(touches(store).person_id) == [f"email:{digest}", "c2", "c3"]
+
+
+def test_import_offline_bad_email_without_other_ids_names_the_row(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path,
+        [{"email": "a@b.com", "date": "2026-01-01"}, {"email": "no-at", "date": "2026-01-02"}],
     )
 
     with pytest.raises(InputError) as caught:
         import_offline(Store.open(), path, touch_type="webinar")
 
     assert "row 2" in str(caught.value)
-    assert "secret-name" not in str(caught.value)
+    assert "no-at" not in str(caught.value)
 
 
 def test_import_offline_without_any_type_asks_for_one(tmp_path: Path) -> None:

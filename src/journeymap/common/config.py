@@ -433,6 +433,18 @@ def check_stage_rules(stages: list[StageConfig]) -> list[StageConfig]:
                 "give each stage its own name"
             )
 
+    for index, stage in enumerate(stages):
+        entering = {
+            condition.key(): position for position, condition in enumerate(stage.enter_when)
+        }
+        for position, condition in enumerate(stage.exit_when):
+            if condition.key() in entering:
+                raise ValueError(
+                    f"stages[{index}].exit_when[{position}] ({condition.label()}) repeats "
+                    f"stages[{index}].enter_when[{entering[condition.key()]}]: one signal "
+                    "cannot both enter and end the stage; keep it in one list"
+                )
+
     seen: dict[tuple[str, str], str] = {}
     for index, stage in enumerate(stages):
         for position, condition in enumerate(stage.enter_when):

@@ -46,11 +46,16 @@ def normal_email(raw: str) -> str:
     """Return ``raw`` trimmed and lowercased.
 
     Raises:
-        ValueError: ``raw`` does not look like an email address (one ``@``, text on both sides).
+        ValueError: ``raw`` does not look like an email address: one ``@`` with text on both
+            sides, a domain of two or more non-empty labels, and no empty part in the local
+            part (``a..b@x.com``, ``.a@x.com``).
     """
     email = raw.strip().lower()
     local, at, domain = email.partition("@")
-    if not at or not local or "." not in domain or "@" in domain or " " in email:
+    labels = domain.split(".")
+    if not at or not local or len(labels) < 2 or "@" in domain or " " in email:
+        raise ValueError("not an email address")
+    if not all(labels) or local.startswith(".") or local.endswith(".") or ".." in local:
         raise ValueError("not an email address")
     return email
 

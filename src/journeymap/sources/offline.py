@@ -26,7 +26,7 @@ keyword matches keep the answer as their source.
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,12 +36,16 @@ import numpy as np
 import pandas as pd
 
 from journeymap.common.errors import ConfigError, InputError
+from journeymap.common.identifiers import normal_email, sha256_hex
 from journeymap.common.timeutil import parse_timestamps
-from journeymap.sources.batch import ImportResult, check_not_imported, write_import
+from journeymap.sources.batch import check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver
+from journeymap.sources.deals import DealImportResult
 from journeymap.sources.readers import read_input
 from journeymap.sources.values import text
 from journeymap.store.store import Store
+
+log = logging.getLogger("journeymap")
 
 OFFLINE_ALIASES: dict[str, list[str]] = {
     "person_id": ["person_id", "contact_id", "contactid", "hs_object_id", "user_id", "whoid"],
@@ -173,7 +177,7 @@ def import_offline(
     mapping: Mapping[str, str] | None = None,
     separator: str | None = None,
     timezone: str = "UTC",
-) -> ImportResult:
+) -> DealImportResult:
     """Import a file of offline touches into ``touchpoints``, in one transaction.
 
     ``touch_type`` (one of :data:`TOUCH_TYPES`) applies to rows whose file gives no type.
@@ -195,6 +199,7 @@ def import_offline(
     source = read_input(path, separator=separator)
     import_id = check_not_imported(store, kind="offline", sha256=source.sha256, file=source.path)
     known_people = _people_by_email_hash(store)
+    warnings: list[str] = []
     touches = read_offline_frame(
         source.frame,
         file=source.path,
@@ -202,6 +207,7 @@ def import_offline(
         mapping=mapping,
         timezone=timezone,
         known_people=known_people,
+        warnings=warnings,
     )
 
     seq_start = store.next_seq()
@@ -209,7 +215,7 @@ def import_offline(
     touches["seq"] = row_numbers + seq_start
     generated = import_id + ":o" + (row_numbers + 1).astype(str)
     touches["touchpoint_id"] = touches["touchpoint_id"].fillna(generated.astype("string"))
-    return write_import(
+    result = write_import(
         store,
         import_id=import_id,
         kind="offline",
@@ -217,6 +223,15 @@ def import_offline(
         sha256=source.sha256,
         seq_start=seq_start,
         tables={"touchpoints": touches},
+    )
+    for warning in warnings:
+        log.warning("%s: %s", source.path, warning)
+    return DealImportResult(
+        import_id=result.import_id,
+        kind=result.kind,
+        file=result.file,
+        rows=result.rows,
+        warnings=tuple(warnings),
     )
 
 
@@ -228,10 +243,13 @@ def read_offline_frame(
     mapping: Mapping[str, str] | None = None,
     timezone: str = "UTC",
     known_people: Mapping[str, str] | None = None,
+    warnings: list[str] | None = None,
 ) -> pd.DataFrame:
     """Turn offline touch rows into canonical touchpoint rows.
 
-    ``known_people`` maps email hashes to person ids. The result carries a ``row`` column
+    ``known_people`` maps email hashes to person ids. An email that is not an address is
+    left out (the row falls back to its other ids), and ``warnings`` gets one line that
+    counts such cells and names the first row. The result carries a ``row`` column
     (0-based input row) in place of ``seq`` and ``import_id``.
 
     Raises:
@@ -262,7 +280,13 @@ def read_offline_frame(
     occurred_at = parse_timestamps(
         frame[time_column], file=file, column=time_column, timezone=timezone
     )
-    email_hash = _email_hashes(column_text("email"), file=file, column=columns.get("email"))
+    email_hash, bad = _email_hashes(column_text("email"))
+    if bad.any() and warnings is not None:
+        warnings.append(
+            f"{int(bad.sum()):,} cells of column {columns.get('email')!r} are not email "
+            f"addresses (first at row {_first(bad) + 1}); those rows are matched by their "
+            "other ids"
+        )
     people = known_people or {}
     domain = column_text("domain").str.lower().str.replace(r"^https?://(www\.)?", "", regex=True)
     account = column_text("account_id").fillna(domain.str.rstrip("/"))
@@ -362,26 +386,28 @@ def _touch_types(values: pd.Series, *, file: str, column: str | None) -> pd.Seri
     return types
 
 
-def _email_hashes(emails: pd.Series, *, file: str, column: str | None) -> pd.Series:
-    """Return the SHA-256 of each trimmed, lowercased email; a cell without ``@`` is an error.
+def _email_hashes(emails: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return the SHA-256 of each trimmed, lowercased email, and a mask of invalid cells.
 
-    The error names the row but never repeats the cell, which is personal data.
+    An invalid cell (not an address) has no hash; the raw text is never kept or reported.
     """
-    normal = emails.str.strip().str.lower()
-    bad = normal.notna() & ~normal.str.contains("@", regex=False, na=False)
-    if bad.any():
-        raise InputError(
-            "not an email address",
-            file=file,
-            row=_first(bad) + 1,
-            column=column,
-            hint="Fix or clear the cell",
-        )
-    hashed = [
-        hashlib.sha256(value.encode("utf-8")).hexdigest() if isinstance(value, str) else pd.NA
-        for value in normal
-    ]
-    return pd.Series(hashed, index=emails.index, dtype="string")
+    hashed: list[object] = []
+    bad: list[bool] = []
+    for value in emails:
+        if not isinstance(value, str):
+            hashed.append(pd.NA)
+            bad.append(False)
+            continue
+        try:
+            hashed.append(sha256_hex(normal_email(value)))
+            bad.append(False)
+        except ValueError:
+            hashed.append(pd.NA)
+            bad.append(True)
+    return (
+        pd.Series(hashed, index=emails.index, dtype="string"),
+        pd.Series(bad, index=emails.index, dtype=bool),
+    )
 
 
 def _people_by_email_hash(store: Store) -> dict[str, str]:
