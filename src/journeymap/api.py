@@ -31,7 +31,9 @@ import pandas as pd
 from journeymap import __version__
 from journeymap.activate.deliver import sync as sync
 from journeymap.activate.deliver import sync_dry_run as sync_dry_run
+from journeymap.activate.ledger import requeue_rows as requeue_rows
 from journeymap.activate.outbox import queue_conversions as queue_conversions
+from journeymap.activate.status import sync_reasons as sync_reasons
 from journeymap.activate.status import sync_status as sync_status
 from journeymap.analyses.recommend import recommendations as recommendations
 from journeymap.attribution import GRAINS, AttributionModel, credit_by, resolve_models

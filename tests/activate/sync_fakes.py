@@ -4,7 +4,7 @@
 ``{"data": [{"event_id", "event_name", "value", "keys"}]}``, answered by
 ``{"results": [{"event_id", "status", "code"?, "message"?}]}``. HTTP 429 and 5xx make every
 row a retry (the delivery loop adds the response's Retry-After); another 4xx rejects every
-row with the ``error.message`` of the body.
+row with the ``error.message`` of the body, except 401 and 403, which are ``auth_error``.
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ class FakeAdapter:
             return Outcome(row.event_id, "skipped", "no_keys", "no match key")
         return None
 
+    def prepare(self, row: SendRow, destination: SyncDestination, now: datetime) -> SendRow:
+        return row
+
     def requests(
         self,
         rows: Sequence[SendRow],
@@ -109,8 +112,9 @@ class FakeAdapter:
         payload = json.loads(body or b"{}")
         if status_code >= 400:
             message = str(payload.get("error", {}).get("message", f"HTTP {status_code}"))
+            status = "auth_error" if status_code in (401, 403) else "rejected"
             return [
-                Outcome(event_id, "rejected", str(status_code), message)
+                Outcome(event_id, status, str(status_code), message)
                 for event_id in request.event_ids
             ]
         return [

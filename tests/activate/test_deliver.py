@@ -429,3 +429,108 @@ def test_sync_keeps_secrets_and_raw_contacts_out(
 )
 def test_retry_after_seconds_forms(header: str | None, seconds: float | None) -> None:
     assert retry_after_seconds(header, now=NOW) == seconds
+
+
+def test_sync_auth_error_stops_destination_rows_stay_queued(
+    store: Store, endpoint: Endpoint
+) -> None:
+    _people(store, 4)
+    endpoint.script = [("reject", 401, "Invalid OAuth access token")]
+    clock = FakeClock()
+
+    report = _run(store, sync_config(endpoint=endpoint.url), clock, adapter=FakeAdapter(2))
+
+    rows = outbox(store)
+    attempts = _attempts(store)
+    assert len(endpoint.requests) == 1  # the second batch was not sent
+    assert list(rows.status) == ["queued"] * 4
+    assert list(rows.attempts) == [0] * 4
+    assert set(rows.last_code.dropna()) == {"401"}
+    assert list(attempts.outcome) == ["auth_error", "auth_error"]
+    assert clock.sleeps == []
+    assert "'fb'" in report.stopped["fb"]
+    assert "Invalid OAuth access token" in report.stopped["fb"]
+    assert TOKEN not in report.stopped["fb"]
+    assert report.counts["fb"]["rejected"] == 0
+
+
+def test_sync_auth_error_rows_sent_by_next_run(store: Store, endpoint: Endpoint) -> None:
+    _people(store, 2)
+    endpoint.script = [("reject", 403, "Permissions error")]
+    clock = FakeClock()
+
+    first = _run(store, sync_config(endpoint=endpoint.url), clock)
+    second = _run(store, sync_config(endpoint=endpoint.url), clock)
+
+    assert list(first.stopped) == ["fb"]
+    assert second.stopped == {}
+    assert list(outbox(store).status) == ["sent", "sent"]
+    assert list(outbox(store).attempts) == [1, 1]
+
+
+def test_sync_failed_batch_retried_as_one_request(store: Store, endpoint: Endpoint) -> None:
+    _people(store, 40)
+    endpoint.script = [("status", 500)]
+    clock = FakeClock()
+
+    sync(
+        store,
+        sync_config(endpoint=endpoint.url),
+        adapters=fake_lookup(FakeAdapter(max_batch=40)),
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(7),
+        environ=ENV,
+    )
+
+    assert len(endpoint.requests) == 2
+    assert len(endpoint.requests[1]["body"]["data"]) == 40
+    assert len(clock.sleeps) == 1
+    assert list(outbox(store).status) == ["sent"] * 40
+
+
+def test_sync_retry_after_of_503_pauses_whole_destination(store: Store, endpoint: Endpoint) -> None:
+    _people(store, 4)
+    endpoint.script = [("status", 503, "30")]
+    clock = FakeClock()
+
+    _run(store, sync_config(endpoint=endpoint.url), clock, dice=0.0, adapter=FakeAdapter(2))
+
+    attempts = _attempts(store)
+    first = {item["event_id"] for item in endpoint.requests[0]["body"]["data"]}
+    later = attempts[~attempts.event_id.isin(first)]
+    assert clock.sleeps == [30.0]
+    assert (later["at"] >= NOW + timedelta(seconds=30)).all()
+    assert list(outbox(store).status) == ["sent"] * 4
+
+
+def test_requeue_rows_rejected_back_to_queue(store: Store, endpoint: Endpoint) -> None:
+    _people(store, 2)
+    endpoint.script = [("reject", 400, "Invalid parameter")]
+    clock = FakeClock()
+    _run(store, sync_config(endpoint=endpoint.url), clock)
+
+    requeued = ledger.requeue_rows(store, NOW, status="rejected", code="400")
+    rows = outbox(store)
+    attempts = _attempts(store)
+
+    assert len(requeued) == 2
+    assert list(rows.status) == ["queued", "queued"]
+    assert list(rows.attempts) == [0, 0]
+    assert sorted(attempts.outcome) == ["rejected", "rejected", "requeued", "requeued"]
+    assert set(attempts[attempts.outcome == "requeued"].code) == {"400"}
+    assert ledger.requeue_rows(store, NOW, status="rejected") == []
+    _run(store, sync_config(endpoint=endpoint.url), clock)
+    assert list(outbox(store).status) == ["sent", "sent"]
+
+
+def test_requeue_rows_filters_by_code_and_destination(store: Store, endpoint: Endpoint) -> None:
+    _people(store, 2)
+    endpoint.script = [("reject", 400, "Invalid parameter")]
+    _run(store, sync_config(endpoint=endpoint.url), FakeClock())
+
+    assert ledger.requeue_rows(store, NOW, code="another") == []
+    assert ledger.requeue_rows(store, NOW, destinations=["other"]) == []
+    assert ledger.requeue_rows(store, NOW, status="failed") == []
+    with pytest.raises(ValueError, match="cannot be requeued"):
+        ledger.requeue_rows(store, NOW, status="sent")

@@ -3,6 +3,7 @@ the local receiver."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -287,12 +288,12 @@ def test_google_500_retries(google: Receiver) -> None:
     assert {outcome.status for outcome in outcomes} == {"retry"}
 
 
-def test_google_invalid_developer_token_rejected(google: Receiver) -> None:
+def test_google_invalid_developer_token_is_auth_error(google: Receiver) -> None:
     google.credentials["developer_token"] = "another"
 
     outcomes = click_outcomes(google, Fault())
 
-    assert {outcome.status for outcome in outcomes} == {"rejected"}
+    assert {outcome.status for outcome in outcomes} == {"auth_error"}
     assert outcomes[0].code == "DEVELOPER_TOKEN_INVALID"
 
 
@@ -418,7 +419,7 @@ def test_data_manager_transaction_sent_twice_is_one_event(google: Receiver) -> N
 
 
 @pytest.mark.parametrize(
-    ("status", "expected"), [(429, "retry"), (500, "retry"), (403, "rejected")]
+    ("status", "expected"), [(429, "retry"), (500, "retry"), (403, "auth_error"), (400, "rejected")]
 )
 def test_data_manager_error_statuses(google: Receiver, status: int, expected: str) -> None:
     google.fail("google_data_manager", Fault(status=status, retry_after="5"))
@@ -426,3 +427,83 @@ def test_data_manager_error_statuses(google: Receiver, status: int, expected: st
     [outcomes] = ingest(google, [row("google_data_manager")])
 
     assert [outcome.status for outcome in outcomes] == [expected]
+
+
+def test_google_stale_click_with_email_sent_without_click(google: Receiver) -> None:
+    stale = row(
+        "google",
+        clicked_at=NOW - timedelta(days=120),
+        keys={"gclid": "Cj0KCQiA-old-gclid", "email": GMAIL_WITH_DOTS},
+    )
+    target = destination("google", google)
+
+    outcome = CLICKS.check(stale, target, NOW)
+    prepared = CLICKS.prepare(stale, target, NOW)
+    [conversion] = sent_conversions(google, [prepared])
+
+    assert outcome is None
+    assert prepared.clicked_at is None
+    assert "gclid" not in prepared.keys
+    assert "gclid" not in conversion
+    assert conversion["userIdentifiers"] == [{"hashedEmail": GMAIL_GOOGLE}]
+
+
+def test_google_stale_click_without_email_skipped() -> None:
+    stale = row("google", clicked_at=NOW - timedelta(days=120))
+
+    outcome = CLICKS.check(stale, destination("google"), NOW)
+
+    assert outcome is not None
+    assert outcome.status == "skipped"
+    assert outcome.code == "outside_window"
+    assert CLICKS.prepare(stale, destination("google"), NOW) == stale
+
+
+def test_google_recent_click_kept_by_prepare() -> None:
+    recent = row(
+        "google", clicked_at=NOW - timedelta(days=10), keys={"gclid": "G", "email": "a@b.co"}
+    )
+
+    assert CLICKS.prepare(recent, destination("google"), NOW) == recent
+
+
+def test_data_manager_stale_click_sent_as_user_data() -> None:
+    stale = row(
+        "google_data_manager",
+        clicked_at=NOW - timedelta(days=120),
+        keys={"gclid": "G-old", "phone": US_PHONE},
+    )
+    target = destination("google_data_manager")
+
+    prepared = DATA_MANAGER.prepare(stale, target, NOW)
+    event = DATA_MANAGER.event(prepared, target)
+
+    assert DATA_MANAGER.check(stale, target, NOW) is None
+    assert "adIdentifiers" not in event
+    assert event["userData"] == {"userIdentifiers": [{"phoneNumber": PHONE_E164}]}
+
+
+def test_google_authorization_error_family_is_auth_error() -> None:
+    request = CLICKS.requests([row("google")], destination("google"), CREDENTIALS)[0]
+    body = {
+        "error": {
+            "code": 403,
+            "status": "PERMISSION_DENIED",
+            "message": "The caller does not have permission",
+            "details": [
+                {
+                    "errors": [
+                        {
+                            "errorCode": {"authorizationError": "USER_PERMISSION_DENIED"},
+                            "message": "User doesn't have permission to access customer.",
+                        }
+                    ]
+                }
+            ],
+        }
+    }
+
+    outcomes = CLICKS.outcomes(request, 403, json.dumps(body).encode(), {})
+
+    assert [outcome.status for outcome in outcomes] == ["auth_error"]
+    assert outcomes[0].code == "USER_PERMISSION_DENIED"

@@ -191,12 +191,12 @@ def test_linkedin_500_retries(linkedin: Receiver) -> None:
     assert {outcome.status for outcome in outcomes} == {"retry"}
 
 
-def test_linkedin_invalid_token_rejected(linkedin: Receiver) -> None:
+def test_linkedin_invalid_token_is_auth_error(linkedin: Receiver) -> None:
     linkedin.credentials["access_token"] = "another"
 
     outcomes = element_outcomes(linkedin, Fault())
 
-    assert {outcome.status for outcome in outcomes} == {"rejected"}
+    assert {outcome.status for outcome in outcomes} == {"auth_error"}
     assert outcomes[0].code == "INVALID_ACCESS_TOKEN"
     assert outcomes[0].message == "Invalid access token"
 

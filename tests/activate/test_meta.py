@@ -239,12 +239,12 @@ def test_meta_500_retries(meta: Receiver) -> None:
     assert [outcome.status for outcome in outcomes] == ["retry", "retry"]
 
 
-def test_meta_invalid_token_rejected(meta: Receiver) -> None:
+def test_meta_invalid_token_is_auth_error(meta: Receiver) -> None:
     meta.credentials["access_token"] = "another-token"
 
     outcomes = outcomes_of(meta, Fault())
 
-    assert [outcome.status for outcome in outcomes] == ["rejected", "rejected"]
+    assert [outcome.status for outcome in outcomes] == ["auth_error", "auth_error"]
     assert outcomes[0].code == "190"
     assert all(CREDENTIALS["access_token"] not in (o.message or "") for o in outcomes)
 

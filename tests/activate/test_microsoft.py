@@ -227,7 +227,7 @@ def test_microsoft_partial_errors_by_index(microsoft: Receiver) -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [("0", "retry"), ("117", "retry"), ("105", "rejected")],
+    [("0", "retry"), ("117", "retry"), ("105", "auth_error")],
     ids=["internal-error", "call-rate", "invalid-credentials"],
 )
 def test_microsoft_soap_fault(microsoft: Receiver, code: str, expected: str) -> None:
@@ -237,12 +237,12 @@ def test_microsoft_soap_fault(microsoft: Receiver, code: str, expected: str) -> 
     assert outcomes[0].code in {code, "InvalidCredentials"}
 
 
-def test_microsoft_invalid_credentials_rejected(microsoft: Receiver) -> None:
+def test_microsoft_invalid_credentials_is_auth_error(microsoft: Receiver) -> None:
     microsoft.credentials["developer_token"] = "another"
 
     outcomes = conversion_outcomes(microsoft, Fault())
 
-    assert {outcome.status for outcome in outcomes} == {"rejected"}
+    assert {outcome.status for outcome in outcomes} == {"auth_error"}
     assert outcomes[0].code == "InvalidCredentials"
     assert outcomes[0].message == "Authentication failed."
 
@@ -277,3 +277,19 @@ def test_microsoft_same_click_and_second_is_one_conversion(microsoft: Receiver) 
 
     assert [outcome.status for outcome in outcomes] == ["sent", "sent"]
     assert len(microsoft.events("microsoft")) == 1
+
+
+def test_microsoft_check_skips_stale_click_despite_email() -> None:
+    sample = row(
+        "microsoft",
+        clicked_at=NOW - timedelta(days=100),
+        keys={"msclkid": MSCLKID, "email": MIXED_CASE_EMAIL},
+    )
+
+    outcome = ADAPTER.check(sample, destination("microsoft"), NOW)
+
+    assert outcome is not None
+    assert outcome.status == "skipped"
+    assert outcome.code == "outside_window"
+    assert outcome.message is not None
+    assert "click is 100.0 days old" in outcome.message

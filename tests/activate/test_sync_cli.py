@@ -152,7 +152,7 @@ def test_sync_status_counts_per_action(tmp_path: Path, receiver: Receiver, token
     assert rows[0]["rejected"] == 3
     assert rows[0]["sent"] == 0
     assert rows[0]["total"] == 3
-    assert "Invalid parameter (3)" in rows[0]["top_reasons"]
+    assert rows[0]["top_reasons"] == "100 (3): Invalid parameter"
 
 
 @pytest.mark.parametrize("output", ["table", "csv"])
@@ -261,3 +261,85 @@ def test_sync_killed_mid_request_delivers_each_once(tmp_path: Path, receiver: Re
     stored = pd.concat([rows.astype(str), attempts.astype(str)]).to_csv(index=False)
     for secret in (TOKEN, RAW_EMAIL, RAW_EMAIL.lower(), RAW_PHONE, "4155550100"):
         assert secret not in stored
+
+
+def test_sync_command_wrong_token_exits_nonzero_rows_queued(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "wrong-token-0000"
+    monkeypatch.setenv(VARIABLE, wrong)
+    config = _world(tmp_path, receiver, 3)
+
+    result = runner.invoke(app, ["sync", "-c", str(config)])
+
+    assert result.exit_code == 1
+    assert "destination 'fb'" in result.stderr
+    assert "Invalid OAuth access token" in result.stderr
+    assert wrong not in result.output
+    assert list(_outbox(config).status) == ["queued"] * 3
+    assert receiver.events("meta") == []
+
+
+def test_sync_requeue_command_puts_rejected_rows_back(
+    tmp_path: Path, receiver: Receiver, token: str
+) -> None:
+    config = _world(tmp_path, receiver, 2)
+    receiver.fail("meta", Fault(status=400, code="100", message="Invalid parameter"))
+    runner.invoke(app, ["sync", "-c", str(config)])
+
+    result = runner.invoke(app, ["sync", "requeue", "-c", str(config), "-d", "fb", "--code", "100"])
+    rows = _outbox(config)
+    resent = runner.invoke(app, ["sync", "-c", str(config)])
+
+    assert result.exit_code == 0, result.output
+    assert "requeued 2 rejected rows" in result.stderr
+    assert list(rows.status) == ["queued", "queued"]
+    assert "requeued" in set(_attempts(config).outcome)
+    assert resent.exit_code == 0, resent.output
+    assert list(_outbox(config).status) == ["sent", "sent"]
+
+
+def test_sync_summary_counts_skipped_at_queue(
+    tmp_path: Path, receiver: Receiver, token: str
+) -> None:
+    config = _world(tmp_path, receiver, 3, {"window_days": 0.1})  # 2.4 h: c2 is 3 h old
+
+    result = runner.invoke(app, ["sync", "-c", str(config)])
+    dry = runner.invoke(
+        app,
+        ["sync", "--dry-run", "-c", str(_world(tmp_path / "b", receiver, 3, {"window_days": 0.1}))],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "1 outside_window" in result.stdout
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["queue"]["fb"] == {
+        "queued": 2,
+        "skipped_at_queue": {"outside_window": 1},
+    }
+    assert "1 skipped at queue (1 outside_window)" in dry.stderr
+
+
+def test_sync_dry_run_without_credentials_warns(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(VARIABLE, "")
+    config = _world(tmp_path, receiver, 1)
+
+    result = runner.invoke(app, ["sync", "--dry-run", "-c", str(config)])
+
+    assert result.exit_code == 0, result.output
+    assert "a real run would stop" in result.stderr
+    assert f"{VARIABLE} is empty" in result.stderr
+
+
+def test_sync_warns_about_action_kind_never_seen(
+    tmp_path: Path, receiver: Receiver, token: str
+) -> None:
+    config = _world(tmp_path, receiver, 1, {"actions": {"lead": "Lead", "demo": "Schedule"}})
+
+    result = runner.invoke(app, ["sync", "--dry-run", "-c", str(config)])
+
+    assert result.exit_code == 0, result.output
+    assert "no conversion has the kind 'demo'" in result.stderr
+    assert "kinds are lead" in result.stderr

@@ -15,11 +15,13 @@ from typing import Any, Literal, Protocol
 
 from journeymap.common.config import SyncDestination
 
-Status = Literal["sent", "matched", "rejected", "retry", "skipped"]
+Status = Literal["sent", "matched", "rejected", "retry", "skipped", "auth_error"]
 """What became of one row: accepted by the platform (``sent``; ``matched`` when the platform
-says it matched a user), refused for good (``rejected``), to be tried again (``retry``), or
+says it matched a user), refused for good (``rejected``), to be tried again (``retry``),
 never sent because a rule ruled it out (``skipped``, such as a conversion older than the
-platform's window)."""
+platform's window), or refused because the platform rejected the credentials
+(``auth_error``). An ``auth_error`` says nothing about the row itself: the delivery loop
+puts the row back in the queue and stops its destination for the run."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,13 @@ class Adapter(Protocol):
 
     def check(self, row: SendRow, destination: SyncDestination, now: datetime) -> Outcome | None:
         """Return a ``skipped`` or ``rejected`` outcome when ``row`` cannot be sent, else None."""
+        ...
+
+    def prepare(self, row: SendRow, destination: SyncDestination, now: datetime) -> SendRow:
+        """Return ``row`` as it is sent now, such as without a click id too old to match on.
+
+        Called after :meth:`check` passed, before :meth:`requests`.
+        """
         ...
 
     def requests(

@@ -3,9 +3,9 @@
 ``sync.destinations.<name>.credentials_env`` maps each credential (``access_token``,
 ``developer_token``, ...) to the environment variable that contains it. A variable that is
 not set is looked up in ``sync.secrets_file``, a YAML mapping of the same variable names to
-values. Every credential is resolved before the first request, so a missing one stops the
-run before anything is sent. Values are never logged; :func:`redact` removes them from
-text that goes to logs or the store.
+values. Every credential is resolved before the first request, so missing ones stop the
+run before anything is sent, all named in one error. Values are never logged; :func:`redact`
+removes them from text that goes to logs or the store.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from journeymap.common.config import SyncConfig
+from journeymap.common.config import SYNC_CREDENTIALS, SyncConfig
 from journeymap.common.errors import ConfigError
 
 MASK = "****"
@@ -75,49 +75,92 @@ def resolve_credentials(
     ``destinations`` limits the lookup to some destination names (default: every one).
 
     Raises:
-        ConfigError: a credential is set neither in the environment nor in the secrets
-            file; the message names the destination, the credential and the variable.
+        ConfigError: a credential is missing; the message lists every missing one, each
+            with its destination, credential name and variable.
     """
+    resolved, problems = _lookup(sync, environ, destinations)
+    if problems:
+        where = (
+            f"or add them to {sync.secrets_file}"
+            if sync.secrets_file is not None
+            else "or name a sync.secrets_file that contains them"
+        )
+        raise ConfigError(
+            f"{len(problems)} credentials are missing: " + "; ".join(problems),
+            location="sync.destinations.*.credentials_env",
+            hint=f"Set the variables, {where}",
+        )
+    return resolved
+
+
+def credential_problems(
+    sync: SyncConfig,
+    environ: Mapping[str, str] | None = None,
+    destinations: Iterable[str] | None = None,
+) -> list[str]:
+    """Return one sentence per missing credential, empty when every one is there.
+
+    A credential is missing when its platform requires it and ``credentials_env`` does not
+    name it, or when its variable is unset or empty in the environment and the secrets file.
+    """
+    return _lookup(sync, environ, destinations)[1]
+
+
+def _lookup(
+    sync: SyncConfig,
+    environ: Mapping[str, str] | None,
+    destinations: Iterable[str] | None,
+) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """Return the credentials found by destination and the sentences of the missing ones."""
     env = os.environ if environ is None else environ
     secrets: dict[str, str] | None = None
     chosen = list(sync.destinations) if destinations is None else list(destinations)
     resolved: dict[str, dict[str, str]] = {}
+    problems: list[str] = []
 
     for name in chosen:
         destination = sync.destinations[name]
+        required, _ = SYNC_CREDENTIALS[destination.platform]
+        for credential in required:
+            if credential not in destination.credentials_env:
+                problems.append(
+                    f"destination {name!r}: credential {credential} is not in credentials_env "
+                    f"(map it to an environment variable)"
+                )
+
         values: dict[str, str] = {}
         for credential, variable in destination.credentials_env.items():
             value = env.get(variable)
+            state = "is not set" if value is None else "is empty"
             if not value and sync.secrets_file is not None:
                 if secrets is None:
                     secrets = read_secrets_file(sync.secrets_file)
                 value = secrets.get(variable)
+                if value is not None and not value.strip():
+                    state = f"is empty in {sync.secrets_file}"
             if not value:
-                where = (
-                    f"or add {variable} to {sync.secrets_file}"
-                    if sync.secrets_file is not None
-                    else "or name a sync.secrets_file that contains it"
-                )
-                raise ConfigError(
+                problems.append(
                     f"destination {name!r}: credential {credential} is missing: the "
-                    f"environment variable {variable} is not set",
-                    location=f"sync.destinations.{name}.credentials_env.{credential}",
-                    hint=f"Set {variable}, {where}",
+                    f"environment variable {variable} {state}"
                 )
+                continue
             values[credential] = value
         resolved[name] = values
-    return resolved
+    return resolved, problems
 
 
 def masked_credentials(sync: SyncConfig) -> dict[str, dict[str, str]]:
     """Return each destination's credential names with :data:`MASK` as every value.
 
-    A dry run builds its requests with these, so it needs no secret and prints none.
+    The names are those of ``credentials_env`` and those the platform requires, so that a
+    dry run builds its requests even when a credential is missing. It needs no secret and
+    prints none.
     """
-    return {
-        name: dict.fromkeys(destination.credentials_env, MASK)
-        for name, destination in sync.destinations.items()
-    }
+    masked: dict[str, dict[str, str]] = {}
+    for name, destination in sync.destinations.items():
+        required, _ = SYNC_CREDENTIALS[destination.platform]
+        masked[name] = dict.fromkeys([*required, *destination.credentials_env], MASK)
+    return masked
 
 
 def redact(text: str | None, secrets: Iterable[str]) -> str | None:

@@ -5,19 +5,25 @@ queue, then for each destination takes the due rows in batches of the adapter's
 ``max_batch`` (or the destination's ``batch_size``):
 
 1. ``adapter.check`` each row; a ``skipped`` or ``rejected`` outcome is recorded and the
-   row is not sent;
+   row is not sent; ``adapter.prepare`` the others (such as dropping a stale click id);
 2. claim the rest (``sending``, with a lease) and commit;
 3. send each request of ``adapter.requests`` with httpx and record every row's outcome and
    one ``sync_attempts`` row per row, in one transaction per request.
 
-A row to retry (HTTP 429 and 5xx, timeouts and transport errors, or a ``retry`` outcome)
-goes back to the queue with its own ``next_attempt_at``. The delay is exponential backoff
-with full jitter: a random delay between 0 and ``backoff_seconds * 2 ** (attempt - 1)``,
-capped by ``max_backoff_seconds``, and never shorter than the platform's Retry-After. After a 429
-the whole destination waits that long. Rows retried after a partial failure (other rows
-of their request succeeded or were rejected) go one per request, so one bad row cannot hold
-back its neighbours. A row that has used ``max_attempts`` is ``failed``; a rejected row
-keeps the platform's code and message.
+A request whose rows are all to be retried (HTTP 429 and 5xx, timeouts and transport
+errors) goes back to the queue as a batch: one ``next_attempt_at`` for all its rows, so
+that the retry is one request again. The delay is exponential backoff with full jitter: a
+random delay between 0 and ``backoff_seconds * 2 ** (attempt - 1)``, capped by
+``max_backoff_seconds``, and never shorter than the platform's Retry-After. A Retry-After
+(of a 429, a 503 or a row) also pauses the whole destination that long. Rows retried after a
+partial failure (other rows of their request succeeded or were rejected) draw their own
+delays and go one per request, so one bad row cannot hold back its neighbours. A row that
+has used ``max_attempts`` is ``failed``; a rejected row keeps the platform's code and
+message.
+
+An ``auth_error`` outcome (the platform rejected the credentials) rejects no row: the rows of
+the request go back to the queue without using an attempt, the destination sends nothing
+more in this run, and :attr:`SyncReport.stopped` holds the platform's message.
 
 The run waits (with the ``sleep`` it is given) for retries due within
 ``retry_within_seconds`` and ends when nothing else is due soon; later retries wait for the
@@ -33,7 +39,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,10 +47,16 @@ import httpx
 
 from journeymap.activate import ledger
 from journeymap.activate.base import Adapter, Outcome, Request, SendRow
-from journeymap.activate.credentials import masked_credentials, redact, resolve_credentials
+from journeymap.activate.credentials import (
+    credential_problems,
+    masked_credentials,
+    redact,
+    resolve_credentials,
+)
 from journeymap.activate.ledger import Change, OutboxRow
 from journeymap.activate.outbox import (
     AdapterLookup,
+    QueueResult,
     default_adapters,
     queue_conversions,
     require_duckdb,
@@ -68,14 +80,23 @@ class SyncReport:
     ``rejected``, ``skipped``, ``failed``), ``retry`` for each retry scheduled and
     ``requests`` for the HTTP requests made. ``queued`` counts the rows that the run added
     to the outbox, ``released`` the rows whose expired lease it returned to the queue.
+    ``skipped_at_queue[destination]`` counts the rows that the run added to the outbox as
+    ``skipped`` (such as conversions already outside the window), by code.
     ``planned`` contains a dry run's requests and ``checked`` its check outcomes.
+    ``stopped`` maps each destination whose credentials the platform rejected to the
+    platform's message (credentials redacted); its rows stay queued. ``warnings`` are notes
+    for the user, such as an action kind that no conversion has or, in a dry run, missing
+    credentials.
     """
 
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     queued: dict[str, int] = field(default_factory=dict)
+    skipped_at_queue: dict[str, Counter[str]] = field(default_factory=dict)
     released: int = 0
     planned: list[tuple[str, Request]] = field(default_factory=list)
     checked: list[tuple[str, Outcome]] = field(default_factory=list)
+    stopped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, destination: str, key: str, number: int = 1) -> None:
         """Add ``number`` to one count of ``destination``."""
@@ -100,6 +121,7 @@ class Delivery:
     rng: random.Random = field(default_factory=random.Random)
     progress: Progress | None = None
     paused_until: dict[str, datetime] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)
 
     @property
     def secrets(self) -> list[str]:
@@ -157,7 +179,7 @@ def sync(
     report = SyncReport()
 
     queued = queue_conversions(store, _only(config, chosen), now=now(), adapters=lookup)
-    report.queued = dict(queued.queued)
+    _add_queue_result(report, queued)
     released = ledger.release_expired(store, now())
     report.released = len(released)
     if released:
@@ -185,6 +207,13 @@ def sync(
         if own_client:
             http.close()
     return report
+
+
+def _add_queue_result(report: SyncReport, queued: QueueResult) -> None:
+    """Copy what queueing added (rows to send, rows skipped by code, warnings) to ``report``."""
+    report.queued = dict(queued.queued)
+    report.skipped_at_queue = {name: Counter(codes) for name, codes in queued.skipped_codes.items()}
+    report.warnings.extend(queued.warnings)
 
 
 def check_credentials(
@@ -264,7 +293,7 @@ def _run(
         sent_any = False
         for name in names:
             now = delivery.clock()
-            if delivery.paused_until.get(name, now) > now:
+            if name in delivery.stopped or delivery.paused_until.get(name, now) > now:
                 continue
             destination = config.sync.destinations[name]
             adapter = delivery.adapters(destination.platform)
@@ -288,6 +317,8 @@ def _next_wake(store: Store, names: Sequence[str], delivery: Delivery) -> dateti
     """Return when the next queued row of ``names`` is due, respecting paused destinations."""
     wakes = []
     for name in names:
+        if name in delivery.stopped:
+            continue
         due = ledger.next_due_of(store, name)
         if due is None:
             continue
@@ -319,7 +350,7 @@ def send_batch(
     for item in rows:
         outcome = adapter.check(item.row, destination, now)
         if outcome is None:
-            sendable.append(item)
+            sendable.append(replace(item, row=adapter.prepare(item.row, destination, now)))
             continue
         status = "rejected" if outcome.status == "rejected" else "skipped"
         refused.append(
@@ -358,7 +389,12 @@ def send_batch(
         raise
     attempts = {item.row.event_id: item.attempts + 1 for item in batch}
     alone = {item.row.event_id for item in batch if item.send_alone}
-    for request in requests:
+    for index, request in enumerate(requests):
+        if name in delivery.stopped:
+            # The platform rejected the credentials: the batch's other requests stay unsent.
+            unsent = [event for later in requests[index:] for event in later.event_ids]
+            ledger.unclaim(store, unsent, now)
+            break
         send_request(store, name, adapter, request, attempts, alone, delivery, report)
 
 
@@ -405,9 +441,17 @@ def send_request(
     ]
 
     now = delivery.clock()
+    trail = ledger.attempt_rows(
+        outcomes, dict(attempts), at=started, http_status=http_status, duration_ms=duration_ms
+    )
+    if any(o.status == "auth_error" for o in outcomes):
+        _stop_destination(store, name, outcomes, trail, now, delivery, report)
+        return
+
     partial = any(o.status == "retry" for o in outcomes) and any(
         o.status != "retry" for o in outcomes
     )
+    batch_delay = None if partial else _batch_delay(outcomes, attempts, delivery)
     changes = [
         _change(
             outcome,
@@ -415,22 +459,66 @@ def send_request(
             partial or outcome.event_id in alone,
             now,
             delivery,
+            delay=batch_delay,
         )
         for outcome in outcomes
     ]
     throttled = [o.retry_after for o in outcomes if o.status == "retry" and o.retry_after]
-    if http_status == 429 and throttled:
+    if throttled:
         delivery.paused_until[name] = now + timedelta(seconds=max(throttled))
+        log.info("%s: pausing the destination for %.1f s (Retry-After)", name, max(throttled))
 
-    trail = ledger.attempt_rows(
-        outcomes, dict(attempts), at=started, http_status=http_status, duration_ms=duration_ms
-    )
     ledger.record_changes(store, changes, now, trail)
 
     report.add(name, "requests")
     for change in changes:
         report.add(name, "retry" if change.status == "queued" else change.status)
     _log_request(name, http_status, outcomes, changes)
+    if delivery.progress is not None:
+        delivery.progress(name, report.counts[name])
+
+
+def _batch_delay(
+    outcomes: Sequence[Outcome], attempts: Mapping[str, int], delivery: Delivery
+) -> float | None:
+    """Return one backoff delay for a request whose rows are all retried, else None.
+
+    One draw for the whole request keeps its rows together: they come due at the same time
+    and go out again as one request.
+    """
+    if not outcomes or any(o.status != "retry" for o in outcomes):
+        return None
+    attempt = max(attempts.get(o.event_id, 1) for o in outcomes)
+    retry_after = max((o.retry_after or 0.0 for o in outcomes), default=0.0)
+    return delivery.backoff(attempt, retry_after or None)
+
+
+def _stop_destination(
+    store: Store,
+    name: str,
+    outcomes: Sequence[Outcome],
+    trail: Any,
+    now: datetime,
+    delivery: Delivery,
+    report: SyncReport,
+) -> None:
+    """Put the rows of a request whose credentials were rejected back in the queue, and
+    stop the destination for the rest of the run."""
+    failure = next(o for o in outcomes if o.status == "auth_error")
+    ledger.return_to_queue(
+        store, [o.event_id for o in outcomes], now, trail, failure.code, failure.message
+    )
+    platform = delivery.config.destinations[name].platform
+    message = (
+        f"destination {name!r}: {platform} rejected the credentials "
+        f"({failure.code or 'no code'}: {failure.message or 'no message'}); "
+        f"{len(outcomes)} rows stay queued. Fix the credentials in credentials_env and run "
+        "journeymap sync again"
+    )
+    delivery.stopped.add(name)
+    report.stopped[name] = message
+    report.add(name, "requests")
+    log.error("%s", message)
     if delivery.progress is not None:
         delivery.progress(name, report.counts[name])
 
@@ -496,15 +584,25 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 
 def _change(
-    outcome: Outcome, attempt: int, alone: bool, now: datetime, delivery: Delivery
+    outcome: Outcome,
+    attempt: int,
+    alone: bool,
+    now: datetime,
+    delivery: Delivery,
+    *,
+    delay: float | None = None,
 ) -> Change:
-    """Return the new state of a row after ``outcome`` of its attempt number ``attempt``."""
+    """Return the new state of a row after ``outcome`` of its attempt number ``attempt``.
+
+    ``delay`` is the batch's retry delay in seconds; without it the row draws its own.
+    """
     if outcome.status != "retry":
         return Change(outcome.event_id, outcome.status, outcome.code, outcome.message)
     if attempt >= delivery.config.max_attempts:
         message = f"gave up after {attempt} attempts: {outcome.message or outcome.code}"
         return Change(outcome.event_id, "failed", outcome.code, message)
-    delay = delivery.backoff(attempt, outcome.retry_after)
+    if delay is None:
+        delay = delivery.backoff(attempt, outcome.retry_after)
     return Change(
         outcome.event_id,
         "queued",
@@ -540,12 +638,15 @@ def sync_dry_run(
     destinations: Sequence[str] | None = None,
     adapters: AdapterLookup | None = None,
     clock: Callable[[], datetime] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> SyncReport:
     """Return the requests that :func:`sync` would send now, writing nothing.
 
     The requests carry :data:`~journeymap.activate.credentials.MASK` in place of every
     credential, and the rows are those queued in the outbox and those that a run would
-    queue. Check outcomes (rows that would be skipped or rejected) are in ``checked``.
+    queue. Check outcomes (rows that would be skipped or rejected) are in ``checked``, and
+    ``warnings`` names each missing credential, on which a real run would stop.
+    ``environ`` replaces the environment, for tests.
 
     Raises:
         ConfigError: a destination is unknown.
@@ -557,8 +658,13 @@ def sync_dry_run(
     now = (clock or utc_now)()
     credentials = masked_credentials(config.sync)
     report = SyncReport()
+    problems = credential_problems(config.sync, environ, chosen)
+    if problems:
+        report.warnings.append(
+            "a real run would stop before sending anything: " + "; ".join(problems)
+        )
     new = queue_conversions(store, _only(config, chosen), now=now, adapters=lookup, write=False)
-    report.queued = dict(new.queued)
+    _add_queue_result(report, new)
     fresh: dict[str, list[SendRow]] = {}
     if new.rows is not None:
         for item in ledger.rows_of_table(new.rows):
@@ -572,7 +678,7 @@ def sync_dry_run(
         for row in rows:
             outcome = adapter.check(row, destination, now)
             if outcome is None:
-                sendable.append(row)
+                sendable.append(adapter.prepare(row, destination, now))
             else:
                 report.checked.append((name, outcome))
                 report.add(name, "rejected" if outcome.status == "rejected" else "skipped")

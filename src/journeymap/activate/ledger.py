@@ -10,6 +10,9 @@ store transaction, committed before the next request goes out:
   rows' new states in one transaction after the response;
 * :func:`release_expired` returns ``sending`` rows whose lease ended (the process that
   claimed them died) to ``queued``, so they are sent again with the same event ids.
+* :func:`return_to_queue` returns the rows of a request whose credentials the platform
+  rejected to ``queued``, and :func:`requeue_rows` returns ``rejected`` or ``failed`` rows to
+  ``queued`` on request (``journeymap sync requeue``), each with its ``sync_attempts`` rows.
 
 A crash therefore loses at most the answer to the request in flight. That request is sent
 again after its lease, and the platform's dedup on the event id keeps it one conversion; the
@@ -290,3 +293,100 @@ def rows_of_table(table: pa.Table) -> list[OutboxRow]:
     queued = table.filter(pc.equal(table.column("status"), "queued"))
     records = queued.select(columns).to_pylist()
     return [_outbox_row([record[name] for name in columns]) for record in records]
+
+
+def return_to_queue(
+    store: Store,
+    event_ids: Sequence[str],
+    now: datetime,
+    attempts: pa.Table,
+    code: str | None,
+    message: str | None,
+) -> None:
+    """Return sent rows to ``queued`` without using an attempt, and write the attempt rows.
+
+    For a request whose credentials the platform rejected: the rows were not at fault, so
+    the attempt does not count towards ``max_attempts``. The platform's code and message
+    stay on the rows and in the attempt rows, in one transaction.
+    """
+    if not event_ids:
+        return
+    marks = ", ".join("?" for _ in event_ids)
+    raw = _raw(store)
+    with store.transaction():
+        if attempts.num_rows:
+            _append_attempts(raw, attempts)
+        raw.execute(
+            "UPDATE sync_outbox SET status = 'queued', lease_until = NULL, "
+            "attempts = greatest(attempts - 1, 0), last_code = ?, last_message = ?, "
+            f"updated_at = ? WHERE status = 'sending' AND event_id IN ({marks})",
+            [code, message, now, *event_ids],
+        )
+
+
+REQUEUE_STATUSES = ("rejected", "failed")
+"""Final statuses that :func:`requeue_rows` takes rows out of."""
+
+
+def requeue_rows(
+    store: Store,
+    now: datetime,
+    *,
+    status: str = "rejected",
+    destinations: Sequence[str] | None = None,
+    code: str | None = None,
+) -> list[str]:
+    """Put ``status`` rows back in the queue, due now, with a fresh attempt count.
+
+    ``destinations`` and ``code`` (the row's ``last_code``) narrow the rows. Each row gets a
+    ``sync_attempts`` row with outcome ``requeued`` that keeps its former status, code and
+    message, in the same transaction. Returns the event ids requeued, sorted.
+
+    Raises:
+        ValueError: ``status`` is not one of :data:`REQUEUE_STATUSES`.
+    """
+    if status not in REQUEUE_STATUSES:
+        raise ValueError(f"status {status!r} cannot be requeued; use one of {REQUEUE_STATUSES}")
+    where = ["status = ?"]
+    parameters: list[Any] = [status]
+    if destinations:
+        where.append(f"destination IN ({', '.join('?' for _ in destinations)})")
+        parameters.extend(destinations)
+    if code is not None:
+        where.append("last_code = ?")
+        parameters.append(code)
+    condition = " AND ".join(where)
+
+    raw = _raw(store)
+    with store.transaction():
+        found = raw.execute(
+            f"SELECT event_id, attempts, last_code, last_message FROM sync_outbox "
+            f"WHERE {condition} ORDER BY event_id",
+            parameters,
+        ).fetchall()
+        if not found:
+            return []
+        trail = pa.Table.from_pylist(
+            [
+                {
+                    "event_id": event,
+                    "attempt": int(attempts or 0),
+                    "at": now,
+                    "http_status": None,
+                    "outcome": "requeued",
+                    "code": last_code,
+                    "message": f"requeued from {status}: {last_message or last_code or '-'}",
+                    "duration_ms": 0.0,
+                }
+                for event, attempts, last_code, last_message in found
+            ],
+            schema=RAW_TABLES["sync_attempts"].to_pyarrow(),
+        )
+        _append_attempts(raw, trail)
+        raw.execute(
+            "UPDATE sync_outbox SET status = 'queued', attempts = 0, next_attempt_at = ?, "
+            "lease_until = NULL, send_alone = FALSE, last_code = NULL, last_message = NULL, "
+            f"updated_at = ? WHERE {condition}",
+            [now, now, *parameters],
+        )
+    return sorted(str(row[0]) for row in found)

@@ -88,13 +88,17 @@ class QueueResult:
     """What one :func:`queue_conversions` call added, by destination.
 
     ``queued`` counts new rows to send and ``skipped`` new rows outside the platform's
-    window; conversions already in the outbox count in neither. ``rows`` holds the new rows
-    (the columns of ``sync_outbox``), written or, with ``write=False``, only computed.
+    window, and ``skipped_codes`` counts those by code; conversions already in the outbox
+    count in none. ``rows`` holds the new rows (the columns of ``sync_outbox``), written or,
+    with ``write=False``, only computed. ``warnings`` names each ``actions`` kind that no
+    conversion in the store has, with the kinds there are.
     """
 
     queued: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     rows: pa.Table | None = None
+    skipped_codes: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -151,6 +155,10 @@ def queue_conversions(
     frames: list[pa.Table] = []
     queued: dict[str, int] = {}
     skipped: dict[str, int] = {}
+    skipped_codes: dict[str, dict[str, int]] = {}
+    warnings = unused_kind_warnings(store, config)
+    for warning in warnings:
+        log.warning("%s", warning)
 
     for name, destination in config.sync.destinations.items():
         window = platform_window(destination, lookup)
@@ -159,6 +167,12 @@ def queue_conversions(
         statuses = rows.column("status").to_pylist()
         queued[name] = statuses.count("queued")
         skipped[name] = statuses.count("skipped")
+        codes = [
+            code or "-"
+            for code, status in zip(rows.column("last_code").to_pylist(), statuses, strict=True)
+            if status == "skipped"
+        ]
+        skipped_codes[name] = {code: codes.count(code) for code in sorted(set(codes))}
 
     schema = RAW_TABLES["sync_outbox"].to_pyarrow()
     table = pa.concat_tables(frames) if frames else schema.empty_table()
@@ -179,7 +193,30 @@ def queue_conversions(
                 name,
                 skipped[name],
             )
-    return QueueResult(queued=queued, skipped=skipped, rows=table)
+    return QueueResult(
+        queued=queued,
+        skipped=skipped,
+        rows=table,
+        skipped_codes=skipped_codes,
+        warnings=warnings,
+    )
+
+
+def unused_kind_warnings(store: Store, config: Config) -> list[str]:
+    """Return one warning per destination ``actions`` kind that no conversion in the store
+    has (kinds match in any case), naming the kinds there are."""
+    conversions = all_conversions(store)
+    present = conversions.select(kind=conversions.kind.strip().lower()).distinct().to_pandas()
+    kinds = sorted(str(kind) for kind in present["kind"].dropna())
+    warnings = []
+    for name, destination in config.sync.destinations.items():
+        for kind in destination.actions:
+            if kind.strip().lower() not in kinds:
+                warnings.append(
+                    f"destination {name!r}: no conversion has the kind {kind!r} of its "
+                    f"actions; the store's kinds are {', '.join(kinds) or 'none'}"
+                )
+    return warnings
 
 
 def default_adapters() -> AdapterLookup:

@@ -620,6 +620,19 @@ class CoverageConfig(_Strict):
 
 SyncPlatform = Literal["meta", "google", "google_data_manager", "linkedin", "microsoft"]
 
+SYNC_CREDENTIALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "meta": (("access_token",), ()),
+    "google": (("access_token", "developer_token"), ("login_customer_id",)),
+    "google_data_manager": (("access_token",), ("login_customer_id",)),
+    "linkedin": (("access_token",), ()),
+    "microsoft": (("access_token", "developer_token", "customer_id"), ()),
+}
+"""Platform -> (required, optional) credential names of ``credentials_env``. The required
+names equal each adapter's ``required_credentials``, which a test checks."""
+
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
+
 
 class SyncDestination(_Strict):
     """One ad platform account (a Meta pixel, a Google Ads customer, a LinkedIn ad account,
@@ -678,6 +691,42 @@ class SyncDestination(_Strict):
     event_source: Literal["WEB", "APP", "IN_STORE", "PHONE", "OTHER"] = Field(
         "OTHER", description="Google Data Manager eventSource: where the conversions happen."
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.fullmatch(value.strip()):
+            raise ValueError(
+                f"endpoint {value!r} is not an http(s) URL; write it as "
+                "https://host[:port][/path], or remove it to use the platform's API"
+            )
+        return value.strip() if value is not None else None
+
+    @field_validator("currency")
+    @classmethod
+    def _check_currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip()
+        if not _CURRENCY.fullmatch(code):
+            raise ValueError(
+                f"currency {value!r} is not a three-letter ISO 4217 code such as USD or EUR"
+            )
+        return code.upper()
+
+    @model_validator(mode="after")
+    def _check_credential_names(self) -> SyncDestination:
+        required, optional = SYNC_CREDENTIALS[self.platform]
+        unknown = [name for name in self.credentials_env if name not in (*required, *optional)]
+        if unknown:
+            accepted = ", ".join(required) + (
+                f" (optional: {', '.join(optional)})" if optional else ""
+            )
+            raise ValueError(
+                f"credentials_env has the unknown credential {', '.join(map(repr, unknown))}; "
+                f"platform {self.platform} takes {accepted}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_value_source(self) -> SyncDestination:

@@ -3,8 +3,10 @@ the reading of HTTP statuses that mean the same on every platform.
 
 Every adapter maps error statuses the same way. A 429 is ``retry`` after the delay of its
 ``Retry-After`` header, which holds seconds or an HTTP date (measured against the response's
-own ``Date`` header). A 408 or a 5xx is ``retry``, and any other 4xx is ``rejected`` with the
-platform's message. Each platform's module reads its own 2xx responses.
+own ``Date`` header). A 408 or a 5xx is ``retry``, a 401 or a 403 is ``auth_error`` (the
+credentials are wrong, not the rows), and any other 4xx is ``rejected`` with the platform's
+message. Each platform's module reads its own 2xx responses and its own authentication
+error codes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ T = TypeVar("T")
 
 MAX_MESSAGE_CHARS = 500
 """Maximum length of a platform message kept in an outcome. Longer messages are cut."""
+
+AUTH_STATUSES = frozenset({401, 403})
+"""HTTP statuses of rejected credentials: unauthenticated and forbidden."""
 
 _EMAIL_LIKE = re.compile(r"[^\s@\"'<>()\[\],;:]+@[^\s@\"'<>()\[\],;:]+\.[A-Za-z]{2,}")
 _PHONE_LIKE = re.compile(r"\+\d[\d ().-]{6,}\d")
@@ -305,4 +310,6 @@ def status_outcomes(
         return each(
             request, "retry", code=code, message=text, retry_after=retry_after_seconds(headers)
         )
+    if status_code in AUTH_STATUSES:
+        return each(request, "auth_error", code=code, message=text)
     return each(request, "rejected", code=code, message=text)

@@ -29,7 +29,9 @@ Responses name failed rows by operation index in ``partialFailureError``. Codes 
 ``_ALREADY_EXISTS``, ``ORDER_ID_ALREADY_IN_USE`` and ``DUPLICATE_ORDER_ID`` mean the
 conversion is already there (``sent``); ``TOO_RECENT_*`` is ``retry`` after six hours; any
 other code (``EXPIRED_EVENT``, ``UNPARSEABLE_GCLID``, ``CLICK_NOT_FOUND``, ...) is
-``rejected``.
+``rejected``. An error of the ``authenticationError`` or ``authorizationError`` family
+(``DEVELOPER_TOKEN_INVALID``, ``NOT_AUTHORIZED``, ...), a status ``UNAUTHENTICATED`` or
+``PERMISSION_DENIED``, or HTTP 401 or 403 is ``auth_error`` for every row.
 
 Platform ``google_data_manager`` (:class:`GoogleDataManagerAdapter`):
 ``POST {endpoint}/v1/events:ingest`` (``endpoint`` defaults to
@@ -48,14 +50,18 @@ ingests nothing, so the events that a field violation names are ``rejected`` and
 later, under the request id kept in the outcome's message.
 
 Window of both: 90 days from the click (``clicked_at``, or the conversion time when there is
-no click). NOTE: 90 days is the maximum click-through window of a conversion action that
-secondary sources give; Google's help page on windows does not state the maximum.
+no click). A row whose click is older than that but whose conversion is recent goes without
+its click id, as an enhanced conversion for leads, when it has a hashed email or phone
+(:meth:`GoogleClickAdapter.prepare`); it is skipped only when nothing else can match.
+NOTE: 90 days is the maximum click-through window of a conversion action that secondary
+sources give; Google's help page on windows does not state the maximum.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -98,6 +104,10 @@ TOO_RECENT_DELAY = 6 * 3600.0
 """Seconds to wait after a ``TOO_RECENT_*`` error: Google takes clicks and conversion actions
 only once they are six hours old."""
 ALREADY_THERE = frozenset({"ORDER_ID_ALREADY_IN_USE", "DUPLICATE_ORDER_ID"})
+AUTH_ERROR_FAMILIES = frozenset({"authenticationError", "authorizationError"})
+"""``GoogleAdsError.errorCode`` keys of rejected credentials or missing account access."""
+AUTH_STATUSES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
+"""``google.rpc.Status`` names of rejected credentials."""
 _OPERATION_INDEX = re.compile(r"^events\[(\d+)\]")
 
 
@@ -116,15 +126,40 @@ def click_id(keys: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def _stale_click(row: SendRow, destination: SyncDestination, now: datetime) -> bool:
+    """Return whether the row's click lies further back than the window."""
+    if row.clicked_at is None:
+        return False
+    window = WINDOW if destination.window_days is None else timedelta(days=destination.window_days)
+    return now - row.clicked_at > window
+
+
+def _prepare(row: SendRow, destination: SyncDestination, now: datetime) -> SendRow:
+    """Return ``row`` without its click ids and click time when the click is too old, so that
+    it goes as an enhanced conversion for leads on its hashed email or phone."""
+    if not _stale_click(row, destination, now) or not _user_identifiers(row, destination):
+        return row
+    keys = {name: value for name, value in row.keys.items() if name not in CLICK_IDS}
+    return replace(row, keys=keys, clicked_at=None)
+
+
 def _check(
     row: SendRow, destination: SyncDestination, now: datetime, platform: str
 ) -> Outcome | None:
-    """Check what both Google adapters need: window, value, action id, time zone, match key."""
-    too_old = window_outcome(
-        row, destination, now, default=WINDOW, platform=platform, since=row.clicked_at
-    )
+    """Check what both Google adapters need: window, value, action id, time zone, match key.
+
+    A click older than the window rules the row out only when the row has no hashed email
+    or phone to send in its place.
+    """
+    too_old = window_outcome(row, destination, now, default=WINDOW, platform=platform)
     if too_old is not None:
         return too_old
+    row = _prepare(row, destination, now)
+    stale = window_outcome(
+        row, destination, now, default=WINDOW, platform=platform, since=row.clicked_at
+    )
+    if stale is not None:
+        return stale
     bad_value = value_outcome(row, destination)
     if bad_value is not None:
         return bad_value
@@ -175,14 +210,20 @@ class GoogleClickAdapter:
     required_credentials = CLICK_CREDENTIALS
 
     def check(self, row: SendRow, destination: SyncDestination, now: datetime) -> Outcome | None:
-        """Skip a row whose click is older than the window or that has nothing to match on;
-        reject a conversion before its click, a value without a currency, or an action id
-        that is not a number.
+        """Skip a row older than the window, a row whose click is older than the window and
+        that has no hashed email or phone, or a row with nothing to match on; reject a
+        conversion before its click, a value without a currency, or an action id that is not
+        a number.
 
         Raises:
             ConfigError: the destination's ``time_zone`` is not an IANA name.
         """
         return _check(row, destination, now, "Google Ads")
+
+    def prepare(self, row: SendRow, destination: SyncDestination, now: datetime) -> SendRow:
+        """Return ``row`` without its click id when the click is older than the window and the
+        row has a hashed email or phone to match on instead."""
+        return _prepare(row, destination, now)
 
     def requests(
         self,
@@ -316,6 +357,22 @@ def _failures(status: object) -> list[tuple[int | None, str, str]]:
     return found
 
 
+def _is_auth_error(error: object) -> bool:
+    """Return whether a ``google.rpc.Status`` reports rejected credentials."""
+    if not isinstance(error, dict):
+        return False
+    if error.get("status") in AUTH_STATUSES:
+        return True
+    for detail in error.get("details") or []:
+        if not isinstance(detail, dict):
+            continue
+        for item in detail.get("errors") or []:
+            code = item.get("errorCode") if isinstance(item, dict) else None
+            if isinstance(code, dict) and AUTH_ERROR_FAMILIES.intersection(code):
+                return True
+    return False
+
+
 def _error_code(error: Mapping[str, Any]) -> str:
     """Return the enum value of a ``GoogleAdsError``'s ``errorCode`` (a one-key object)."""
     code = error.get("errorCode")
@@ -347,6 +404,8 @@ def _error_outcomes(
     message = failures[0][2] if failures else None
     if isinstance(error, dict) and not message:
         message = str(error.get("message") or "")
+    if _is_auth_error(error):
+        return each(request, "auth_error", code=code or str(status_code), message=message)
     failed = status_outcomes(request, status_code, headers, message=message or None, code=code)
     assert failed is not None  # only called for statuses outside 2xx
     return failed
@@ -367,6 +426,11 @@ class GoogleDataManagerAdapter:
             ConfigError: the destination's ``time_zone`` is not an IANA name.
         """
         return _check(row, destination, now, "Google Ads")
+
+    def prepare(self, row: SendRow, destination: SyncDestination, now: datetime) -> SendRow:
+        """Return ``row`` without its click id when the click is older than the window and the
+        row has a hashed email or phone to match on instead."""
+        return _prepare(row, destination, now)
 
     def requests(
         self,
@@ -483,6 +547,10 @@ class GoogleDataManagerAdapter:
 
         message = str(error.get("message") or "") if isinstance(error, dict) else ""
         code = str(error.get("status") or "") if isinstance(error, dict) else ""
+        if _is_auth_error(error):
+            return each(
+                request, "auth_error", code=code or str(status_code), message=message or None
+            )
         failed = status_outcomes(
             request, status_code, headers, message=message or None, code=code or None
         )

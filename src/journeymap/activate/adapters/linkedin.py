@@ -20,7 +20,8 @@ no id to match on and is skipped.
 Window: 90 days from the conversion.
 
 Responses: a 2xx response lists one status per element in request order; 201 is ``sent``,
-429 and 5xx are ``retry``, any other status is ``rejected`` with the element's message.
+429 and 5xx are ``retry``, any other status is ``rejected`` with the element's message. A
+401 or 403 response (an invalid or expired token, a missing scope) is ``auth_error``.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ class LinkedInAdapter:
                 message="no email or li_fat_id to match on",
             )
         return None
+
+    def prepare(self, row: SendRow, destination: SyncDestination, now: datetime) -> SendRow:
+        """Return ``row`` unchanged: the window counts from the conversion, not the click."""
+        return row
 
     def requests(
         self,

@@ -37,8 +37,10 @@ Window: 7 days from the conversion. One older event makes Meta refuse the whole 
 
 Responses: 2xx with ``events_received`` means every event was received (``sent``). A Graph
 API error body (``{"error": {"message", "type", "code", "error_subcode"}}``) is ``retry`` for
-throttling codes, transient errors and 5xx, else ``rejected`` for every row of the request:
-Meta refuses a request as a whole and names no event.
+throttling codes, transient errors and 5xx, ``auth_error`` for the OAuth and permission codes
+of :data:`AUTH_CODES` (such as 190, an invalid or expired token, which Meta sends with HTTP
+400), else ``rejected`` for every row of the request: Meta refuses a request as a whole and
+names no event.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ THROTTLING_CODES = frozenset({4, 17, 32, 613}) | frozenset(range(80000, 80015))
 case limits): the request may be sent again later."""
 TRANSIENT_CODES = frozenset({1, 2})
 """Graph API error codes of an unknown error and of a temporarily unavailable service."""
+AUTH_CODES = frozenset({10, 102, 190}) | frozenset(range(200, 300))
+"""Graph API error codes of rejected credentials: 190 (invalid or expired access token), 102
+(session key invalid), 10 and 200-299 (the token lacks a permission). The ``OAuthException``
+error type is no sign: Meta gives it to parameter errors too."""
 
 
 class MetaAdapter:
@@ -112,6 +118,10 @@ class MetaAdapter:
                 message="no email, phone, external id, fbc, fbp or lead id to match on",
             )
         return None
+
+    def prepare(self, row: SendRow, destination: SyncDestination, now: datetime) -> SendRow:
+        """Return ``row`` unchanged: Meta takes an ``fbc`` of any age along with the other keys."""
+        return row
 
     def requests(
         self,
@@ -177,6 +187,8 @@ class MetaAdapter:
             or f"HTTP {status_code}"
         )
 
+        if code in AUTH_CODES:
+            return each(request, "auth_error", code=code_text, message=message)
         if code in THROTTLING_CODES or code in TRANSIENT_CODES or error.get("is_transient"):
             return each(
                 request,

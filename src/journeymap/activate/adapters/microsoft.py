@@ -19,14 +19,20 @@ conversion goal), ``ConversionTime`` (UTC, ``yyyy-mm-ddThh:mm:ssZ``), ``Conversi
 (SHA-256 of the E.164 number) and ``MicrosoftClickId`` (the ``msclkid``; a row without one is
 skipped, since the operation requires it).
 
-Window: 90 days from the conversion; the conversion must also come after the click.
+Window: 90 days from the conversion and 90 days from the click; the conversion must also
+come after the click. The ``msclkid`` is the only key the operation matches on, so a row
+whose click is older than the window is skipped even when it has a hashed email or phone.
+NOTE: the 90 days from the click follow the longest conversion window that Microsoft
+Advertising's goal settings offer; its pages on offline conversions were not checked for an
+upload limit of their own.
 
 Responses: ``PartialErrors`` lists the failed conversions by ``Index``: those are
 ``rejected`` with the error's message and the rest ``sent``; an empty list means all were
 applied. A SOAP fault (HTTP 500) carries ``OperationErrors`` or ``BatchErrors``: internal
-errors and the call rate limit are ``retry``; batch errors reject the conversions they name
-and leave the rest to ``retry`` (the service applied none); other operation errors, such as
-invalid credentials, reject every row. A 500 without a readable fault is ``retry``.
+errors and the call rate limit are ``retry``; authentication errors (:data:`AUTH_CODES`,
+such as 105 ``InvalidCredentials``) are ``auth_error``; batch errors reject the conversions
+they name and leave the rest to ``retry`` (the service applied none); other operation errors
+reject every row. A 500 without a readable fault is ``retry``.
 
 Responses are parsed with :mod:`xml.etree.ElementTree`; its expat (2.4.1 or later in the
 Python versions journeymap supports) limits entity expansion.
@@ -67,6 +73,12 @@ CREDENTIALS = ("access_token", "developer_token", "customer_id")
 TRANSIENT_CODES = frozenset({"0", "117"})
 """Microsoft Advertising error codes worth a retry: 0 is an internal error and 117 the call
 rate limit (``CallRateExceeded``)."""
+AUTH_CODES = frozenset({"105", "106", "109"})
+"""Microsoft Advertising error codes of rejected credentials: 105 ``InvalidCredentials``, 106
+``UserIsNotAuthorized`` and 109 (an expired password or token). NOTE: 106 and 109 are taken
+from the service's published list of operation error codes, not seen in a response; error
+names that contain ``Credentials``, ``Authentication`` or ``NotAuthorized`` count too."""
+_AUTH_NAME_PARTS = ("Credentials", "Authentication", "NotAuthorized", "DeveloperToken")
 
 
 class MicrosoftAdapter:
@@ -78,13 +90,23 @@ class MicrosoftAdapter:
     required_credentials = CREDENTIALS
 
     def check(self, row: SendRow, destination: SyncDestination, now: datetime) -> Outcome | None:
-        """Skip a row older than the window or without an ``msclkid``; reject a conversion
-        before its click or a value without a currency."""
+        """Skip a row or its click older than the window, or a row without an ``msclkid``;
+        reject a conversion before its click or a value without a currency."""
         too_old = window_outcome(
             row, destination, now, default=self.window, platform="Microsoft Advertising"
         )
         if too_old is not None:
             return too_old
+        stale_click = window_outcome(
+            row,
+            destination,
+            now,
+            default=self.window,
+            platform="Microsoft Advertising",
+            since=row.clicked_at,
+        )
+        if stale_click is not None:
+            return stale_click
         bad_value = value_outcome(row, destination)
         if bad_value is not None:
             return bad_value
@@ -104,6 +126,10 @@ class MicrosoftAdapter:
                 message="the conversion happened before the click",
             )
         return None
+
+    def prepare(self, row: SendRow, destination: SyncDestination, now: datetime) -> SendRow:
+        """Return ``row`` unchanged: without its ``msclkid`` nothing could match it."""
+        return row
 
     def requests(
         self,
@@ -161,6 +187,12 @@ class MicrosoftAdapter:
         operation_errors = [_error_fields(error) for error in _all(fault, "OperationError")]
         batch_errors = _batch_errors(fault)
         faultstring = _text(fault, "faultstring") or f"HTTP {status_code}"
+
+        auth = [error for error in operation_errors if _is_auth_error(error)]
+        if auth:
+            code, error_code, message = auth[0]
+            text = message or faultstring
+            return each(request, "auth_error", code=error_code or code, message=text)
 
         transient = [error for error in operation_errors if error[0] in TRANSIENT_CODES]
         if transient or not (operation_errors or batch_errors):
@@ -280,6 +312,12 @@ def _batch_errors(element: ET.Element) -> dict[int, tuple[str, str, str]]:
         if index.isdigit():
             found.setdefault(int(index), _error_fields(error))
     return found
+
+
+def _is_auth_error(error: tuple[str, str, str]) -> bool:
+    """Return whether an operation error (Code, ErrorCode, Message) rejects the credentials."""
+    code, error_code, _ = error
+    return code in AUTH_CODES or any(part in error_code for part in _AUTH_NAME_PARTS)
 
 
 def _rejected(event_id: str, error: tuple[str, str, str]) -> Outcome:
