@@ -10,7 +10,7 @@ configuration. It reports wall seconds, CPU seconds (user and system time of all
 which other processes on a shared machine disturb less than wall time) and the peak
 resident memory of the process in MB. With ``--compare``, runs of that source folder
 (placed first on ``PYTHONPATH``) alternate with runs of this checkout, so that both see the
-same load; the medians of each are printed last.
+same load. The medians of each come last.
 """
 
 from __future__ import annotations
