@@ -126,7 +126,8 @@ def test_adapter_429_with_http_date(api: Receiver, platform: str) -> None:
 
     assert outcome.status == "retry"
     assert outcome.retry_after is not None
-    assert 55 <= outcome.retry_after <= 60
+    # HTTP dates have whole seconds, and the answer's own Date header may round the other way.
+    assert 55 <= outcome.retry_after <= 61
 
 
 def test_clean_message_masks_personal_data() -> None:
