@@ -2,8 +2,8 @@
 touchpoints that a stage expects but the data never shows.
 
 Both read a stage timeline (``stage_timeline`` rows of one entity kind) and the tracked
-touches of the same entities (``entity_id``, ``occurred_at``, ``channel``; self-reported
-touches are not tracked and must be left out by the caller).
+touches of the same entities (``entity_id``, ``occurred_at``, ``channel``). Self-reported
+touches are not tracked, so the caller leaves them out.
 
 1. :func:`untouched_entries`: an entry into a stage counts as untouched when the entity has
    no tracked touch in the lookback window before it (``entered_at - lookback`` up to and
@@ -88,8 +88,8 @@ def expected_touchpoint_gaps(
     matching channel``), in stage order and then in the YAML's order.
     """
     columns = ["stage", "expected", "channels", "touches", "status"]
-    wanted = [(stage.name, text) for stage in stages for text in stage.expected_touchpoints]
-    if not wanted:
+    expected_items = [(stage.name, text) for stage in stages for text in stage.expected_touchpoints]
+    if not expected_items:
         return pd.DataFrame(columns=columns)
 
     end = ibis.coalesce(timeline.exited_at, ibis.literal(as_of).cast(timeline.entered_at.type()))
@@ -104,7 +104,7 @@ def expected_touchpoint_gaps(
     channels = sorted(str(name) for name in names)
 
     rows = []
-    for stage, text in wanted:
+    for stage, text in expected_items:
         names = matching_channels(text, channels)
         in_stage = counts[(counts.stage == stage) & counts.channel.isin(names)]
         total = int(in_stage.touches.sum())
@@ -121,14 +121,14 @@ def matching_channels(expected: str, channels: Sequence[str]) -> list[str]:
     of one is a word of the other ("Email nurture" and "Email"), or when their difflib
     ratio is at least :data:`NAME_SIMILARITY`.
     """
-    want = _words(expected)
+    target = _words(expected)
     found = []
     for channel in channels:
         have = _words(channel)
-        if not want or not have:
+        if not target or not have:
             continue
-        ratio = difflib.SequenceMatcher(None, " ".join(want), " ".join(have)).ratio()
-        if set(want) <= set(have) or set(have) <= set(want) or ratio >= NAME_SIMILARITY:
+        ratio = difflib.SequenceMatcher(None, " ".join(target), " ".join(have)).ratio()
+        if set(target) <= set(have) or set(have) <= set(target) or ratio >= NAME_SIMILARITY:
             found.append(channel)
     return found
 
