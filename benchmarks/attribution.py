@@ -92,7 +92,7 @@ def make_file(people: int, seed: int = 11) -> Path:
         return path
     DATA.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    world = generate_world(people, seed=seed)
+    world = generate_world(people, seed=seed, crm=False)
     rows = world.touchpoints
     touches = rows[rows.conversion == 0].copy()
     # The journey ends at the person's first lead; its conversion sits on the last touch before.

@@ -306,3 +306,21 @@ def test_default_rules_name_each_channel(world: World, store: Store, tmp_path: P
     counts = channels["channel"].value_counts().to_dict()
     expected = {name: effect["touches_tracked"] for name, effect in world.truth["channels"].items()}
     assert counts == {name: count for name, count in expected.items() if count}
+
+
+def test_generate_world_without_crm_keeps_every_other_table() -> None:
+    full = generate_world(1000, seed=7)
+    lean = generate_world(1000, seed=7, crm=False)
+
+    assert lean.crm is None
+    assert lean.contacts is None
+    assert "planted" not in lean.truth
+    pd.testing.assert_frame_equal(full.touchpoints, lean.touchpoints)
+    pd.testing.assert_frame_equal(full.spend, lean.spend)
+
+
+def test_generate_world_small_has_no_warnings() -> None:
+    # Warnings are errors in the tests, so a small world with empty segments must not warn.
+    world = generate_world(200, seed=3)
+
+    assert world.crm is not None

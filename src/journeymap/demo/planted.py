@@ -134,10 +134,12 @@ def _segment_stall(deals: pd.DataFrame) -> dict[str, Any]:
 
     def summary(mask: pd.Series) -> dict[str, Any]:
         group = mask & entered
+        known = days[group].dropna()
         return {
             "entered": int(group.sum()),
             "reached_next": int((group & reached).sum()),
-            "median_days": round(float(days[group].median()), 2),
+            # A small world may have no finished stay in the segment: no median then.
+            "median_days": round(float(known.median()), 2) if len(known) else None,
         }
 
     return {

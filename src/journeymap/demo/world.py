@@ -230,8 +230,12 @@ def generate_world(
     start: date = date(2026, 1, 5),
     days: int = 270,
     progress: Callable[[int, int], None] | None = None,
+    crm: bool = True,
 ) -> World:
     """Generate a demo world of ``people`` people over ``days`` days from ``start``.
+
+    ``crm`` False leaves out the CRM (deals, planted problems) and the contacts export,
+    which benchmarks of touchpoints alone do not need; every other table is the same.
 
     The same arguments give the same world, with the same versions of numpy, pandas and
     pyarrow. ``progress(done, total)`` is called with the number of people simulated so far
@@ -308,11 +312,16 @@ def generate_world(
         channel_tracked=channel_tracked,
     )
     # The CRM draws from its own stream after every other table is final, so it changes none.
-    crm = build_crm(_rng(seed, STREAM_CRM), touchpoints, directory.accounts, start=start, days=days)
-    truth["planted"] = planted_problems(touchpoints, crm, start=start, days=days)
-    contacts = build_contacts(
-        _rng(seed, STREAM_CONTACTS), population, directory, touchpoints, start=start, days=days
-    )
+    deals = None
+    contacts = None
+    if crm:
+        deals = build_crm(
+            _rng(seed, STREAM_CRM), touchpoints, directory.accounts, start=start, days=days
+        )
+        truth["planted"] = planted_problems(touchpoints, deals, start=start, days=days)
+        contacts = build_contacts(
+            _rng(seed, STREAM_CONTACTS), population, directory, touchpoints, start=start, days=days
+        )
     if progress is not None:
         progress(people, people)
     return World(
@@ -322,7 +331,7 @@ def generate_world(
         people=directory.people,
         truth=truth,
         contacts=contacts,
-        crm=crm,
+        crm=deals,
     )
 
 
