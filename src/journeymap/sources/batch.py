@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -28,13 +28,18 @@ class ImportResult:
     rows: dict[str, int] = field(default_factory=dict)
     skipped: bool = False
     """True when the same bytes were already in the store, so nothing was written."""
+    warnings: tuple[str, ...] = ()
+    """Data-quality problems that did not stop the import (the rows were kept)."""
 
     def summary(self) -> str:
-        """Return a one-line account of the rows written."""
+        """Return a one-line account of the rows written and the number of warnings."""
         if self.skipped:
             return f"skipped {self.file}: its content is already in the store as {self.import_id}"
         counts = ", ".join(f"{count:,} {table}" for table, count in self.rows.items())
-        return f"imported {self.file} as {self.import_id}: {counts or 'no rows'}"
+        line = f"imported {self.file} as {self.import_id}: {counts or 'no rows'}"
+        if self.warnings:
+            line += f"; {len(self.warnings)} data-quality warning(s)"
+        return line
 
 
 def new_import_id(kind: str, sha256: str) -> str:
@@ -71,8 +76,12 @@ def write_import(
     sha256: str,
     seq_start: int,
     tables: Mapping[str, pd.DataFrame | pa.Table],
+    warnings: Sequence[str] = (),
 ) -> ImportResult:
-    """Append every table of one import and its record in ``imports``, in one transaction."""
+    """Append every table of one import and its record in ``imports``, in one transaction.
+
+    ``warnings`` are logged once the import is written, and returned in the result.
+    """
     rows: dict[str, int] = {}
     seq_end = seq_start - 1
     for frame in tables.values():
@@ -102,6 +111,10 @@ def write_import(
             }
         )
         store.append("imports", record)
-    result = ImportResult(import_id=import_id, kind=kind, file=file, rows=rows)
+    result = ImportResult(
+        import_id=import_id, kind=kind, file=file, rows=rows, warnings=tuple(warnings)
+    )
     log.info("%s", result.summary())
+    for warning in warnings:
+        log.warning("%s: %s", file, warning)
     return result

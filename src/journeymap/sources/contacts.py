@@ -57,9 +57,9 @@ import phonenumbers
 from journeymap.common import identifiers
 from journeymap.common.errors import ConfigError, InputError
 from journeymap.common.identifier_kinds import CONTACT, EMAIL
-from journeymap.sources.batch import check_not_imported, write_import
+from journeymap.sources.batch import ImportResult, check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver, normalise_name
-from journeymap.sources.deals import DealImportResult, parse_timestamps
+from journeymap.sources.deals import parse_timestamps
 from journeymap.sources.readers import read_input
 from journeymap.sources.values import text
 from journeymap.store.store import Store
@@ -136,7 +136,7 @@ def import_contacts(
     mapping: Mapping[str, str] | None = None,
     separator: str | None = None,
     phone_region: str = "US",
-) -> DealImportResult:
+) -> ImportResult:
     """Import a CRM contacts file in one transaction; the rows written are in the module
     docstring.
 
@@ -222,7 +222,7 @@ def import_contacts(
     lifecycle = lifecycle_entries(frame, people, file=source.path)
     if len(lifecycle):
         tables["lifecycle_stages"] = lifecycle
-    result = write_import(
+    return write_import(
         store,
         import_id=import_id,
         kind=KIND,
@@ -230,15 +230,7 @@ def import_contacts(
         sha256=source.sha256,
         seq_start=store.next_seq(),
         tables=tables,
-    )
-    for warning in warnings:
-        log.warning("%s: %s", source.path, warning)
-    return DealImportResult(
-        import_id=result.import_id,
-        kind=result.kind,
-        file=result.file,
-        rows=result.rows,
-        warnings=tuple(warnings),
+        warnings=warnings,
     )
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,20 +104,6 @@ TYPO_SIMILARITY = 0.85
 """Minimum difflib ratio between a sector and a known industry for a typo warning."""
 
 
-@dataclass(frozen=True)
-class DealImportResult(ImportResult):
-    """The outcome of a deals import, with its data-quality warnings."""
-
-    warnings: tuple[str, ...] = ()
-
-    def summary(self) -> str:
-        """Return a one-line account of the rows written and the number of warnings."""
-        line = super().summary()
-        if self.warnings and not self.skipped:
-            line += f"; {len(self.warnings)} data-quality warning(s)"
-        return line
-
-
 def import_deals(
     store: Store,
     deals_file: str | Path,
@@ -131,7 +116,7 @@ def import_deals(
     won_stages: Sequence[str] = WON_STAGES,
     lost_stages: Sequence[str] = LOST_STAGES,
     start_stage: str = START_STAGE,
-) -> DealImportResult:
+) -> ImportResult:
     """Import a deals file, and optionally its accounts, in one transaction.
 
     ``mapping`` and ``separator`` apply to the deals file; the accounts and products files
@@ -182,7 +167,7 @@ def import_deals(
         warnings += sector_warnings(accounts["industry"])
         warnings += _unknown_account_warnings(deals, accounts)
 
-    result = write_import(
+    return write_import(
         store,
         import_id=import_id,
         kind="deals",
@@ -190,15 +175,7 @@ def import_deals(
         sha256=source.sha256,
         seq_start=store.next_seq(),
         tables=tables,
-    )
-    for warning in warnings:
-        log.warning("%s: %s", source.path, warning)
-    return DealImportResult(
-        import_id=result.import_id,
-        kind=result.kind,
-        file=result.file,
-        rows=result.rows,
-        warnings=tuple(warnings),
+        warnings=warnings,
     )
 
 

@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 
 from journeymap.common.errors import InputError
-from journeymap.sources.batch import check_not_imported, write_import
+from journeymap.sources.batch import ImportResult, check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver
-from journeymap.sources.deals import DealImportResult, parse_timestamps
+from journeymap.sources.deals import parse_timestamps
 from journeymap.sources.readers import InputFile, read_input
 from journeymap.sources.values import text, unique_ids
 from journeymap.store.store import Store
@@ -94,7 +94,7 @@ def import_leads(
     mapping: Mapping[str, str] | None = None,
     currency: str = CURRENCY,
     pipeline: str = PIPELINE,
-) -> DealImportResult:
+) -> ImportResult:
     """Import a leads file, and optionally its closed deals, in one transaction.
 
     The rows written are listed in the module docstring. ``mapping`` applies to the leads
@@ -125,7 +125,7 @@ def import_leads(
         "deals": won_deals(closed, currency=currency, pipeline=pipeline),
         "deal_stages": lead_stages(leads, closed, pipeline=pipeline),
     }
-    result = write_import(
+    return write_import(
         store,
         import_id=import_id,
         kind="leads",
@@ -133,16 +133,7 @@ def import_leads(
         sha256=source.sha256,
         seq_start=seq_start,
         tables=tables,
-    )
-
-    for warning in warnings:
-        log.warning("%s: %s", source.path, warning)
-    return DealImportResult(
-        import_id=result.import_id,
-        kind=result.kind,
-        file=result.file,
-        rows=result.rows,
-        warnings=tuple(warnings),
+        warnings=warnings,
     )
 
 

@@ -38,9 +38,8 @@ import pandas as pd
 from journeymap.common.errors import ConfigError, InputError
 from journeymap.common.identifiers import normal_email, sha256_hex
 from journeymap.common.timeutil import parse_timestamps
-from journeymap.sources.batch import check_not_imported, write_import
+from journeymap.sources.batch import ImportResult, check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver
-from journeymap.sources.deals import DealImportResult
 from journeymap.sources.readers import read_input
 from journeymap.sources.values import text
 from journeymap.store.store import Store
@@ -177,7 +176,7 @@ def import_offline(
     mapping: Mapping[str, str] | None = None,
     separator: str | None = None,
     timezone: str = "UTC",
-) -> DealImportResult:
+) -> ImportResult:
     """Import a file of offline touches into ``touchpoints``, in one transaction.
 
     ``touch_type`` (one of :data:`TOUCH_TYPES`) applies to rows whose file gives no type.
@@ -215,7 +214,7 @@ def import_offline(
     touches["seq"] = row_numbers + seq_start
     generated = import_id + ":o" + (row_numbers + 1).astype(str)
     touches["touchpoint_id"] = touches["touchpoint_id"].fillna(generated.astype("string"))
-    result = write_import(
+    return write_import(
         store,
         import_id=import_id,
         kind="offline",
@@ -223,15 +222,7 @@ def import_offline(
         sha256=source.sha256,
         seq_start=seq_start,
         tables={"touchpoints": touches},
-    )
-    for warning in warnings:
-        log.warning("%s: %s", source.path, warning)
-    return DealImportResult(
-        import_id=result.import_id,
-        kind=result.kind,
-        file=result.file,
-        rows=result.rows,
-        warnings=tuple(warnings),
+        warnings=warnings,
     )
 
 
