@@ -420,7 +420,7 @@ EXIT_STAGES = [
 ]
 
 
-def test_timeline_exit_ends_the_stay_and_leaves_no_current_stage() -> None:
+def test_timeline_exit_ends_stay() -> None:
     frames = tables_of(
         [("p1", 0)], [("p1", 5, "lead"), ("p1", 9, "opportunity"), ("p1", 20, "lost")]
     )
@@ -435,7 +435,7 @@ def test_timeline_exit_ends_the_stay_and_leaves_no_current_stage() -> None:
     assert pd.isna(result.iloc[1].exit_reason)
 
 
-def test_timeline_exit_of_the_same_kind_ends_whichever_stage_is_current() -> None:
+def test_timeline_exit_ends_current_stage() -> None:
     frames = tables_of(
         [("p1", 0), ("p2", 0)],
         [
@@ -467,7 +467,7 @@ def test_timeline_exit_before_the_stay_changes_nothing() -> None:
     assert pd.isna(decision.exit_reason)
 
 
-def test_timeline_after_an_exit_a_later_stage_starts_a_new_stay() -> None:
+def test_timeline_later_stage_after_exit() -> None:
     frames = tables_of(
         [("p1", 0)],
         [("p1", 5, "opportunity"), ("p1", 8, "lost"), ("p1", 9, "lead"), ("p1", 30, "won")],
@@ -507,7 +507,7 @@ def test_check_stages_names_the_exit_condition_path(tmp_path: Path) -> None:
         check_stages(stages, store)
 
 
-def test_stage_config_rejects_a_condition_that_enters_and_ends_the_same_stage() -> None:
+def test_stage_config_enter_and_exit_overlap() -> None:
     raw = [
         {
             "name": "Consideration",

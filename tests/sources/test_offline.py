@@ -31,7 +31,7 @@ def channels(store: Store) -> list[str]:
     return list(classified.order_by("seq").channel.to_pandas())
 
 
-def test_import_offline_webinar_attendees_hash_emails_into_person_ids(tmp_path: Path) -> None:
+def test_offline_webinar_emails_hashed(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path,
         [
@@ -87,7 +87,7 @@ def test_import_offline_activity_types_map_to_touch_types(tmp_path: Path) -> Non
     assert list(touches(store).touch_type) == ["call", "sales_email", "meeting"]
 
 
-def test_import_offline_unknown_activity_type_names_row_and_column(tmp_path: Path) -> None:
+def test_offline_unknown_activity_type(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path,
         [
@@ -107,7 +107,7 @@ def test_import_offline_unknown_activity_type_names_row_and_column(tmp_path: Pat
     assert store.table("touchpoints").count().execute() == 0
 
 
-def test_import_offline_review_site_intent_becomes_an_account_touch(tmp_path: Path) -> None:
+def test_offline_review_site_account_touch(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path,
         [{"company_domain": "https://www.Gamma.com/", "visit_date": "2026-02-01", "site": "G2"}],
@@ -136,13 +136,11 @@ def test_import_offline_review_site_intent_becomes_an_account_touch(tmp_path: Pa
         ("  Something Else ", ("something else", "self_reported")),
     ],
 )
-def test_answer_channel_maps_free_text_to_source_and_medium(
-    answer: str, expected: tuple[str, str]
-) -> None:
+def test_answer_channel_free_text(answer: str, expected: tuple[str, str]) -> None:
     assert answer_channel(answer) == expected
 
 
-def test_import_offline_self_reported_answers_keep_their_touch_type(tmp_path: Path) -> None:
+def test_offline_self_reported_touch_type(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path,
         [
@@ -163,7 +161,7 @@ def test_import_offline_self_reported_answers_keep_their_touch_type(tmp_path: Pa
     assert channels(store) == ["Self-reported", "Self-reported"]
 
 
-def test_import_offline_without_a_who_column_names_the_accepted_columns(tmp_path: Path) -> None:
+def test_offline_missing_who_column(tmp_path: Path) -> None:
     path = write_csv(tmp_path, [{"date": "2026-01-01", "topic": "x"}])
 
     with pytest.raises(InputError) as caught:
@@ -173,7 +171,7 @@ def test_import_offline_without_a_who_column_names_the_accepted_columns(tmp_path
     assert "email" in str(caught.value)
 
 
-def test_import_offline_bad_email_is_a_warning_that_never_repeats_the_value(
+def test_offline_bad_email_warns(
     tmp_path: Path,
 ) -> None:
     path = write_csv(
@@ -196,7 +194,7 @@ def test_import_offline_bad_email_is_a_warning_that_never_repeats_the_value(
     assert list(touches(store).person_id) == [f"email:{digest}", "c2", "c3"]
 
 
-def test_import_offline_bad_email_without_other_ids_names_the_row(tmp_path: Path) -> None:
+def test_offline_bad_email_only_id(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path,
         [{"email": "a@b.com", "date": "2026-01-01"}, {"email": "no-at", "date": "2026-01-02"}],
@@ -218,7 +216,7 @@ def test_import_offline_without_any_type_asks_for_one(tmp_path: Path) -> None:
     assert "--type" in str(caught.value)
 
 
-def test_import_offline_unknown_type_option_is_a_config_error(tmp_path: Path) -> None:
+def test_offline_unknown_type_option(tmp_path: Path) -> None:
     path = write_csv(tmp_path, [{"contact_id": "c1", "date": "2026-01-01"}])
 
     with pytest.raises(ConfigError):

@@ -31,7 +31,7 @@ class SendRow:
     ``event_id`` is stable across retries and re-runs (the platform's dedup key: Meta
     ``event_id``, Google ``order_id`` / ``transactionId``, LinkedIn ``eventId``).
     ``occurred_at`` is timezone-aware UTC. ``value`` is in ``currency`` (None sends no value).
-    ``keys`` holds the match keys: hashed ones named in
+    ``keys`` contains the match keys: hashed ones named in
     :mod:`journeymap.common.identifiers` and raw click ids and cookies (``gclid``,
     ``gbraid``, ``wbraid``, ``fbc``, ``fbp``, ``li_fat_id``, ``msclkid``, ``lead_id``).
     ``clicked_at`` is the time of the click whose id is in ``keys``, when known.
@@ -89,7 +89,7 @@ class Adapter(Protocol):
 
     platform: str
     max_batch: int
-    """Most rows in one request, by the platform's documented limit."""
+    """Maximum rows per request, by the platform's documented limit."""
     window: timedelta
     """Oldest conversion the platform accepts, by its documentation."""
 

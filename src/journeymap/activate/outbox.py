@@ -7,10 +7,10 @@ destination's ``actions``, :func:`queue_conversions` adds one ``sync_outbox`` ro
   It is the platform's dedup key, so it must not change between runs, retries or restarts.
   A conversion id that occurs twice in the store (an import repeated under another file
   name, say) gives one row.
-* ``value`` and ``currency`` by the destination's ``value`` rule: ``amount`` sends the
-  conversion's value (else the amount of its deal) in its own currency; ``fixed`` and
+* ``value`` and ``currency`` by the destination's ``value`` rule. ``amount`` sends the
+  conversion's value (else the amount of its deal) in its own currency. ``fixed`` and
   ``expected`` send ``fixed_value`` or ``expected_values[kind]`` in the destination's
-  currency (else the configured currency); ``none`` sends no value.
+  currency (else the configured currency). ``none`` sends no value.
 * ``keys``: a JSON object of the match keys that the destination's platform uses: the
   person's hashed emails and phones and cookies (the latest of each key observed up to the
   conversion) and the platform's click id from the person's latest click on that platform
@@ -88,8 +88,8 @@ class QueueResult:
     """What one :func:`queue_conversions` call added, by destination.
 
     ``queued`` counts new rows to send and ``skipped`` new rows outside the platform's
-    window, and ``skipped_codes`` counts those by code; conversions already in the outbox
-    count in none. ``rows`` holds the new rows (the columns of ``sync_outbox``), written or,
+    window, and ``skipped_codes`` counts those by code. Conversions already in the outbox
+    count in none. ``rows`` contains the new rows (the columns of ``sync_outbox``), written or,
     with ``write=False``, only computed. ``warnings`` names each ``actions`` kind that no
     conversion in the store has, with the kinds there are.
     """
@@ -144,7 +144,7 @@ def queue_conversions(
     All new rows are inserted in one transaction, and only event ids that are not in the
     outbox yet, so a re-run, or two runs at once, never create a second row for the same
     conversion and destination. With ``write=False`` nothing is written and the result
-    holds the rows that would be added.
+    contains the rows that would be added.
 
     Raises:
         StoreError: the store is not a DuckDB store.

@@ -678,7 +678,7 @@ class SyncDestination(_Strict):
     api_version: str | None = Field(None, description="API version; a tested default when unset.")
     credentials_env: dict[str, str] = Field(
         default_factory=dict,
-        description="Credential name -> environment variable that holds it (access_token, "
+        description="Credential name -> environment variable that contains it (access_token, "
         "developer_token, ...).",
     )
     test_event_code: str | None = Field(None, description="Meta test event code (test mode).")
@@ -755,7 +755,7 @@ class SyncConfig(_Strict):
     )
     max_attempts: int = Field(8, ge=1, description="Attempts before a retryable row gives up.")
     backoff_seconds: float = Field(1.0, gt=0, description="First retry delay (doubles each time).")
-    max_backoff_seconds: float = Field(600, gt=0, description="Longest retry delay.")
+    max_backoff_seconds: float = Field(600, gt=0, description="Maximum retry delay.")
     timeout_seconds: float = Field(20, gt=0, description="Timeout of one HTTP request.")
     lease_seconds: float | None = Field(
         None,
@@ -796,7 +796,7 @@ class RecommendationConfig(_Strict):
     """Thresholds of the recommendation rules (`journeymap recommend`)."""
 
     min_entities: int = Field(
-        20, ge=1, description="Fewest entities (people, accounts or deals) behind a finding."
+        20, ge=1, description="Minimum entities (people, accounts or deals) behind a finding."
     )
     uncovered_dropoff: float = Field(
         0.5, ge=0, le=1, description="Drop-off rate from which a stage without campaigns fires."
@@ -805,7 +805,7 @@ class RecommendationConfig(_Strict):
         1.5, gt=1, description="Markov credit over last-click credit from which a channel fires."
     )
     min_credit: float = Field(
-        5, gt=0, description="Fewest conversions that Markov must credit to the channel."
+        5, gt=0, description="Minimum conversions that Markov must credit to the channel."
     )
     stall_days_ratio: float = Field(
         2, gt=1, description="Segment's median days in a stage over the other deals' median."
@@ -828,7 +828,7 @@ class RecommendationConfig(_Strict):
         description="Share of won value without any tracked touch from which the gap fires.",
     )
     min_clicked_conversions: int = Field(
-        20, ge=1, description="Fewest conversions of a kind with a click id for the sync rule."
+        20, ge=1, description="Minimum conversions of a kind with a click id for the sync rule."
     )
     min_clicked_share: float = Field(
         0.2, ge=0, le=1, description="Share of a kind's conversions with a click id (sync rule)."
@@ -849,7 +849,7 @@ class RecommendationConfig(_Strict):
         description="How much more the channel's rate must fall than the other channels' rate.",
     )
     min_period_entrants: int = Field(
-        15, ge=1, description="Fewest entrants of the channel in each half for the period rule."
+        15, ge=1, description="Minimum entrants of the channel in each half for the period rule."
     )
     period_alpha: float = Field(
         0.05,

@@ -113,7 +113,7 @@ FALSE_WORDS = frozenset({"false", "f", "0", "no", "n"})
 LIFECYCLE_COLUMN = re.compile(
     r"(?:property_)?(?:hs_v2_date_entered_([a-z0-9_]+)|hs_lifecyclestage_([a-z0-9_]+)_date)"
 )
-"""A HubSpot contact column that holds the time the contact entered one lifecycle stage."""
+"""A HubSpot contact column that contains the time the contact entered one lifecycle stage."""
 EPOCH_MILLISECONDS = r"\d{11,13}"
 """A date written as Unix milliseconds: 11 to 13 digits, from April 1970 to 2286."""
 

@@ -2,7 +2,7 @@
 the reading of HTTP statuses that mean the same on every platform.
 
 Every adapter maps error statuses the same way. A 429 is ``retry`` after the delay of its
-``Retry-After`` header, which holds seconds or an HTTP date (measured against the response's
+``Retry-After`` header, which contains seconds or an HTTP date (measured against the response's
 own ``Date`` header). A 408 or a 5xx is ``retry``, a 401 or a 403 is ``auth_error`` (the
 credentials are wrong, not the rows), and any other 4xx is ``rejected`` with the platform's
 message. Each platform's module reads its own 2xx responses and its own authentication
@@ -239,7 +239,7 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Return the delay that a ``Retry-After`` header requests, in seconds.
 
-    The header holds seconds or an HTTP date. A date is measured against the response's
+    The header contains seconds or an HTTP date. A date is measured against the response's
     ``Date`` header, so that the adapter reads no clock; without a ``Date`` header it is
     measured against the current time. An unreadable header gives None.
     """

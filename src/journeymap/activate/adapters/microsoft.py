@@ -75,9 +75,10 @@ TRANSIENT_CODES = frozenset({"0", "117"})
 rate limit (``CallRateExceeded``)."""
 AUTH_CODES = frozenset({"105", "106", "109"})
 """Microsoft Advertising error codes of rejected credentials: 105 ``InvalidCredentials``, 106
-``UserIsNotAuthorized`` and 109 (an expired password or token). NOTE: 106 and 109 are taken
-from the service's published list of operation error codes, not seen in a response; error
-names that contain ``Credentials``, ``Authentication`` or ``NotAuthorized`` count too."""
+``UserIsNotAuthorized`` and 109 (an expired password or token). Error names that contain
+``Credentials``, ``Authentication``, ``NotAuthorized`` or ``DeveloperToken`` count too.
+NOTE: 106 and 109 are recalled from the service's error code list, not checked against it
+or seen in a response."""
 _AUTH_NAME_PARTS = ("Credentials", "Authentication", "NotAuthorized", "DeveloperToken")
 
 
