@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from journeymap.store.schema import RAW_TABLES
 from journeymap.store.store import Store
 
 
@@ -31,3 +32,22 @@ def test_store_open_adds_new_columns_to_an_older_table_and_keeps_its_rows(
     assert "exit_reason" in rows.columns
     assert list(rows.entity_id) == ["p1"]
     assert pd.isna(rows.exit_reason.iloc[0])
+
+
+def test_store_open_adds_churned_at_to_older_accounts(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    Store.open(path).close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE accounts DROP COLUMN churned_at")
+        con.execute("INSERT INTO accounts (account_id, industry) VALUES ('a1', 'retail')")
+
+    store = Store.open(path)
+    try:
+        column_type = store.table("accounts").schema()["churned_at"]
+        rows = store.table("accounts").to_pandas()
+    finally:
+        store.close()
+
+    assert column_type == RAW_TABLES["accounts"]["churned_at"]
+    assert list(rows.account_id) == ["a1"]
+    assert pd.isna(rows.churned_at.iloc[0])

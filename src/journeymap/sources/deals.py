@@ -67,6 +67,16 @@ ACCOUNT_ALIASES: dict[str, list[str]] = {
     "industry": ["sector", "industry"],
     "employees": ["employees", "numberofemployees", "number_of_employees"],
     "region": ["office_location", "region", "country"],
+    "churned_at": [
+        "churned_at",
+        "churn_date",
+        "churned_date",
+        "churned_on",
+        "cancelled_at",
+        "canceled_at",
+        "cancellation_date",
+        "cancelation_date",
+    ],
 }
 PRODUCT_ALIASES: dict[str, list[str]] = {"product": ["product", "product_name", "name"]}
 
@@ -282,10 +292,16 @@ def read_accounts(path: str | Path) -> pd.DataFrame:
     ``account_id`` and ``name`` are the account name as written, so that deals name their
     account by the same text. ``industry`` is the sector as written (typos are only
     reported), ``region`` the office location, and ``employees`` a whole number or null.
+    ``churned_at`` is the date the customer cancelled, parsed as the deal dates are (see
+    :func:`parse_timestamps`), and null when the cell is empty or the file has no churn
+    column. The default deal and lifecycle fields of HubSpot and Salesforce hold no churn
+    date, so it comes from a column of the file: ``churned_at``, ``churn_date``,
+    ``cancelled_at``, ``cancellation_date`` and similar names are recognised.
 
     Raises:
-        InputError: no account column, an empty or duplicate account name, or an employee
-            count that is not a whole number of zero or more.
+        InputError: no account column, an empty or duplicate account name, an employee
+            count that is not a whole number of zero or more, or a churn date that is not
+            an ISO 8601 date.
     """
     source = read_input(path)
     frame = source.frame
@@ -303,6 +319,7 @@ def read_accounts(path: str | Path) -> pd.DataFrame:
     rows["industry"] = column_text("industry")
     rows["employees"] = _employees(frame, columns.get("employees"), file=source.path)
     rows["region"] = column_text("region")
+    rows["churned_at"] = _optional_timestamps(frame, columns.get("churned_at"), file=source.path)
     return rows.reset_index(drop=True)
 
 

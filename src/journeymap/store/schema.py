@@ -111,6 +111,8 @@ RAW_TABLES: dict[str, ibis.Schema] = {
             "import_id": STR,
         }
     ),
+    # One company. ``churned_at`` is when a customer account stopped being a customer
+    # (cancelled), null when it did not or when the input gives no churn dates.
     "accounts": ibis.schema(
         {
             "account_id": STR,
@@ -120,6 +122,7 @@ RAW_TABLES: dict[str, ibis.Schema] = {
             "employees": I64,
             "region": STR,
             "plan": STR,
+            "churned_at": TS,
             "first_seen": TS,
             "last_seen": TS,
             "import_id": STR,
