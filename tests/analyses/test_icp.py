@@ -1,4 +1,5 @@
-"""Ideal customer profile: segment performance on the CRM pipeline, lift, p-values, Spark."""
+"""Ideal customer profile: segment performance on the CRM pipeline, lift, p-values,
+retention, Spark."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from scipy.stats import fisher_exact
 from journeymap.analyses.icp import (
     SIZE_BANDS,
     TOO_SMALL,
+    customer_churn,
     excluded_deals,
     ideal_customer_profile,
     segment_performance,
@@ -35,8 +37,10 @@ def deal(
     won: bool | None,
     amount: float = 100.0,
     days: float = 10.0,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Return a deal created on START: won, lost (``won=False``) or open (``won=None``)."""
+    """Return a deal created on START: won, lost (``won=False``) or open (``won=None``),
+    closed ``days`` after START."""
     closed = won is not None
     stage = "Open"
     if closed:
@@ -44,6 +48,7 @@ def deal(
     return {
         "deal_id": f"d{number:03d}",
         "account_id": account,
+        "name": name,
         "amount": amount,
         "currency": "USD",
         "stage": stage,
@@ -293,7 +298,13 @@ def test_segment_performance_exclusions(store: Store) -> None:
     result = segment_performance(deals, accounts, by="industry").to_pandas()
     excluded = excluded_deals(deals, accounts).to_pandas()
 
-    assert result.to_dict("records") == [
+    records = result.to_dict("records")
+    assert len(records) == 1
+    # Without churn dates the churn columns are unknown, not zero.
+    unknown = ["churned", "retention_rate", "horizon_retained", "horizon_retention_rate"]
+    for column in unknown:
+        assert pd.isna(records[0].pop(column)), column
+    assert records == [
         {
             "industry": "retail",
             "closed": 2,
@@ -305,6 +316,9 @@ def test_segment_performance_exclusions(store: Store) -> None:
             "median_cycle_days": 4.0,
             "accounts": 1,
             "open_deals": 1,
+            "customers": 1,
+            "horizon_customers": 0,
+            "too_recent": 1,
         }
     ]
     assert excluded.to_dict("records") == [
@@ -363,6 +377,342 @@ def test_icp_invalid_arguments(store: Store, arguments: dict[str, Any], message:
         ideal_customer_profile(deals, accounts, **arguments)
 
 
+# Retention -----------------------------------------------------------------------------------
+
+AS_OF = datetime(2025, 12, 31, tzinfo=UTC)
+
+
+def at(day: str) -> pd.Timestamp:
+    return pd.Timestamp(day, tz="UTC")
+
+
+def days_from_start(day: str) -> float:
+    return (at(day) - pd.Timestamp(START)).total_seconds() / 86_400
+
+
+def retention_case(store: Store) -> tuple[ibis.Table, ibis.Table]:
+    """Return accounts that test each churn rule, with deals that close on 2024-01-11.
+
+    - retail: r1 churned after its win, and r2 never churned. r3 has a churn date before
+      its win (a win-back), and r4 lost a renewal and then won one (a win-back again).
+    - media: m1 lost a renewal 374 days after its win, and m2 lost a deal that is no
+      renewal. m3 has a churn date but never won.
+    - energy: e1 won on 2025-06-01, less than a year before AS_OF.
+    """
+    rows = [
+        deal(1, "r1", won=True),
+        deal(2, "r2", won=True),
+        deal(3, "r3", won=True),
+        deal(4, "r4", won=True),
+        deal(5, "r4", won=False, days=days_from_start("2024-05-01"), name="Renewal 2024"),
+        deal(6, "r4", won=True, days=days_from_start("2024-09-01"), name="r4 renewal"),
+        deal(7, "m1", won=True),
+        deal(8, "m1", won=False, days=days_from_start("2025-01-20"), name="RENEWAL 2025"),
+        deal(9, "m2", won=True),
+        deal(10, "m2", won=False, days=days_from_start("2025-02-01"), name="Upsell"),
+        deal(11, "m3", won=False),
+        deal(12, "e1", won=True, days=days_from_start("2025-06-01")),
+        deal(13, "e1", won=None, name="Renewal 2026"),
+    ]
+    accounts = [
+        {"account_id": "r1", "industry": "retail", "churned_at": at("2024-06-01")},
+        {"account_id": "r2", "industry": "retail"},
+        {"account_id": "r3", "industry": "retail", "churned_at": at("2023-12-01")},
+        {"account_id": "r4", "industry": "retail"},
+        {"account_id": "m1", "industry": "media"},
+        {"account_id": "m2", "industry": "media"},
+        {"account_id": "m3", "industry": "media", "churned_at": at("2024-03-01")},
+        {"account_id": "e1", "industry": "energy"},
+    ]
+    return write_tables(store, rows, accounts)
+
+
+def pandas_retention(
+    deal_rows: pd.DataFrame,
+    account_rows: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    horizon_days: float,
+    renewal: str | None,
+) -> pd.DataFrame:
+    """Return the retention columns per industry, by the module's rules in plain pandas."""
+    won = deal_rows[deal_rows["is_closed"] & deal_rows["is_won"]]
+    first_won = won.groupby("account_id")["closed_at"].min()
+    last_won = won.groupby("account_id")["closed_at"].max()
+
+    dates = account_rows[["account_id", "churned_at"]].dropna()
+    if renewal is not None:
+        names = deal_rows["name"].fillna("").str.contains(renewal, case=False, regex=True)
+        lost = deal_rows[deal_rows["is_closed"] & ~deal_rows["is_won"] & names]
+        renewals = lost[["account_id", "closed_at"]].rename(columns={"closed_at": "churned_at"})
+        dates = pd.concat([dates, renewals], ignore_index=True)
+    latest = dates["account_id"].map(last_won)
+    counted = dates[latest.isna() | (dates["churned_at"] >= latest)]
+    churned_at = counted.groupby("account_id")["churned_at"].min()
+
+    rows = []
+    for account in account_rows.itertuples():
+        if account.account_id not in first_won.index:
+            continue
+        first = first_won[account.account_id]
+        churned = churned_at.get(account.account_id)
+        tenure = (as_of - first).total_seconds() / 86_400
+        lasted = None if churned is None else (churned - first).total_seconds() / 86_400
+        rows.append(
+            {
+                "industry": account.industry,
+                "churned": churned is not None,
+                "eligible": tenure >= horizon_days,
+                "retained": lasted is None or lasted > horizon_days,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    eligible = frame[frame["eligible"]]
+    groups = frame.groupby("industry")
+    result = pd.DataFrame(
+        {
+            "customers": groups.size(),
+            "churned": groups["churned"].sum(),
+            "horizon_customers": eligible.groupby("industry").size(),
+            "horizon_retained": eligible.groupby("industry")["retained"].sum(),
+            "too_recent": groups["eligible"].apply(lambda flags: int((~flags).sum())),
+        }
+    ).fillna(0)
+    result["retention_rate"] = (result["customers"] - result["churned"]) / result["customers"]
+    result["horizon_retention_rate"] = result["horizon_retained"] / result[
+        "horizon_customers"
+    ].where(result["horizon_customers"] > 0)
+    return result
+
+
+def test_segment_performance_retention_by_hand(store: Store) -> None:
+    deals, accounts = retention_case(store)
+
+    result = segment_performance(deals, accounts, by="industry", as_of=AS_OF).to_pandas()
+
+    rows = result.set_index("industry")
+    assert rows.loc["retail", "customers"] == 4
+    assert rows.loc["retail", "churned"] == 1
+    assert rows.loc["retail", "retention_rate"] == 0.75
+    assert rows.loc["retail", "horizon_customers"] == 4
+    assert rows.loc["retail", "horizon_retained"] == 3
+    assert rows.loc["media", "customers"] == 2
+    assert rows.loc["media", "churned"] == 1
+    assert rows.loc["media", "retention_rate"] == 0.5
+    # m1 churned 374 days after its win, so it was still a customer a year in.
+    assert rows.loc["media", "horizon_retention_rate"] == 1.0
+    assert rows.loc["energy", "customers"] == 1
+    assert rows.loc["energy", "too_recent"] == 1
+    assert rows.loc["energy", "horizon_customers"] == 0
+    assert pd.isna(rows.loc["energy", "horizon_retention_rate"])
+    assert rows.loc["energy", "retention_rate"] == 1.0
+
+
+@pytest.mark.parametrize("renewal", ["renewal", None], ids=["renewals", "no-renewals"])
+def test_segment_performance_retention_matches_pandas(store: Store, renewal: str | None) -> None:
+    deals, accounts = retention_case(store)
+    expected = pandas_retention(
+        deals.to_pandas(),
+        accounts.to_pandas(),
+        as_of=at("2025-12-31"),
+        horizon_days=365.0,
+        renewal=renewal,
+    )
+
+    table = segment_performance(
+        deals, accounts, by="industry", as_of=AS_OF, renewal_pattern=renewal
+    )
+
+    result = table.to_pandas().set_index("industry").loc[expected.index]
+    for column in expected.columns:
+        pd.testing.assert_series_equal(
+            result[column].astype("float64"),
+            expected[column].astype("float64"),
+            check_names=False,
+            check_exact=True,
+        )
+    if renewal is None:
+        assert result.loc["media", "churned"] == 0
+
+
+def test_customer_churn_per_account(store: Store) -> None:
+    deals, accounts = retention_case(store)
+
+    status = customer_churn(deals, accounts, as_of=AS_OF).to_pandas().set_index("account_id")
+
+    assert not status.loc["m3", "customer"]
+    assert pd.isna(status.loc["m3", "churned_at"])
+    assert status.loc["r1", "churned_at"] == at("2024-06-01")
+    assert pd.isna(status.loc["r3", "churned_at"])
+    assert pd.isna(status.loc["r4", "churned_at"])
+    assert status.loc["m1", "churned_at"] == at("2025-01-20")
+    assert pd.isna(status.loc["m2", "churned_at"])
+    assert status.loc["r4", "first_won_at"] == at("2024-01-11")
+    assert not status.loc["r1", "retained_at_horizon"]
+    assert status.loc["m1", "retained_at_horizon"]
+    assert not status.loc["e1", "horizon_eligible"]
+    assert pd.isna(status.loc["e1", "retained_at_horizon"])
+    assert status["churn_known"].all()
+
+
+def test_customer_churn_horizon_edges(store: Store) -> None:
+    won_at = START + timedelta(days=10)
+    rows = [deal(n, name, won=True) for n, name in enumerate(["edge", "late", "gone", "kept"])]
+    rows[1]["closed_at"] = won_at + timedelta(seconds=1)
+    accounts = [
+        {"account_id": "edge"},
+        {"account_id": "late"},
+        {"account_id": "gone", "churned_at": won_at + timedelta(days=30)},
+        {"account_id": "kept", "churned_at": won_at + timedelta(days=30, seconds=1)},
+    ]
+    deals, accounts_table = write_tables(store, rows, accounts)
+    as_of = won_at + timedelta(days=40)
+
+    status = customer_churn(deals, accounts_table, as_of=as_of, horizon_days=40)
+    later = customer_churn(deals, accounts_table, as_of=as_of, horizon_days=30)
+
+    flags = status.to_pandas().set_index("account_id")
+    assert flags.loc["edge", "horizon_eligible"]
+    assert not flags.loc["late", "horizon_eligible"]
+    retained = later.to_pandas().set_index("account_id")["retained_at_horizon"]
+    # A churn exactly at the horizon is a churn within it.
+    assert not retained["gone"]
+    assert retained["kept"]
+
+
+def test_customer_churn_default_as_of_is_data_end(store: Store) -> None:
+    deals, accounts = retention_case(store)
+    end = datetime(2025, 6, 1, tzinfo=UTC)
+
+    default = segment_performance(deals, accounts, by="industry", horizon_days=400)
+    explicit = segment_performance(deals, accounts, by="industry", horizon_days=400, as_of=end)
+
+    pd.testing.assert_frame_equal(default.to_pandas(), explicit.to_pandas())
+
+
+def test_segment_performance_without_churn_data(store: Store) -> None:
+    rows = [*won_lost("A", 3, 1, 0), deal(10, "B", won=False, name="Renewal")]
+    deals, accounts = write_tables(
+        store, rows, [{"account_id": "A", "industry": "retail"}, {"account_id": "B"}]
+    )
+
+    without = segment_performance(deals, accounts, by="industry", renewal_pattern=None)
+    renewals = segment_performance(deals, accounts, by="industry")
+
+    retail = without.to_pandas().set_index("industry").loc["retail"]
+    assert retail["customers"] == 1
+    assert pd.isna(retail["churned"])
+    assert pd.isna(retail["retention_rate"])
+    assert pd.isna(retail["horizon_retained"])
+    # B's lost renewal shows that renewals are tracked, so A's retention is known.
+    assert renewals.to_pandas().set_index("industry").loc["retail", "retention_rate"] == 1.0
+
+
+def test_icp_without_churn_data_ranks_by_win_rate(store: Store) -> None:
+    deals, accounts = lift_case(store)
+
+    profile = ideal_customer_profile(deals, accounts, dimensions=["industry"])
+
+    assert profile["value"].tolist() == ["retail", "media"]
+    assert profile["customers"].tolist() == [1, 1]
+    assert profile["retention_rate"].isna().all()
+    assert profile["retention_p_value"].isna().all()
+    assert not profile["retention_significant"].any()
+    assert profile["retention_note"].tolist() == ["", ""]
+
+
+def churn_case(
+    store: Store, segments: dict[str, tuple[int, int, int]]
+) -> tuple[ibis.Table, ibis.Table]:
+    """Return one won deal per customer account and the lost deals of one more account.
+
+    ``segments`` maps an industry to its customers, churned customers and lost deals.
+    """
+    rows: list[dict[str, Any]] = []
+    accounts: list[dict[str, Any]] = []
+    churn = pd.Timestamp(START) + pd.Timedelta(days=100)
+    for industry, (customers, churned, lost) in segments.items():
+        for number in range(customers):
+            account = f"{industry}-{number}"
+            rows.append(deal(len(rows), account, won=True))
+            accounts.append(
+                {
+                    "account_id": account,
+                    "industry": industry,
+                    "churned_at": churn if number < churned else None,
+                }
+            )
+        rows += [deal(len(rows) + n, f"{industry}-lost", won=False) for n in range(lost)]
+        accounts.append({"account_id": f"{industry}-lost", "industry": industry})
+    return write_tables(store, rows, accounts)
+
+
+def test_icp_retention_lift_and_p_value(store: Store) -> None:
+    deals, accounts = churn_case(store, {"retail": (30, 0, 0), "media": (30, 20, 0)})
+
+    profile = ideal_customer_profile(deals, accounts, dimensions=["industry"])
+
+    rows = profile.set_index("value")
+    expected_p = fisher_exact([[30, 0], [10, 20]], alternative="two-sided").pvalue
+    assert rows.loc["retail", "retention_rate"] == 1.0
+    assert rows.loc["retail", "overall_retention_rate"] == 40 / 60
+    assert rows.loc["retail", "retention_lift"] == pytest.approx(1.5, rel=1e-12)
+    assert rows.loc["retail", "retention_p_value"] == pytest.approx(expected_p, rel=1e-12)
+    assert rows.loc["retail", "retention_significant"]
+    assert rows.loc["media", "churned"] == 20
+    # Equal win rates and revenue: without retention, media would come first by name.
+    assert profile["value"].tolist() == ["retail", "media"]
+    assert rows.loc["retail", "rank"] == 1
+
+
+def test_icp_worse_retention_demotes_a_winning_segment(store: Store) -> None:
+    # retail wins 32 of 40 deals (significant) but 25 of its 32 customers churned.
+    deals, accounts = churn_case(
+        store, {"retail": (32, 25, 8), "media": (30, 2, 30), "energy": (3, 0, 0)}
+    )
+
+    profile = ideal_customer_profile(deals, accounts, dimensions=["industry"])
+
+    rows = profile.set_index("value")
+    assert rows.loc["retail", "significant"]
+    assert rows.loc["retail", "lift"] > 1
+    assert rows.loc["retail", "retention_significant"]
+    assert rows.loc["retail", "retention_lift"] < 1
+    assert profile["value"].tolist() == ["energy", "retail", "media"]
+
+
+def test_icp_retention_small_segment_flagged(store: Store) -> None:
+    deals, accounts = churn_case(store, {"retail": (8, 0, 0), "media": (40, 30, 0)})
+
+    profile = ideal_customer_profile(deals, accounts, dimensions=["industry"], min_customers=10)
+
+    rows = profile.set_index("value")
+    assert rows.loc["retail", "retention_p_value"] < 0.05
+    assert not rows.loc["retail", "retention_significant"]
+    assert rows.loc["retail", "retention_note"] == TOO_SMALL
+    assert rows.loc["media", "retention_note"] == ""
+    assert rows.loc["media", "retention_significant"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"min_customers": 0}, "min_customers must be 1 or more"),
+        ({"horizon_days": 0}, "horizon_days must be more than 0"),
+        ({"renewal_pattern": "("}, "not a valid regular expression"),
+        ({"renewal_pattern": ""}, "renewal_pattern is empty"),
+    ],
+    ids=["min-customers", "horizon", "pattern", "empty-pattern"],
+)
+def test_icp_invalid_retention_arguments(
+    store: Store, arguments: dict[str, Any], message: str
+) -> None:
+    deals, accounts = lift_case(store)
+
+    with pytest.raises(ValueError, match=message):
+        ideal_customer_profile(deals, accounts, **arguments)
+
+
 # Spark ---------------------------------------------------------------------------------------
 
 
@@ -376,6 +726,10 @@ def parity_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
             # int64 Arrow column with nulls read as all nulls. A count of 0 gives a null band.
             "employees": [10, 120, 800, 3_000, 9_000, 0],
             "region": ["EU", "US", "US", "EU", None, "APAC"],
+            # Churn dates within the deals' 90 days, so that some come before a later win.
+            "churned_at": pd.to_datetime(
+                [START + timedelta(days=n) for n in (80, 0, 20, 0, 50, 0)], utc=True
+            ).where([True, False, True, False, True, False]),
         }
     )
     rows = []
@@ -384,7 +738,8 @@ def parity_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
         account = None if number % 11 == 0 else f"a{number % 7}"
         days = float(rng.integers(0, 90 * 86_400)) / 86_400
         amount = float(rng.integers(100, 5_000))
-        rows.append(deal(number, account, won=outcome, amount=amount, days=days))
+        name = "Renewal" if number % 5 == 0 else None
+        rows.append(deal(number, account, won=outcome, amount=amount, days=days, name=name))
     return deals_frame(rows), accounts
 
 
@@ -398,11 +753,15 @@ def test_segment_performance_spark_equals_duckdb(spark: Any, by: str) -> None:
     for con in (ibis.duckdb.connect(), ibis.pyspark.connect(spark)):
         deals = con.create_table("icp_deals", deals_data, overwrite=True)
         accounts = con.create_table("icp_accounts", accounts_data, overwrite=True)
-        frames.append(segment_performance(deals, accounts, by=by).to_pandas())
+        table = segment_performance(deals, accounts, by=by, horizon_days=45.0)
+        frames.append(table.to_pandas())
     duck, sparked = frames
 
     assert duck["closed"].sum() > 0
     assert duck["median_cycle_days"].notna().sum() > 1
+    assert duck["churned"].sum() > 0
+    assert duck["horizon_customers"].sum() > duck["horizon_retained"].sum() > 0
+    assert duck["too_recent"].sum() > 0
     pd.testing.assert_frame_equal(duck, sparked, check_dtype=False, check_exact=True)
 
 

@@ -1,4 +1,4 @@
-"""Ideal customer profile: win rate, contract value and sales cycle by account attribute.
+"""Ideal customer profile: win rate, contract value, sales cycle and retention by segment.
 
 The functions take ``deals`` and ``accounts`` rows and join them on ``account_id``. Only
 deals whose account is in ``accounts`` can be placed in a segment, so deals without an
@@ -13,14 +13,39 @@ currency. Sales-cycle days run from ``created_at`` to ``closed_at`` in whole sec
 ``numpy.quantile(days, 0.5)`` (linear interpolation), computed with window functions so
 that DuckDB and Spark return the same value.
 
+Retention counts accounts, not deals (:func:`customer_churn`):
+
+- A *customer* is an account of ``accounts`` with at least one won deal. Its first win is
+  the earliest ``closed_at`` of its won deals.
+- Churn dates come from ``accounts.churned_at`` and, unless ``renewal_pattern`` is None,
+  from lost renewal deals: a closed, not won deal whose ``name`` or ``pipeline`` matches the
+  pattern marks its account churned at the deal's ``closed_at``.
+- A churn date counts only when no won deal of the account closed after it, because a
+  later win means that the customer came back. A customer churned on the earliest churn
+  date that counts, and churn dates after ``as_of`` count too.
+- ``retention_rate`` is the share of customers not churned. It ignores tenure, so a segment
+  of recent customers, which had less time to churn, looks better than it is.
+- ``horizon_retention_rate`` compares like with like: of the customers whose first win lies
+  at least ``horizon_days`` (default 365) before ``as_of``, the share that had not churned
+  within ``horizon_days`` of that win. Customers won less than ``horizon_days`` before
+  ``as_of`` are left out and counted in ``too_recent``. Customers whose won deals all lack
+  a ``closed_at`` are in neither. ``as_of`` defaults to the end of the data: the latest
+  deal ``created_at``, closed deal ``closed_at`` or account ``churned_at``.
+- A store cannot tell "no account churned" from "no churn dates were imported". So the
+  churn columns (``churned``, the rates and ``horizon_retained``) are null unless at least
+  one account of ``accounts`` has a ``churned_at`` or, with a renewal pattern, at least one
+  closed deal is a renewal.
+
 Aggregation happens in Ibis; :func:`ideal_customer_profile` moves only the per-segment table
-(one row per attribute value) to pandas for the significance test.
+(one row per attribute value) to pandas for the significance tests.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import ibis
 import numpy as np
@@ -28,6 +53,7 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from journeymap.analyses.velocity import days_between
+from journeymap.store.schema import TS
 
 SIZE_BANDS: tuple[tuple[str, int], ...] = (
     ("1-49", 1),
@@ -72,7 +98,45 @@ matches none is ``individual``."""
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("industry", "size_band", "region")
 
 TOO_SMALL = "too small"
-"""``note`` of a segment with fewer closed deals than ``min_closed``."""
+"""``note`` of a segment with fewer closed deals than ``min_closed``, and ``retention_note``
+of one with fewer customers than ``min_customers``."""
+
+MIN_CUSTOMERS = 20
+"""Default minimum of customers for a significant retention lift. It is lower than the
+default minimum of closed deals (30), because a segment has fewer customers than deals."""
+
+HORIZON_DAYS = 365.0
+"""Default horizon of ``horizon_retention_rate``: days after a customer's first win."""
+
+RENEWAL_PATTERN = "renewal"
+"""Default regular expression of renewal deals, searched case-insensitively in each deal's
+``name`` and ``pipeline``. DuckDB reads it as RE2 syntax and Spark as Java syntax, so a
+pattern should keep to what both accept (literals, classes, ``|``, anchors)."""
+
+CHURN_COLUMNS: tuple[str, ...] = (
+    "customers",
+    "churned",
+    "retention_rate",
+    "horizon_customers",
+    "horizon_retained",
+    "horizon_retention_rate",
+    "too_recent",
+)
+"""Retention columns of :func:`segment_performance`, after the win-rate columns."""
+
+RETENTION_PROFILE_COLUMNS: tuple[str, ...] = (
+    "customers",
+    "churned",
+    "retention_rate",
+    "overall_retention_rate",
+    "retention_lift",
+    "retention_p_value",
+    "retention_significant",
+    "retention_note",
+    "horizon_customers",
+    "horizon_retention_rate",
+)
+"""Retention columns of :func:`ideal_customer_profile`, after ``revenue_rank``."""
 
 
 def segment_performance(
@@ -81,12 +145,17 @@ def segment_performance(
     *,
     by: str,
     size_bands: Sequence[tuple[str, int]] = SIZE_BANDS,
+    as_of: datetime | None = None,
+    horizon_days: float = HORIZON_DAYS,
+    renewal_pattern: str | None = RENEWAL_PATTERN,
 ) -> ibis.Table:
-    """Summarise closed deals per value of one account attribute.
+    """Summarise closed deals and customer retention per value of one account attribute.
 
     ``by`` is one of :data:`ACCOUNT_DIMENSIONS`, and ``size_bands`` sets the bands of
-    ``size_band`` (see :data:`SIZE_BANDS`). Returns one row per segment (the ``by`` column,
-    which is null for accounts without that attribute) with:
+    ``size_band`` (see :data:`SIZE_BANDS`). ``as_of``, ``horizon_days`` and
+    ``renewal_pattern`` set the retention columns, as the module docstring defines them; a
+    naive ``as_of`` is read as UTC. Returns one row per segment (the ``by`` column, which is
+    null for accounts without that attribute) with:
 
     - ``closed``, ``won`` and ``lost``: counts of closed deals;
     - ``win_rate``: ``won / closed``, null when the segment has no closed deal;
@@ -95,16 +164,32 @@ def segment_performance(
     - ``median_cycle_days``: the median days from ``created_at`` to ``closed_at`` of won
       deals with both dates, null without any;
     - ``accounts``: the number of distinct accounts with at least one closed deal;
-    - ``open_deals``: open deals of the segment's accounts, which the other columns exclude.
+    - ``open_deals``: open deals of the segment's accounts, which the other columns exclude;
+    - ``customers``: accounts with a won deal, and ``churned``: those of them that churned;
+    - ``retention_rate``: ``(customers - churned) / customers``, null without customers;
+    - ``horizon_customers``: customers first won at least ``horizon_days`` before
+      ``as_of``, and ``horizon_retained``: those of them not churned within
+      ``horizon_days`` of their first win;
+    - ``horizon_retention_rate``: ``horizon_retained / horizon_customers``, null when
+      ``horizon_customers`` is 0;
+    - ``too_recent``: customers first won less than ``horizon_days`` before ``as_of``.
+
+    ``churned``, ``retention_rate``, ``horizon_retained`` and ``horizon_retention_rate`` are
+    null when the data hold no churn dates (see the module docstring).
 
     Rows are ordered by segment: size bands in band order, other values alphabetically, and
     the null segment last. Deals that fit no segment are counted by :func:`excluded_deals`.
 
     Raises:
-        ValueError: ``by`` is not an account dimension, or ``size_bands`` is invalid.
+        ValueError: ``by`` is not an account dimension, ``size_bands`` is invalid,
+            ``horizon_days`` is not positive, or ``renewal_pattern`` is not a valid regular
+            expression.
     """
     _check_dimension(by)
-    rows = _deals_with_segment(deals, accounts, by, size_bands)
+    status = customer_churn(
+        deals, accounts, as_of=as_of, horizon_days=horizon_days, renewal_pattern=renewal_pattern
+    )
+    rows = _deals_with_segment(deals, accounts, by, size_bands, status)
 
     rows = _rank_cycle_days(rows, by)
     summary = rows.aggregate(
@@ -114,9 +199,15 @@ def segment_performance(
         open_deals=(~rows._closed).cast("int64").sum(),
         acv=rows._won_amount.mean(),
         won_revenue=rows._won_amount.sum().fill_null(0.0),
-        accounts=ibis.cases((rows._closed, rows.account_id), else_=ibis.null("string")).nunique(),
+        accounts=_accounts_where(rows, rows._closed),
         _median_lower=_cycle_days_at_rank(rows, _middle_rank(rows._n).floor()).max(),
         _median_upper=_cycle_days_at_rank(rows, _middle_rank(rows._n).ceil()).max(),
+        customers=_accounts_where(rows, rows._customer),
+        _churned=_accounts_where(rows, rows._churned_at.notnull()),
+        horizon_customers=_accounts_where(rows, rows._horizon_eligible),
+        _horizon_retained=_accounts_where(rows, rows._retained_at_horizon),
+        too_recent=_accounts_where(rows, ~rows._horizon_eligible),
+        _churn_known=rows._churn_known.any(),
     )
 
     summary = summary.mutate(
@@ -129,10 +220,113 @@ def segment_performance(
         # are the middle value, so the gap is 0.
         median_cycle_days=summary._median_upper
         - (summary._median_upper - summary._median_lower) * 0.5,
+        churned=ibis.ifelse(summary._churn_known, summary._churned, ibis.null("int64")),
+        horizon_retained=ibis.ifelse(
+            summary._churn_known, summary._horizon_retained, ibis.null("int64")
+        ),
+    )
+    summary = summary.mutate(
+        retention_rate=_share(summary.customers - summary.churned, summary.customers),
+        horizon_retention_rate=_share(summary.horizon_retained, summary.horizon_customers),
     )
     columns = ["closed", "won", "lost", "win_rate", "acv", "won_revenue", "median_cycle_days"]
-    summary = summary.select(by, *columns, "accounts", "open_deals")
+    summary = summary.select(by, *columns, "accounts", "open_deals", *CHURN_COLUMNS)
     return summary.order_by(_segment_order(summary[by], by, size_bands))
+
+
+def customer_churn(
+    deals: ibis.Table,
+    accounts: ibis.Table,
+    *,
+    as_of: datetime | None = None,
+    horizon_days: float = HORIZON_DAYS,
+    renewal_pattern: str | None = RENEWAL_PATTERN,
+) -> ibis.Table:
+    """Return whether each account is a customer, and when it first won and churned.
+
+    The terms are those of the module docstring. Returns one row per distinct
+    ``account_id`` of ``accounts`` with:
+
+    - ``customer``: true when the account has a won deal;
+    - ``first_won_at``: the earliest ``closed_at`` of its won deals, null for other
+      accounts and for customers whose won deals have no ``closed_at``;
+    - ``churned_at``: the churn date that counts, null unless a customer churned;
+    - ``horizon_eligible``: true when the first win lies at least ``horizon_days`` before
+      ``as_of``, false when it lies later, and null without a first win;
+    - ``retained_at_horizon``: for eligible customers, true unless they churned within
+      ``horizon_days`` of the first win; null for the others and when ``churn_known`` is
+      false;
+    - ``churn_known``: the same value in every row, true when the data hold churn dates.
+
+    Raises:
+        ValueError: ``horizon_days`` is not positive, or ``renewal_pattern`` is not a valid
+            regular expression.
+    """
+    _check_horizon(horizon_days)
+    _check_renewal_pattern(renewal_pattern)
+    closed = deals.is_closed.fill_null(False)
+    won = closed & deals.is_won.fill_null(False)
+    wins = (
+        deals.filter(won & deals.account_id.notnull())
+        .group_by(_won_account=ibis._.account_id)
+        .aggregate(_first_won_at=ibis._.closed_at.min(), _last_won_at=ibis._.closed_at.max())
+    )
+    is_renewal = _is_renewal(deals, renewal_pattern)
+
+    candidates = [
+        accounts.select(_churn_account=accounts.account_id, _churn_at=accounts.churned_at)
+    ]
+    if renewal_pattern is not None:
+        lost_renewals = deals.filter(closed & ~won & is_renewal)
+        candidates.append(
+            lost_renewals.select(
+                _churn_account=lost_renewals.account_id, _churn_at=lost_renewals.closed_at
+            )
+        )
+    dates = ibis.union(*candidates, distinct=False)
+    dates = dates.filter(dates._churn_account.notnull() & dates._churn_at.notnull())
+    dates = dates.left_join(wins, dates._churn_account == wins._won_account)
+    # A churn date before the account's latest win was undone by that win.
+    counted = dates.filter(dates._last_won_at.isnull() | (dates._churn_at >= dates._last_won_at))
+    churn = counted.group_by(_churned_account=counted._churn_account).aggregate(
+        _churned_at=counted._churn_at.min()
+    )
+
+    known = accounts.aggregate(_dates=accounts.churned_at.count()).cross_join(
+        deals.aggregate(_renewals=(closed & is_renewal).cast("int64").sum().fill_null(0))
+    )
+    known = known.select(_churn_known=(known._dates > 0) | (known._renewals > 0))
+
+    ids = accounts.select("account_id").distinct()
+    rows = (
+        ids.left_join(wins, ids.account_id == wins._won_account)
+        .left_join(churn, ids.account_id == churn._churned_account)
+        .cross_join(known)
+    )
+    if as_of is None:
+        rows = rows.cross_join(_data_end(deals, accounts))
+        moment: ibis.TimestampValue = rows._data_end
+    else:
+        aware = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
+        moment = ibis.literal(aware, type=TS)
+    customer = rows._won_account.notnull()
+    churned_at = ibis.ifelse(customer, rows._churned_at, ibis.null(TS))
+    eligible = days_between(rows._first_won_at, moment) >= horizon_days
+    churned_in_horizon = churned_at.notnull() & (
+        days_between(rows._first_won_at, churned_at) <= horizon_days
+    )
+    retained = ibis.cases(
+        (rows._churn_known & eligible, ~churned_in_horizon), else_=ibis.null("boolean")
+    )
+    return rows.select(
+        "account_id",
+        customer=customer,
+        first_won_at=rows._first_won_at,
+        churned_at=churned_at,
+        horizon_eligible=eligible,
+        retained_at_horizon=retained,
+        churn_known=rows._churn_known,
+    )
 
 
 def with_buying_committee(accounts: ibis.Table, people: ibis.Table) -> ibis.Table:
@@ -198,14 +392,22 @@ def ideal_customer_profile(
     min_closed: int = 30,
     alpha: float = 0.05,
     size_bands: Sequence[tuple[str, int]] = SIZE_BANDS,
+    min_customers: int = MIN_CUSTOMERS,
+    as_of: datetime | None = None,
+    horizon_days: float = HORIZON_DAYS,
+    renewal_pattern: str | None = RENEWAL_PATTERN,
 ) -> pd.DataFrame:
-    """Rank account attribute values by their lift in win rate and their share of won revenue.
+    """Rank account attribute values by their lift in win rate and retention, and by revenue.
 
     Returns one row per value of each dimension in ``dimensions`` (see
-    :func:`segment_performance`, whose population this shares) with ``dimension``,
-    ``value``, ``closed``, ``won``, ``win_rate``, ``overall_win_rate``, ``lift``, ``acv``,
-    ``won_revenue_share``, ``p_value``, ``significant``, ``note``, ``rank`` and
-    ``revenue_rank``.
+    :func:`segment_performance`, whose population this shares and whose ``as_of``,
+    ``horizon_days`` and ``renewal_pattern`` this passes on) with ``dimension``, ``value``,
+    ``closed``, ``won``, ``win_rate``, ``overall_win_rate``, ``lift``, ``acv``,
+    ``won_revenue_share``, ``p_value``, ``significant``, ``note``, ``rank``,
+    ``revenue_rank``, then the retention columns ``customers``, ``churned``,
+    ``retention_rate``, ``overall_retention_rate``, ``retention_lift``,
+    ``retention_p_value``, ``retention_significant``, ``retention_note``,
+    ``horizon_customers`` and ``horizon_retention_rate``.
 
     ``overall_win_rate`` is won over closed across all segments of the dimension, and
     ``lift`` is ``win_rate / overall_win_rate``. ``won_revenue_share`` is the segment's won
@@ -217,28 +419,52 @@ def ideal_customer_profile(
     not corrected for multiple comparisons, so with many segments some will fall below
     ``alpha`` by chance.
 
-    ``rank`` orders the rows: significant segments with a lift above 1 first, then all
-    others. Within each group, rows are ordered by lift (highest first, null last), then by
-    won revenue share, dimension and value. ``revenue_rank`` orders by won revenue share
-    alone, with the same tie-breaks.
+    Retention is tested the same way over customers: ``overall_retention_rate`` is the
+    dimension's customers not churned over its customers, ``retention_lift`` is
+    ``retention_rate / overall_retention_rate``, and ``retention_p_value`` is Fisher's
+    exact test of retained and churned customers in the segment against the rest.
+    ``retention_significant`` needs ``retention_p_value < alpha`` and at least
+    ``min_customers`` customers, and smaller segments get the ``retention_note``
+    "too small". Without churn data (see the module docstring) the retention figures are
+    null, ``retention_significant`` is false and ``retention_note`` is empty.
+    ``horizon_retention_rate`` is shown for reading only: it is not tested.
+
+    ``rank`` orders the rows. First come the segments with significant evidence for them
+    and none against them: a significant lift above 1 in win rate or in retention, and no
+    significant lift below 1 in either. All other segments follow. Within each group, rows
+    are ordered by lift in win rate (highest first, null last), then by won revenue share,
+    dimension and value. Without churn data this is the win-rate ranking alone.
+    ``revenue_rank`` orders by won revenue share alone, with the same tie-breaks.
 
     Raises:
-        ValueError: a dimension is unknown or repeated, ``min_closed`` is below 1, ``alpha``
-            is not between 0 and 1, or ``size_bands`` is invalid.
+        ValueError: a dimension is unknown or repeated, ``min_closed`` or ``min_customers``
+            is below 1, ``alpha`` is not between 0 and 1, or ``size_bands``,
+            ``horizon_days`` or ``renewal_pattern`` is invalid.
     """
     _check_profile_arguments(dimensions, min_closed, alpha)
-    segments = _segments_of(deals, accounts, dimensions, size_bands).to_pandas()
+    if min_customers < 1:
+        raise ValueError(f"min_customers must be 1 or more, not {min_customers}")
+    segments = _segments_of(
+        deals,
+        accounts,
+        dimensions,
+        size_bands,
+        as_of=as_of,
+        horizon_days=horizon_days,
+        renewal_pattern=renewal_pattern,
+    ).to_pandas()
 
     profile = _with_rates(segments)
-    profile["p_value"] = _fisher_p_values(profile)
+    profile["p_value"] = _fisher_p_values(profile["won"], profile["closed"], profile["dimension"])
     too_small = profile["closed"] < min_closed
     profile["significant"] = (profile["p_value"] < alpha) & ~too_small
     profile["note"] = np.where(too_small, TOO_SMALL, "")
+    profile = _with_retention_test(profile, min_customers=min_customers, alpha=alpha)
 
     profile = _ranked(profile)
     columns = ["dimension", "value", "closed", "won", "win_rate", "overall_win_rate", "lift"]
     columns += ["acv", "won_revenue_share", "p_value", "significant", "note", "rank"]
-    return profile[[*columns, "revenue_rank"]]
+    return profile[[*columns, "revenue_rank", *RETENTION_PROFILE_COLUMNS]]
 
 
 # Segments in Ibis ----------------------------------------------------------------------------
@@ -268,14 +494,28 @@ def _size_band(employees: ibis.IntegerValue, size_bands: Sequence[tuple[str, int
 
 
 def _deals_with_segment(
-    deals: ibis.Table, accounts: ibis.Table, by: str, size_bands: Sequence[tuple[str, int]]
+    deals: ibis.Table,
+    accounts: ibis.Table,
+    by: str,
+    size_bands: Sequence[tuple[str, int]],
+    status: ibis.Table,
 ) -> ibis.Table:
-    """Return the deals of known accounts with ``by``, ``_closed``, ``_won`` and amounts."""
+    """Return the deals of known accounts with ``by``, ``_closed``, ``_won``, amounts and
+    their account's retention status (the columns of :func:`customer_churn`)."""
     if by == "size_band":
         segment = _size_band(accounts.employees, size_bands)
     else:
         segment = accounts[by].cast("string")
     attributes = accounts.select(_account_key=accounts.account_id, **{by: segment})
+    status = status.select(
+        _status_key=status.account_id,
+        _customer=status.customer,
+        _churned_at=status.churned_at,
+        _horizon_eligible=status.horizon_eligible,
+        _retained_at_horizon=status.retained_at_horizon,
+        _churn_known=status.churn_known,
+    )
+    attributes = attributes.inner_join(status, attributes._account_key == status._status_key)
 
     rows = deals.inner_join(attributes, deals.account_id == attributes._account_key)
     closed = rows.is_closed.fill_null(False)
@@ -288,7 +528,65 @@ def _deals_with_segment(
         _won=won,
         _won_amount=ibis.cases((won, rows.amount), else_=ibis.null("float64")),
         _cycle_days=ibis.cases((won, cycle_days), else_=ibis.null("float64")),
+        _customer=rows._customer,
+        _churned_at=rows._churned_at,
+        _horizon_eligible=rows._horizon_eligible,
+        _retained_at_horizon=rows._retained_at_horizon,
+        _churn_known=rows._churn_known,
     )
+
+
+def _accounts_where(rows: ibis.Table, condition: ibis.BooleanValue) -> ibis.IntegerScalar:
+    """Return the number of distinct accounts of ``rows`` with ``condition`` true."""
+    return ibis.cases((condition, rows.account_id), else_=ibis.null("string")).nunique()
+
+
+def _share(part: ibis.IntegerValue, whole: ibis.IntegerValue) -> ibis.FloatingValue:
+    """Return ``part / whole`` as float64, null when ``whole`` is 0 or either is null."""
+    return ibis.cases(
+        (whole > 0, part.cast("float64") / whole.cast("float64")), else_=ibis.null("float64")
+    )
+
+
+def _is_renewal(deals: ibis.Table, pattern: str | None) -> ibis.BooleanValue:
+    """Return whether each deal's name or pipeline matches ``pattern``, in any case."""
+    if pattern is None:
+        return ibis.literal(False)
+    insensitive = f"(?i){pattern}"
+    name = deals.name.fill_null("").re_search(insensitive)
+    pipeline = deals.pipeline.fill_null("").re_search(insensitive)
+    return name | pipeline
+
+
+def _data_end(deals: ibis.Table, accounts: ibis.Table) -> ibis.Table:
+    """Return one row with ``_data_end``: the latest deal creation, deal close or churn date.
+
+    Open deals' ``closed_at`` is left out, because a CRM may hold an expected close date
+    there.
+    """
+    closed_at = ibis.cases((deals.is_closed.fill_null(False), deals.closed_at), else_=ibis.null(TS))
+    last_deal = deals.aggregate(_created=deals.created_at.max(), _closed=closed_at.max())
+    last_churn = accounts.aggregate(_churned=accounts.churned_at.max())
+    ends = last_deal.cross_join(last_churn)
+    return ends.select(_data_end=ibis.greatest(ends._created, ends._closed, ends._churned))
+
+
+def _check_horizon(horizon_days: float) -> None:
+    if not horizon_days > 0:
+        raise ValueError(f"horizon_days must be more than 0, not {horizon_days}")
+
+
+def _check_renewal_pattern(pattern: str | None) -> None:
+    if pattern is None:
+        return
+    if not pattern:
+        raise ValueError("renewal_pattern is empty. Give a regular expression, or None for none")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(
+            f"renewal_pattern {pattern!r} is not a valid regular expression: {exc}"
+        ) from exc
 
 
 def _rank_cycle_days(rows: ibis.Table, by: str) -> ibis.Table:
@@ -333,11 +631,23 @@ def _segments_of(
     accounts: ibis.Table,
     dimensions: Sequence[str],
     size_bands: Sequence[tuple[str, int]],
+    *,
+    as_of: datetime | None,
+    horizon_days: float,
+    renewal_pattern: str | None,
 ) -> ibis.Table:
     """Return the segments of every dimension stacked, with ``dimension`` and ``value``."""
     parts = []
     for dimension in dimensions:
-        table = segment_performance(deals, accounts, by=dimension, size_bands=size_bands)
+        table = segment_performance(
+            deals,
+            accounts,
+            by=dimension,
+            size_bands=size_bands,
+            as_of=as_of,
+            horizon_days=horizon_days,
+            renewal_pattern=renewal_pattern,
+        )
         parts.append(
             table.select(
                 dimension=ibis.literal(dimension, type="string"),
@@ -347,6 +657,11 @@ def _segments_of(
                 win_rate=table.win_rate,
                 acv=table.acv,
                 won_revenue=table.won_revenue,
+                customers=table.customers,
+                churned=table.churned,
+                retention_rate=table.retention_rate,
+                horizon_customers=table.horizon_customers,
+                horizon_retention_rate=table.horizon_retention_rate,
             )
         )
     return ibis.union(*parts, distinct=False)
@@ -371,11 +686,9 @@ def _check_profile_arguments(dimensions: Sequence[str], min_closed: int, alpha: 
 
 
 def _with_rates(segments: pd.DataFrame) -> pd.DataFrame:
-    """Add the dimension totals, ``overall_win_rate``, ``lift`` and ``won_revenue_share``."""
+    """Add ``overall_win_rate``, ``lift`` and ``won_revenue_share``."""
     profile = segments.astype({"closed": "int64", "won": "int64"})
     totals = profile.groupby("dimension")[["closed", "won", "won_revenue"]].transform("sum")
-    profile["dimension_closed"] = totals["closed"]
-    profile["dimension_won"] = totals["won"]
 
     overall = totals["won"] / totals["closed"].where(totals["closed"] > 0)
     profile["overall_win_rate"] = overall.astype("float64")
@@ -385,18 +698,50 @@ def _with_rates(segments: pd.DataFrame) -> pd.DataFrame:
     return profile
 
 
-def _fisher_p_values(profile: pd.DataFrame) -> list[float]:
-    """Return the two-sided Fisher's exact p-value of each segment against the rest."""
-    won = profile["won"].to_numpy(dtype="int64")
-    lost = profile["closed"].to_numpy(dtype="int64") - won
-    rest_won = profile["dimension_won"].to_numpy(dtype="int64") - won
-    rest_lost = profile["dimension_closed"].to_numpy(dtype="int64") - rest_won - won - lost
+def _fisher_p_values(hits: pd.Series, trials: pd.Series, dimension: pd.Series) -> list[float]:
+    """Return the two-sided Fisher's exact p-value of each segment against the rest.
+
+    ``hits`` (won deals, retained customers) and ``trials`` (closed deals, customers) are
+    counts per segment. The rest is the other segments of the same ``dimension``.
+    """
+    hit = hits.to_numpy(dtype="int64")
+    miss = trials.to_numpy(dtype="int64") - hit
+    rest_hit = hits.groupby(dimension).transform("sum").to_numpy(dtype="int64") - hit
+    rest_trials = trials.groupby(dimension).transform("sum").to_numpy(dtype="int64")
+    rest_miss = rest_trials - rest_hit - hit - miss
 
     p_values = []
-    for counts in zip(won, lost, rest_won, rest_lost, strict=True):
+    for counts in zip(hit, miss, rest_hit, rest_miss, strict=True):
         table = [[int(counts[0]), int(counts[1])], [int(counts[2]), int(counts[3])]]
         p_values.append(float(fisher_exact(table, alternative="two-sided").pvalue))
     return p_values
+
+
+def _with_retention_test(
+    profile: pd.DataFrame, *, min_customers: int, alpha: float
+) -> pd.DataFrame:
+    """Add the overall retention, ``retention_lift``, its test and ``retention_note``.
+
+    Without churn data ``churned`` is null in every row, and so are the added figures.
+    """
+    profile = profile.astype({"customers": "int64"})
+    known = profile["churned"].notna().to_numpy()
+    churned = pd.to_numeric(profile["churned"]).fillna(0).astype("int64")
+    retained = profile["customers"] - churned
+    totals = pd.DataFrame({"retained": retained, "customers": profile["customers"]})
+    totals = totals.groupby(profile["dimension"]).transform("sum")
+
+    overall = totals["retained"] / totals["customers"].where(totals["customers"] > 0)
+    profile["overall_retention_rate"] = overall.astype("float64").where(known)
+    lift = profile["retention_rate"].astype("float64") / profile["overall_retention_rate"]
+    profile["retention_lift"] = lift.astype("float64")
+    p_values = _fisher_p_values(retained, profile["customers"], profile["dimension"])
+    profile["retention_p_value"] = pd.Series(p_values, index=profile.index).where(known)
+
+    too_small = known & (profile["customers"] < min_customers).to_numpy()
+    profile["retention_significant"] = (profile["retention_p_value"] < alpha) & ~too_small
+    profile["retention_note"] = np.where(too_small, TOO_SMALL, "")
+    return profile
 
 
 def _ranked(profile: pd.DataFrame) -> pd.DataFrame:
@@ -408,7 +753,11 @@ def _ranked(profile: pd.DataFrame) -> pd.DataFrame:
     )
     profile["revenue_rank"] = pd.Series(range(1, len(profile) + 1), index=by_revenue.index)
 
-    profile["_later"] = ~(profile["significant"] & (profile["lift"] > 1))
+    winning = profile["significant"] & (profile["lift"] > 1)
+    losing = profile["significant"] & (profile["lift"] < 1)
+    retaining = profile["retention_significant"] & (profile["retention_lift"] > 1)
+    churning = profile["retention_significant"] & (profile["retention_lift"] < 1)
+    profile["_later"] = ~((winning | retaining) & ~losing & ~churning)
     profile = profile.sort_values(
         ["_later", "lift", "won_revenue_share"],
         ascending=[True, False, False],
