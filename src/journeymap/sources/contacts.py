@@ -50,18 +50,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import phonenumbers
 
 from journeymap.common import identifiers
-from journeymap.common.errors import ConfigError, InputError
+from journeymap.common.errors import ConfigError
 from journeymap.common.identifier_kinds import CONTACT, EMAIL
 from journeymap.sources.batch import ImportResult, check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver, normalise_name
-from journeymap.sources.deals import parse_timestamps
 from journeymap.sources.readers import read_input
-from journeymap.sources.values import text
+from journeymap.sources.timestamps import parse_crm_timestamps
+from journeymap.sources.values import live_rows, text, unique_ids
 from journeymap.store.store import Store
 
 log = logging.getLogger("journeymap")
@@ -108,14 +107,10 @@ CONTACT_ALIASES: dict[str, list[str]] = {
     "active": ["_fivetran_active"],
 }
 
-TRUE_WORDS = frozenset({"true", "t", "1", "yes", "y"})
-FALSE_WORDS = frozenset({"false", "f", "0", "no", "n"})
 LIFECYCLE_COLUMN = re.compile(
     r"(?:property_)?(?:hs_v2_date_entered_([a-z0-9_]+)|hs_lifecyclestage_([a-z0-9_]+)_date)"
 )
 """A HubSpot contact column that contains the time the contact entered one lifecycle stage."""
-EPOCH_MILLISECONDS = r"\d{11,13}"
-"""A date written as Unix milliseconds: 11 to 13 digits, from April 1970 to 2286."""
 
 
 @dataclass(frozen=True)
@@ -166,12 +161,13 @@ def import_contacts(
     id_column = columns.require("contact_id", why="the CRM id of each contact")
 
     # Rows that the CRM deleted, or history rows that a newer version replaced, are no contact.
-    kept = _flag(frame, columns.get("active"), file=source.path, default=True)
-    kept &= ~_flag(frame, columns.get("deleted"), file=source.path, default=False)
+    kept = live_rows(
+        frame, file=source.path, active=columns.get("active"), deleted=(columns.get("deleted"),)
+    )
     contact_ids = _contact_ids(frame[id_column], kept, file=source.path, column=id_column)
 
-    created = _dates(frame, columns.get("created_at"), file=source.path)
-    modified = _dates(frame, columns.get("modified_at"), file=source.path)
+    created = parse_crm_timestamps(frame, columns.get("created_at"), file=source.path)
+    modified = parse_crm_timestamps(frame, columns.get("modified_at"), file=source.path)
     last_seen = pd.concat([created, modified], axis=1).max(axis=1)
     keys = contact_keys(
         frame,
@@ -252,7 +248,7 @@ def lifecycle_entries(frame: pd.DataFrame, people: pd.DataFrame, *, file: str) -
         if match is None:
             continue
         stage = next(group for group in match.groups() if group)
-        entered = _dates(frame, column, file=file).loc[people.index]
+        entered = parse_crm_timestamps(frame, column, file=file).loc[people.index]
         rows = pd.DataFrame(
             {
                 "person_id": people["person_id"],
@@ -349,81 +345,6 @@ def _column_text(frame: pd.DataFrame, column: str | None) -> pd.Series:
     return text(frame[column])
 
 
-def _first_row(mask: pd.Series | np.ndarray) -> int:
-    return int(np.flatnonzero(np.asarray(mask))[0])
-
-
-def _flag(frame: pd.DataFrame, column: str | None, *, file: str, default: bool) -> pd.Series:
-    """Parse a true/false column; an empty cell is ``default``.
-
-    Raises:
-        InputError: a cell is neither true nor false (1/0, t/f, yes/no are accepted).
-    """
-    if column is None:
-        return pd.Series(default, index=frame.index, dtype=bool)
-    values = frame[column]
-    if pd.api.types.is_bool_dtype(values):
-        return values.fillna(default).astype(bool)
-    words = text(values.astype("string")).str.lower()
-    is_true = words.isin(TRUE_WORDS).fillna(False).astype(bool)
-    bad = (words.notna() & ~is_true & ~words.isin(FALSE_WORDS)).fillna(False).astype(bool)
-    if bad.any():
-        row = _first_row(bad)
-        raise InputError(
-            f"flag {values.iloc[row]!r} is neither true nor false",
-            file=file,
-            row=row + 1,
-            column=column,
-            value=values.iloc[row],
-            hint="Write true or false (or 1 and 0) in this column",
-        )
-    return is_true | (words.isna() & default)
-
-
 def _contact_ids(values: pd.Series, kept: pd.Series, *, file: str, column: str) -> pd.Series:
-    """Return the trimmed contact ids; those of kept rows must be present and unique.
-
-    Raises:
-        InputError: naming the row of the first missing id, or of the first repeated one
-            and the row it repeats.
-    """
-    ids = text(values.astype("string"))
-    missing = kept & ids.isna()
-    if missing.any():
-        raise InputError(
-            "contact id is missing",
-            file=file,
-            row=_first_row(missing) + 1,
-            column=column,
-            hint="Fill in the CRM id of every contact",
-        )
-    repeated = kept & ids.where(kept).duplicated() & ids.notna()
-    if repeated.any():
-        row = _first_row(repeated)
-        first = _first_row(kept & (ids == ids.iloc[row]))
-        raise InputError(
-            f"contact id {ids.iloc[row]!r} is a duplicate of row {first + 1}",
-            file=file,
-            row=row + 1,
-            column=column,
-            value=ids.iloc[row],
-            hint="Each contact must appear once; remove the repeated row",
-        )
-    return ids
-
-
-def _dates(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
-    """Parse a date column of ISO 8601 text or epoch milliseconds into UTC timestamps."""
-    if column is None:
-        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
-    values = frame[column]
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return parse_timestamps(values, file=file, column=column)
-    cells = text(values.astype("string"))
-    is_epoch = cells.str.fullmatch(EPOCH_MILLISECONDS).fillna(False).astype(bool)
-    parsed = parse_timestamps(cells.where(~is_epoch), file=file, column=column)
-    if is_epoch.any():
-        milliseconds = pd.to_numeric(cells.where(is_epoch), errors="coerce")
-        epoch = pd.to_datetime(milliseconds, unit="ms", utc=True)
-        parsed = parsed.where(~is_epoch, epoch)
-    return parsed.astype("datetime64[ns, UTC]")
+    """Return the trimmed contact ids. Those of kept rows must be present and unique."""
+    return unique_ids(values, file=file, column=column, what="contact id", kept=kept)

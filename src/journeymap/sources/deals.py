@@ -41,7 +41,7 @@ from journeymap.sources.batch import ImportResult, check_not_imported, write_imp
 from journeymap.sources.columns import ColumnResolver
 from journeymap.sources.deal_history import history_stays, read_stage_entries, stage_columns
 from journeymap.sources.readers import read_input
-from journeymap.sources.spend import ISO_DATE
+from journeymap.sources.timestamps import parse_timestamps
 from journeymap.sources.values import numbers, text, unique_ids
 from journeymap.store.store import Store
 
@@ -472,41 +472,6 @@ def _optional_timestamps(frame: pd.DataFrame, column: str | None, *, file: str) 
     if column is None:
         return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
     return parse_timestamps(frame[column], file=file, column=column)
-
-
-def parse_timestamps(values: pd.Series, *, file: str, column: str) -> pd.Series:
-    """Parse ISO 8601 dates or date-times into UTC timestamps. Empty cells become NaT.
-
-    A value without an offset is read as UTC, and a date alone as midnight UTC. Forms such
-    as ``03/01/2024`` are rejected, because the order of day and month differs between
-    exports.
-
-    Raises:
-        InputError: a cell is not in ISO 8601 form or is not a valid date.
-    """
-    if pd.api.types.is_datetime64_any_dtype(values):
-        utc: pd.Series = (
-            values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
-        )
-        return utc
-
-    cells = text(values.astype("string"))
-    is_iso = cells.str.fullmatch(ISO_DATE).fillna(False).astype(bool)
-    parsed = pd.to_datetime(
-        cells.where(is_iso).astype("object"), format="ISO8601", utc=True, errors="coerce"
-    )
-    bad = cells.notna() & parsed.isna()
-    if bad.any():
-        row = _first_row(bad)
-        raise InputError(
-            f"date {values.iloc[row]!r} is not a date in ISO 8601 form",
-            file=file,
-            row=row + 1,
-            column=column,
-            value=values.iloc[row],
-            hint="Write dates as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, for example 2024-03-01",
-        )
-    return parsed
 
 
 def _check_date_order(rows: pd.DataFrame, columns: ColumnResolver, *, file: str) -> None:

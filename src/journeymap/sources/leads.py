@@ -43,8 +43,8 @@ import pandas as pd
 from journeymap.common.errors import InputError
 from journeymap.sources.batch import ImportResult, check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver
-from journeymap.sources.deals import parse_timestamps
 from journeymap.sources.readers import InputFile, read_input
+from journeymap.sources.timestamps import parse_timestamps
 from journeymap.sources.values import text, unique_ids
 from journeymap.store.store import Store
 

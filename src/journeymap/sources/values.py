@@ -22,27 +22,40 @@ def _first_row(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0])
 
 
-def unique_ids(values: pd.Series, *, file: str, column: str, what: str = "id") -> pd.Series:
+def unique_ids(
+    values: pd.Series,
+    *,
+    file: str,
+    column: str,
+    what: str = "id",
+    kept: pd.Series | None = None,
+) -> pd.Series:
     """Return the trimmed ids of a key column, which must be present and unique.
+
+    ``kept`` (a boolean mask aligned with ``values``) limits both checks to the rows that
+    the import keeps, so that deleted rows and replaced history versions may repeat an id
+    or lack one. The ids of every row are returned.
 
     Raises:
         InputError: naming the row of the first missing id, or of the first repeated one and
             the row it repeats.
     """
     ids = text(values)
-    if ids.isna().any():
+    checked = pd.Series(True, index=ids.index) if kept is None else kept.astype(bool)
+    missing = checked & ids.isna()
+    if missing.any():
         raise InputError(
             f"{what} is missing",
             file=file,
-            row=_first_row(ids.isna()) + 1,
+            row=_first_row(missing) + 1,
             column=column,
             hint=f"Fill in the {what} of every row",
         )
 
-    duplicate = ids.duplicated()
+    duplicate = checked & ids.where(checked).duplicated() & ids.notna()
     if duplicate.any():
         row = _first_row(duplicate)
-        first = _first_row(ids == ids.iloc[row])
+        first = _first_row(checked & (ids == ids.iloc[row]).fillna(False))
         raise InputError(
             f"{what} {ids.iloc[row]!r} is a duplicate of row {first + 1}",
             file=file,
@@ -154,3 +167,67 @@ def flags(values: pd.Series, *, file: str, column: str) -> pd.Series:
             hint="Mark converting rows with 1 and other rows with 0 or an empty cell",
         )
     return is_true.astype(bool)
+
+
+def true_false(frame: pd.DataFrame, column: str | None, *, file: str, default: bool) -> pd.Series:
+    """Parse a true/false column; an empty cell, or a missing column (None), is ``default``.
+
+    Raises:
+        InputError: a cell is neither true nor false (1/0, t/f, yes/no are accepted).
+    """
+    if column is None:
+        return pd.Series(default, index=frame.index, dtype=bool)
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values):
+        return values.fillna(default).astype(bool)
+    words = text(values.astype("string")).str.lower()
+    is_true = words.isin(TRUE_WORDS).fillna(False).astype(bool)
+    bad = (words.notna() & ~is_true & ~words.isin(FALSE_WORDS)).fillna(False).astype(bool)
+    if bad.any():
+        row = _first_row(bad)
+        raise InputError(
+            f"flag {values.iloc[row]!r} is neither true nor false",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=values.iloc[row],
+            hint="Write true or false (or 1 and 0) in this column",
+        )
+    return is_true | (words.isna() & default)
+
+
+def known_flags(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
+    """Parse a true/false column into nullable booleans, missing where the cell is empty.
+
+    A missing column (None) gives missing values for every row.
+
+    Raises:
+        InputError: a cell is neither true nor false.
+    """
+    if column is None:
+        return pd.Series(pd.NA, index=frame.index, dtype="boolean")
+    parsed = true_false(frame, column, file=file, default=False).astype("boolean")
+    return parsed.mask(text(frame[column].astype("string")).isna())
+
+
+def live_rows(
+    frame: pd.DataFrame,
+    *,
+    file: str,
+    active: str | None = None,
+    deleted: tuple[str | None, ...] = (),
+) -> pd.Series:
+    """Return the mask of the rows that are current records, as warehouse syncs mark them.
+
+    A row is False when its ``active`` column (Fivetran's ``_fivetran_active``) is false,
+    because a newer version of the record replaced it, or when any of the ``deleted``
+    columns (``_fivetran_deleted``, ``is_deleted``) is true. Empty cells keep the row, and
+    None stands for a column the file lacks.
+
+    Raises:
+        InputError: a flag cell is neither true nor false.
+    """
+    kept = true_false(frame, active, file=file, default=True)
+    for column in deleted:
+        kept &= ~true_false(frame, column, file=file, default=False)
+    return kept
