@@ -343,10 +343,76 @@ def test_icp_ranks_segments(shared_data: Path, tmp_path: Path) -> None:
     assert profile["rank"].tolist() == sorted(profile["rank"])
     assert profile.overall_win_rate.iloc[0] == pytest.approx(4_238 / 6_711)
     assert "1,425 no account" in result.stderr
+    # The export has no churn dates, so retention is shown as unknown.
+    assert profile["customers"].sum() == 3 * 85
+    assert profile["retention_rate"].isna().all()
+    assert "churned_at column" in result.stderr
 
     unknown = run_cli("icp", "--by", "colour", "--store", store)
     assert unknown.returncode == 1
     assert "industry, size_band, region, plan" in unknown.stderr
+
+
+def test_icp_shows_retention_columns(tmp_path: Path) -> None:
+    deals = tmp_path / "deals.csv"
+    pd.DataFrame(
+        {
+            "deal_id": ["d1", "d2", "d3", "d4", "d5"],
+            "account": ["a1", "a2", "a3", "a3", "a4"],
+            "stage": ["Won", "Won", "Won", "Lost", "Won"],
+            "engage_date": ["2024-01-01"] * 5,
+            "close_date": ["2024-01-10", "2024-01-10", "2024-01-10", "2024-03-01", "2025-03-01"],
+            "name": ["New", "New", "New", "Renewal", "New"],
+        }
+    ).to_csv(deals, index=False)
+    accounts = tmp_path / "accounts.csv"
+    pd.DataFrame(
+        {
+            "account": ["a1", "a2", "a3", "a4"],
+            "sector": ["retail", "retail", "media", "media"],
+            "churn_date": ["2024-06-01", "", "", ""],
+        }
+    ).to_csv(accounts, index=False)
+    store = str(tmp_path / "churn.duckdb")
+    imported = run_cli("import", "deals", str(deals), "--accounts", str(accounts), "--store", store)
+    assert imported.returncode == 0, imported.stderr
+
+    result = run_cli("icp", "--by", "industry", "--format", "json", "--store", store)
+    without = run_cli(
+        "icp", "--by", "industry", "--format", "json", "--renewal-pattern", "", "--store", store
+    )
+    later = run_cli(
+        "icp", "--by", "industry", "--format", "json", "--as-of", "2024-12-31", "--store", store
+    )
+    table = run_cli("icp", "--store", store)
+    bad = run_cli("icp", "--renewal-pattern", "(", "--store", store)
+
+    assert result.returncode == 0, result.stderr
+    rows = {row["industry"]: row for row in json.loads(result.stdout)}
+    assert rows["retail"]["customers"] == 2
+    assert rows["retail"]["churned"] == 1
+    assert rows["retail"]["retention_rate"] == 0.5
+    # a3 lost a renewal, and a4 was won on 2025-03-01, the end of the data.
+    assert rows["media"]["churned"] == 1
+    assert rows["media"]["too_recent"] == 1
+    assert rows["media"]["horizon_customers"] == 1
+    assert rows["media"]["horizon_retention_rate"] == 0.0
+    assert {row["industry"]: row["churned"] for row in json.loads(without.stdout)} == {
+        "media": 0,
+        "retail": 1,
+    }
+    assert rows["retail"]["horizon_customers"] == 2
+    assert rows["retail"]["horizon_retained"] == 1
+    # On 2024-12-31 no customer had been one for 365 days.
+    later_rows = {row["industry"]: row for row in json.loads(later.stdout)}
+    assert later_rows["media"]["horizon_customers"] == 0
+    assert later_rows["retail"]["too_recent"] == 2
+    assert table.returncode == 0, table.stderr
+    assert "retention" in table.stdout
+    assert "churned_at column" not in table.stderr
+    assert bad.returncode == 1
+    assert "--renewal-pattern" in bad.stderr
+    assert "not a valid regular expression" in bad.stderr
 
 
 def test_dropoff_flags_top_segments(shared_data: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ def import_file(
     platform: str | None = None,
     accounts_file: str | Path | None = None,
     products_file: str | Path | None = None,
+    history_file: str | Path | None = None,
+    stage_labels_file: str | Path | None = None,
     deals_file: str | Path | None = None,
     phone_region: str | None = None,
     touch_type: str | None = None,
@@ -104,8 +107,10 @@ def import_file(
     """Import one file into the store, all rows or none.
 
     A file whose exact bytes are already in the store is skipped, because its rows would
-    count twice; the result reports the skip. ``accounts_file`` and ``products_file`` go with a
-    ``deals`` file only, and ``deals_file`` (the closed deals) with a ``leads`` file.
+    count twice; the result reports the skip. ``accounts_file``, ``products_file``,
+    ``history_file`` (a long stage history table) and ``stage_labels_file`` (HubSpot's
+    ``deal_pipeline_stage`` table) go with a ``deals`` file only, and ``deals_file`` (the
+    closed deals) with a ``leads`` file.
     ``phone_region`` goes with a ``contacts`` file: the country of phone numbers written
     without a country code, ``collector.phone_region`` when None. ``touch_type`` goes with an
     ``offline`` file: the type of rows whose file names none (webinar, event, call, ...).
@@ -127,6 +132,8 @@ def import_file(
             platform=platform,
             accounts_file=accounts_file,
             products_file=products_file,
+            history_file=history_file,
+            stage_labels_file=stage_labels_file,
             deals_file=deals_file,
             phone_region=phone_region,
             touch_type=touch_type,
@@ -150,6 +157,8 @@ def _import_file(
     platform: str | None,
     accounts_file: str | Path | None = None,
     products_file: str | Path | None = None,
+    history_file: str | Path | None = None,
+    stage_labels_file: str | Path | None = None,
     deals_file: str | Path | None = None,
     phone_region: str | None = None,
     touch_type: str | None = None,
@@ -194,6 +203,8 @@ def _import_file(
             path,
             accounts_file=accounts_file,
             products_file=products_file,
+            history_file=history_file,
+            stage_labels_file=stage_labels_file,
             mapping=mapping,
             separator=separator,
             currency=config.currency,
@@ -940,14 +951,23 @@ def icp(
     dimensions: Sequence[str] = ("industry", "size_band", "region"),
     min_closed: int = 30,
     alpha: float = 0.05,
+    min_customers: int = 20,
+    horizon_days: float = 365.0,
+    renewal_pattern: str | None = "renewal",
+    as_of: datetime | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Return the ranked ideal customer profile, or with ``by`` one dimension's segments.
 
-    The second value is a note on the deals left out (without an account, or still open).
+    ``min_customers``, ``horizon_days``, ``renewal_pattern`` and ``as_of`` set the retention
+    columns (see :mod:`journeymap.analyses.icp`). ``renewal_pattern`` None or empty counts
+    no renewal deals as churn. The second value is a note on the deals left out (without
+    an account, or still open).
 
     Raises:
         StoreError: the store has no deals or no accounts.
-        ConfigError: ``by`` or a dimension is not one of :data:`ICP_DIMENSIONS`.
+        ConfigError: ``by`` or a dimension is not one of :data:`ICP_DIMENSIONS`,
+            ``horizon_days`` is not positive, or ``renewal_pattern`` is not a valid regular
+            expression.
     """
     from journeymap.analyses import icp as analysis
 
@@ -963,6 +983,8 @@ def icp(
                 location="--by" if by is not None else "--dimensions",
                 hint=f"Use one of {', '.join(ICP_DIMENSIONS)}",
             )
+    pattern = renewal_pattern or None
+    _check_retention_settings(horizon_days, pattern)
     deals, accounts = store.table("deals"), store.table("accounts")
     wanted = [by] if by is not None else list(dimensions)
     if {"committee_size", "committee_roles"} & set(wanted):
@@ -971,12 +993,48 @@ def icp(
     parts = [f"{int(row.deals):,} {row.reason}" for row in excluded.itertuples()]
     note = "left out: " + ", ".join(parts) if parts else ""
     if by is not None:
-        frame: pd.DataFrame = analysis.segment_performance(deals, accounts, by=by).to_pandas()
+        table = analysis.segment_performance(
+            deals,
+            accounts,
+            by=by,
+            as_of=as_of,
+            horizon_days=horizon_days,
+            renewal_pattern=pattern,
+        )
+        frame: pd.DataFrame = table.to_pandas()
         return frame, note
     profile = analysis.ideal_customer_profile(
-        deals, accounts, dimensions=tuple(dimensions), min_closed=min_closed, alpha=alpha
+        deals,
+        accounts,
+        dimensions=tuple(dimensions),
+        min_closed=min_closed,
+        alpha=alpha,
+        min_customers=min_customers,
+        as_of=as_of,
+        horizon_days=horizon_days,
+        renewal_pattern=pattern,
     )
     return profile, note
+
+
+def _check_retention_settings(horizon_days: float, renewal_pattern: str | None) -> None:
+    """Raise ConfigError when the ICP's horizon or renewal pattern is invalid."""
+    if not horizon_days > 0:
+        raise ConfigError(
+            f"invalid retention horizon {horizon_days!r}",
+            location="--horizon-days",
+            hint="Give a number of days above 0, for example 365",
+        )
+    if renewal_pattern is None:
+        return
+    try:
+        re.compile(renewal_pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"renewal pattern {renewal_pattern!r} is not a valid regular expression: {exc}",
+            location="--renewal-pattern",
+            hint="Escape special characters, or give an empty pattern to count no renewals",
+        ) from exc
 
 
 def dropoff(

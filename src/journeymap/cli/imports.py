@@ -143,6 +143,21 @@ def import_deals(
         Path | None,
         typer.Option("--products", help="Products file, read only to check product spellings."),
     ] = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            help="Stage history table: HubSpot's deal_stage, Salesforce's opportunity history "
+            "(Fivetran history mode) or OpportunityHistory, recognised by its columns.",
+        ),
+    ] = None,
+    stage_labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--stage-labels",
+            help="HubSpot's deal_pipeline_stage table, which names the stage ids.",
+        ),
+    ] = None,
 ) -> None:
     """Import CRM deals: id, account, stage, engage and close dates, amount, owner."""
     from journeymap.sources.columns import parse_mapping_options
@@ -156,6 +171,8 @@ def import_deals(
         separator=sep,
         accounts_file=accounts,
         products_file=products,
+        history_file=history,
+        stage_labels_file=stage_labels,
     )
 
 

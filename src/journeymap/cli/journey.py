@@ -148,6 +148,13 @@ def stages_command(
     print_frame(frame, output, digits=1)
 
 
+NO_CHURN_NOTE = (
+    "no account has a churn date and no closed deal is a renewal, so the retention columns "
+    "are empty (and left out of --format table). Import an accounts file with a churned_at "
+    "column to fill them"
+)
+
+
 @app.command()
 def icp(
     by: Annotated[
@@ -167,24 +174,77 @@ def icp(
     ] = 30,
     alpha: Annotated[
         float,
-        typer.Option("--alpha", min=0.0, max=1.0, help="Significance level of the win-rate test."),
+        typer.Option(
+            "--alpha",
+            min=0.0,
+            max=1.0,
+            help="Significance level of the win-rate and retention tests.",
+        ),
     ] = 0.05,
+    min_customers: Annotated[
+        int,
+        typer.Option(
+            "--min-customers", min=1, help="Customers a segment needs for its retention to count."
+        ),
+    ] = 20,
+    horizon_days: Annotated[
+        float,
+        typer.Option(
+            "--horizon-days",
+            help="Days after the first win at which horizon retention is measured.",
+        ),
+    ] = 365.0,
+    renewal_pattern: Annotated[
+        str,
+        typer.Option(
+            "--renewal-pattern",
+            help="Regular expression that marks renewal deals by name or pipeline, in any "
+            'case. A lost renewal marks its account churned, and "" turns this off.',
+        ),
+    ] = "renewal",
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Date that horizon retention is measured at, YYYY-MM-DD "
+            "(default: the latest deal or churn date).",
+        ),
+    ] = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.table,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Rank the segments that win more often than the rest: the ICP that the CRM supports."""
+    """Rank the segments that win more often and keep their customers longer: the ICP."""
     settings = read_config(config)
     names = [name.strip() for name in dimensions.split(",") if name.strip()]
+    moment = _as_of(as_of, settings)
     opened = open_for(store, settings, must_exist=True)
     try:
-        frame, note = api.icp(opened, by=by, dimensions=names, min_closed=min_closed, alpha=alpha)
+        frame, note = api.icp(
+            opened,
+            by=by,
+            dimensions=names,
+            min_closed=min_closed,
+            alpha=alpha,
+            min_customers=min_customers,
+            horizon_days=horizon_days,
+            renewal_pattern=renewal_pattern,
+            as_of=moment,
+        )
     finally:
         opened.close()
     if note:
         err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
+    if frame["churned"].isna().all():
+        err.print(Text.assemble(("note: ", "yellow"), NO_CHURN_NOTE), highlight=False)
+        if output is OutputFormat.table:
+            from journeymap.analyses import icp as icp_analysis
+
+            # Empty columns would only squeeze the others. CSV and JSON keep every column.
+            retention = {*icp_analysis.CHURN_COLUMNS, *icp_analysis.RETENTION_PROFILE_COLUMNS}
+            frame = frame.drop(columns=[name for name in frame.columns if name in retention])
     print_frame(frame, output, money={"acv", "won_revenue"}, digits=3)
 
 

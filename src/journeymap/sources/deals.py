@@ -12,8 +12,28 @@ Output: one ``deals`` row per input row, including deals with no account (null
 ``account_id``). A stage in ``won_stages`` is won and closed, one in ``lost_stages`` is closed
 and not won, and any other stage is open. Stage names are compared case-insensitively.
 
-When the input has stage-entry columns (``Date entered "<stage> (<pipeline>)"`` and the like,
-see :mod:`journeymap.sources.deal_history`), ``deal_stages`` holds that history. Otherwise
+The tables that Fivetran writes are read as they are: HubSpot's ``deal`` (``deal_id``,
+``deal_pipeline_id``, ``deal_pipeline_stage_id``, ``property_amount``, ``property_closedate``,
+``property_createdate``, ``property_dealname``, ``owner_id``) and Salesforce's ``opportunity``
+(``id``, ``account_id``, ``stage_name``, ``amount``, ``close_date``, ``created_date``, ``is_won``,
+``is_closed``, ``owner_id``, ``name``). Rows marked deleted (``is_deleted`` or
+``_fivetran_deleted`` true) or replaced by a newer version (``_fivetran_active`` false) are
+skipped, as :mod:`journeymap.sources.contacts` skips them, and a warning counts them. Where the
+file has ``is_won`` and ``is_closed`` flags (or HubSpot's ``hs_is_closed_won`` and
+``hs_is_closed``), a non-empty flag decides won, lost or open. Else the flags of the deal's
+stage in a stage labels table decide, and else the stage name does.
+
+NOTE: Salesforce's ``type`` and ``lead_source`` are not read, because ``deals`` has no column
+for them.
+
+When a stage history file is given (``history_file``: HubSpot's ``deal_stage``, Salesforce's
+opportunity history or ``OpportunityHistory``, see :mod:`journeymap.sources.crm_history`),
+``deal_stages`` holds its stays, and a deal whose stage cell is empty takes the stage of its
+last history entry. HubSpot's stage ids are named by a ``deal_pipeline_stage`` table
+(``stage_labels_file``) in ``deals`` and ``deal_stages`` alike. An empty stage that no history
+fills is an error. Without a history file, when the input has stage-entry columns
+(``Date entered "<stage> (<pipeline>)"`` and the like, see
+:mod:`journeymap.sources.deal_history`), ``deal_stages`` holds that history. Otherwise
 ``deal_stages`` rows are derived from the dates. A closed deal with a start date was in
 ``start_stage`` (default ``Engaging``) from that date until its close date, and in its final
 stage from the close date on. An open deal with a start date has been in its current stage
@@ -38,11 +58,20 @@ import pandas as pd
 
 from journeymap.common.errors import InputError
 from journeymap.sources.batch import ImportResult, check_not_imported, write_import
-from journeymap.sources.columns import ColumnResolver
+from journeymap.sources.columns import ColumnResolver, normalise_name
+from journeymap.sources.crm_history import (
+    StageHistory,
+    StageLabels,
+    counted,
+    read_stage_history,
+    read_stage_labels,
+    stage_id_warnings,
+    stays_for_deals,
+)
 from journeymap.sources.deal_history import history_stays, read_stage_entries, stage_columns
 from journeymap.sources.readers import read_input
-from journeymap.sources.timestamps import parse_timestamps
-from journeymap.sources.values import numbers, text, unique_ids
+from journeymap.sources.timestamps import parse_crm_timestamps, parse_timestamps
+from journeymap.sources.values import known_flags, live_rows, numbers, text, unique_ids
 from journeymap.store.store import Store
 
 log = logging.getLogger("journeymap")
@@ -50,16 +79,41 @@ log = logging.getLogger("journeymap")
 DEAL_ALIASES: dict[str, list[str]] = {
     "deal_id": ["opportunity_id", "deal_id", "id", "record_id", "hs_object_id"],
     "account_id": ["account", "account_id", "company", "accountid"],
-    "name": ["name", "deal_name", "dealname", "opportunity_name"],
-    "stage": ["deal_stage", "stage", "dealstage", "stagename"],
-    "created_at": ["engage_date", "created_at", "createdate", "create_date", "createddate"],
-    "closed_at": ["close_date", "closedate", "closed_at"],
-    "amount": ["close_value", "amount"],
-    "currency": ["currency", "deal_currency_code", "currencyisocode"],
-    "owner": ["sales_agent", "owner", "hubspot_owner_id", "ownerid"],
+    "name": ["name", "deal_name", "dealname", "opportunity_name", "property_dealname"],
+    "stage": [
+        "deal_stage",
+        "stage",
+        "dealstage",
+        "stagename",
+        "stage_name",
+        "deal_pipeline_stage_id",
+    ],
+    "created_at": [
+        "engage_date",
+        "created_at",
+        "createdate",
+        "create_date",
+        "createddate",
+        "created_date",
+        "property_createdate",
+    ],
+    "closed_at": ["close_date", "closedate", "closed_at", "property_closedate"],
+    "amount": ["close_value", "amount", "property_amount"],
+    "currency": [
+        "currency",
+        "deal_currency_code",
+        "currencyisocode",
+        "currency_iso_code",
+    ],
+    "owner": ["sales_agent", "owner", "hubspot_owner_id", "ownerid", "owner_id"],
     "product": ["product"],
-    "pipeline": ["pipeline"],
-    "lost_reason": ["lost_reason", "closed_lost_reason"],
+    "pipeline": ["pipeline", "deal_pipeline_id"],
+    "lost_reason": ["lost_reason", "closed_lost_reason", "property_closed_lost_reason"],
+    "is_won": ["is_won", "iswon", "hs_is_closed_won", "property_hs_is_closed_won"],
+    "is_closed": ["is_closed", "isclosed", "hs_is_closed", "property_hs_is_closed"],
+    "deleted": ["is_deleted", "isdeleted"],
+    "fivetran_deleted": ["_fivetran_deleted"],
+    "active": ["_fivetran_active"],
 }
 ACCOUNT_ALIASES: dict[str, list[str]] = {
     "account_id": ["account", "account_id", "company", "name"],
@@ -83,6 +137,8 @@ PRODUCT_ALIASES: dict[str, list[str]] = {"product": ["product", "product_name", 
 WON_STAGES: tuple[str, ...] = ("Won", "Closed Won", "closedwon")
 LOST_STAGES: tuple[str, ...] = ("Lost", "Closed Lost", "closedlost")
 START_STAGE = "Engaging"
+HUBSPOT_STAGE_ID_COLUMNS = frozenset({"deal_pipeline_stage_id"})
+"""Deal columns that contain HubSpot stage ids rather than stage names."""
 
 # Industry names that a sector column is checked against: a sector that is not one of them
 # but differs from one by a letter or two is reported as a likely typo.
@@ -120,6 +176,8 @@ def import_deals(
     *,
     accounts_file: str | Path | None = None,
     products_file: str | Path | None = None,
+    history_file: str | Path | None = None,
+    stage_labels_file: str | Path | None = None,
     mapping: Mapping[str, str] | None = None,
     separator: str | None = None,
     currency: str = "USD",
@@ -127,18 +185,23 @@ def import_deals(
     lost_stages: Sequence[str] = LOST_STAGES,
     start_stage: str = START_STAGE,
 ) -> ImportResult:
-    """Import a deals file, and optionally its accounts, in one transaction.
+    """Import a deals file, and optionally its accounts and stage history, in one transaction.
 
-    ``mapping`` and ``separator`` apply to the deals file; the accounts and products files
-    are recognised by their column names. ``currency`` applies to deals without a currency
-    column. The import is identified by the deals file's bytes, so importing the same deals
-    file again is rejected whatever accounts file comes with it.
+    ``mapping`` and ``separator`` apply to the deals file; the accounts, products, history
+    and stage labels files are recognised by their column names. ``history_file`` is a long
+    stage history table and ``stage_labels_file`` HubSpot's ``deal_pipeline_stage`` table
+    (module docstring). ``currency`` applies to deals without a currency column. The import
+    is identified by the deals file's bytes, so importing the same deals file again is
+    rejected whatever other files come with it.
 
     Raises:
         InputError: a file is missing, or it has no id or stage column, or a cell is
-            invalid. Invalid cells are an empty or duplicate deal id, an empty stage, a date
-            not in ISO 8601 form, a negative or non-numeric amount, and a close date before
-            the start date.
+            invalid. Invalid cells are an empty or duplicate deal id, an empty stage that no
+            history fills, a date that is neither ISO 8601 nor epoch milliseconds, a negative
+            or non-numeric amount, a flag that is neither true nor false, and a close date
+            before the start date. The history and labels files are checked as
+            :func:`journeymap.sources.crm_history.read_stage_history` and
+            :func:`journeymap.sources.crm_history.read_stage_labels` describe.
         AlreadyImportedError: the deals file's bytes were imported before.
     """
     source = read_input(deals_file, separator=separator)
@@ -147,6 +210,10 @@ def import_deals(
     columns = ColumnResolver(
         file=source.path, columns=list(source.frame.columns), aliases=DEAL_ALIASES, mapping=mapping
     )
+    labels = read_stage_labels(stage_labels_file) if stage_labels_file is not None else None
+    stage_history = (
+        read_stage_history(history_file, labels=labels) if history_file is not None else None
+    )
     deals = read_deals_frame(
         source.frame,
         columns,
@@ -154,9 +221,17 @@ def import_deals(
         currency=currency,
         won_stages=won_stages,
         lost_stages=lost_stages,
+        labels=labels,
+        history=stage_history,
     )
+    warnings = _skipped_warnings(len(source.frame) - len(deals))
+    warnings += _deal_stage_id_warnings(deals, columns, labels, file=source.path)
+
     history = stage_columns(list(source.frame.columns), list(deals["pipeline"].dropna().unique()))
-    if history:
+    if stage_history is not None:
+        stages, history_warnings = stays_for_deals(stage_history, deals)
+        warnings += stage_history.warnings + history_warnings
+    elif history:
         entries = read_stage_entries(
             source.frame,
             history,
@@ -167,7 +242,8 @@ def import_deals(
         stages = derive_stages(deals, start_stage=start_stage)
     tables: dict[str, pd.DataFrame] = {"deals": deals, "deal_stages": stages}
 
-    warnings = _deal_warnings(deals)
+    if stage_history is None:
+        warnings += _deal_warnings(deals)
     product_column = columns.get("product")
     deal_products = text(source.frame[product_column]) if product_column else None
     warnings += product_warnings(deal_products, _read_products(products_file))
@@ -197,41 +273,106 @@ def read_deals_frame(
     currency: str = "USD",
     won_stages: Sequence[str] = WON_STAGES,
     lost_stages: Sequence[str] = LOST_STAGES,
+    labels: StageLabels | None = None,
+    history: StageHistory | None = None,
 ) -> pd.DataFrame:
-    """Turn deal rows into ``deals`` rows (without ``import_id``), one per input row.
+    """Turn deal rows into ``deals`` rows (without ``import_id``), one per current input row.
 
-    ``name`` is the deal name column or, in files without one, the product. Amounts are in
-    currency units, and an empty amount stays null. Dates become UTC timestamps.
+    Deleted rows and replaced versions are left out (module docstring). ``name`` is the deal
+    name column or, in files without one, the product. Amounts are in currency units, and an
+    empty amount stays null. Dates become UTC timestamps. An empty stage cell takes the stage
+    of the deal's last ``history`` entry. ``labels`` name stage ids, and their closed and won
+    flags apply where the row has none.
 
     Raises:
         InputError: see :func:`import_deals`.
     """
     id_column = columns.require("deal_id", why="the CRM id of each deal")
     stage_column = columns.require("stage", why="the current stage of each deal")
+    kept = live_rows(
+        frame,
+        file=file,
+        active=columns.get("active"),
+        deleted=(columns.get("deleted"), columns.get("fivetran_deleted")),
+    )
+    # Skipped rows are blanked rather than dropped, so that errors keep the file's row numbers.
+    live = frame.where(kept, axis=0)
 
     def column_text(field: str) -> pd.Series:
         name = columns.get(field)
-        return text(frame[name]) if name else pd.Series(pd.NA, index=frame.index, dtype="string")
+        return text(live[name]) if name else pd.Series(pd.NA, index=frame.index, dtype="string")
 
     rows = pd.DataFrame(index=frame.index)
-    rows["deal_id"] = _deal_ids(frame[id_column], file=file, column=id_column)
+    rows["deal_id"] = unique_ids(frame[id_column], file=file, column=id_column, kept=kept)
     rows["account_id"] = column_text("account_id")
     rows["name"] = column_text("name").fillna(column_text("product"))
-    rows["amount"] = _amounts(frame, columns.get("amount"), file=file)
+    rows["amount"] = _amounts(live, columns.get("amount"), file=file)
     rows["currency"] = column_text("currency").str.upper().fillna(currency.strip().upper())
     rows["pipeline"] = column_text("pipeline")
     rows["owner"] = column_text("owner")
     rows["lost_reason"] = column_text("lost_reason")
 
-    stages = _required_text(frame[stage_column], file=file, column=stage_column, what="stage")
+    stage_ids = text(live[stage_column])
+    if history is not None:
+        stage_ids = stage_ids.fillna(rows["deal_id"].map(history.latest_stage_ids()))
+    missing = kept & stage_ids.isna()
+    if missing.any():
+        raise InputError(
+            "stage is missing",
+            file=file,
+            row=_first_row(missing) + 1,
+            column=stage_column,
+            hint=(
+                "Fill in the stage of every deal, or pass a stage history (--history) whose "
+                "last entry for the deal gives it"
+            ),
+        )
+    stages = labels.name(stage_ids) if labels is not None else stage_ids
     rows["stage"] = stages
-    rows["is_won"] = _stage_in(stages, won_stages)
-    rows["is_closed"] = rows["is_won"] | _stage_in(stages, lost_stages)
+    rows["is_won"], rows["is_closed"] = _outcomes(
+        live,
+        columns,
+        stages,
+        stage_ids,
+        labels,
+        file=file,
+        won_stages=won_stages,
+        lost_stages=lost_stages,
+    )
 
-    rows["created_at"] = _optional_timestamps(frame, columns.get("created_at"), file=file)
-    rows["closed_at"] = _optional_timestamps(frame, columns.get("closed_at"), file=file)
+    rows["created_at"] = _optional_timestamps(live, columns.get("created_at"), file=file)
+    rows["closed_at"] = _optional_timestamps(live, columns.get("closed_at"), file=file)
     _check_date_order(rows, columns, file=file)
-    return rows.reset_index(drop=True)
+    return rows[kept].reset_index(drop=True)
+
+
+def _outcomes(
+    frame: pd.DataFrame,
+    columns: ColumnResolver,
+    stages: pd.Series,
+    stage_ids: pd.Series,
+    labels: StageLabels | None,
+    *,
+    file: str,
+    won_stages: Sequence[str],
+    lost_stages: Sequence[str],
+) -> tuple[pd.Series, pd.Series]:
+    """Return each deal's won and closed flags.
+
+    Each flag comes from the first source that has it: the row's own ``is_won`` or
+    ``is_closed`` cell, then the stage's flags in ``labels``, then the stage name. A won deal
+    is closed.
+    """
+    named_won = _stage_in(stages, won_stages)
+    named_closed = named_won | _stage_in(stages, lost_stages)
+    is_won = known_flags(frame, columns.get("is_won"), file=file)
+    is_closed = known_flags(frame, columns.get("is_closed"), file=file)
+    if labels is not None:
+        is_won = is_won.fillna(stage_ids.map(labels.stages["is_won"]).astype("boolean"))
+        is_closed = is_closed.fillna(stage_ids.map(labels.stages["is_closed"]).astype("boolean"))
+    won = is_won.fillna(named_won).astype(bool)
+    closed = is_closed.fillna(named_closed).astype(bool) | won
+    return won, closed
 
 
 def derive_stages(deals: pd.DataFrame, *, start_stage: str = START_STAGE) -> pd.DataFrame:
@@ -257,12 +398,17 @@ def derive_stages(deals: pd.DataFrame, *, start_stage: str = START_STAGE) -> pd.
     )
 
     closed_started = deals[closed & has_close & has_start]
+    # A close date without a time may fall before the creation time of the same day. The
+    # start stay then lasts no time, rather than ending before it begins.
+    started = closed_started["created_at"].where(
+        closed_started["created_at"] <= closed_started["closed_at"], closed_started["closed_at"]
+    )
     before_close = pd.DataFrame(
         {
             "deal_id": closed_started["deal_id"],
             "pipeline": closed_started["pipeline"],
             "stage": start_stage,
-            "entered_at": closed_started["created_at"],
+            "entered_at": started,
             "exited_at": closed_started["closed_at"],
         }
     )
@@ -398,6 +544,26 @@ def _read_products(path: str | Path | None) -> pd.Series | None:
     return text(source.frame[columns.require("product", why="the product name")])
 
 
+def _skipped_warnings(skipped: int) -> list[str]:
+    if not skipped:
+        return []
+    return [f"skipped {counted(skipped, 'deleted or replaced row')}"]
+
+
+def _deal_stage_id_warnings(
+    deals: pd.DataFrame, columns: ColumnResolver, labels: StageLabels | None, *, file: str
+) -> list[str]:
+    """Return the warning about HubSpot stage ids of the deals that no label names."""
+    stage_column = columns.get("stage")
+    if stage_column is None or normalise_name(stage_column) not in HUBSPOT_STAGE_ID_COLUMNS:
+        return []
+    stages = deals["stage"]
+    if labels is not None:
+        # The named stages are labels now, so the rest are ids that the labels table lacks.
+        stages = stages[~stages.isin(labels.stages["label"])]
+    return stage_id_warnings(stages, labels, where=file)
+
+
 def _deal_warnings(deals: pd.DataFrame) -> list[str]:
     undated = int((deals["is_closed"] & deals["closed_at"].isna()).sum())
     if not undated:
@@ -425,20 +591,6 @@ def _stage_in(stages: pd.Series, names: Sequence[str]) -> pd.Series:
 
 def _first_row(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0])
-
-
-def _required_text(values: pd.Series, *, file: str, column: str, what: str) -> pd.Series:
-    cells = text(values)
-    if cells.isna().any():
-        row = _first_row(cells.isna())
-        raise InputError(
-            f"{what} is missing",
-            file=file,
-            row=row + 1,
-            column=column,
-            hint=f"Fill in the {what} of every row",
-        )
-    return cells
 
 
 def _deal_ids(values: pd.Series, *, file: str, column: str) -> pd.Series:
@@ -471,11 +623,14 @@ def _employees(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Seri
 def _optional_timestamps(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
     if column is None:
         return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
-    return parse_timestamps(frame[column], file=file, column=column)
+    return parse_crm_timestamps(frame, column, file=file)
 
 
 def _check_date_order(rows: pd.DataFrame, columns: ColumnResolver, *, file: str) -> None:
-    early = (rows["closed_at"] < rows["created_at"]).fillna(False).astype(bool)
+    # Days are compared, because a close date often has no time (Salesforce's CloseDate is a
+    # date) while the creation date does. So a deal created and closed on one day is in order.
+    closed_day = rows["closed_at"].dt.floor("D")
+    early = (closed_day < rows["created_at"].dt.floor("D")).fillna(False).astype(bool)
     if early.any():
         row = _first_row(early)
         raise InputError(
