@@ -220,3 +220,53 @@ def test_spend_report_has_campaign_coverage(spend_page: str) -> None:
 
 def test_touch_report_without_spend_has_no_coverage(touches_page: str) -> None:
     assert 'id="coverage"' not in touches_page
+
+
+def test_icp_section_shows_retention(store: Store) -> None:
+    deals = pd.DataFrame(
+        {
+            "deal_id": [f"d{n}" for n in range(4)],
+            "account_id": ["a1", "a2", "a3", "a4"],
+            "is_won": [True, True, True, False],
+            "is_closed": True,
+            "closed_at": pd.to_datetime(["2024-01-10"] * 4, utc=True),
+        }
+    )
+    store.append("deals", deals)
+    store.append(
+        "accounts",
+        pd.DataFrame(
+            {
+                "account_id": ["a1", "a2", "a3", "a4"],
+                "industry": ["retail", "retail", "media", "media"],
+                "churned_at": pd.to_datetime(["2024-06-01", None, None, None], utc=True),
+            }
+        ),
+    )
+    ranking, note = api.icp(store, dimensions=["industry"])
+    journey = JourneyData(icp=ranking, icp_note=note)
+
+    page = render_html(dataclasses.replace(make_report(), journey=journey))
+    text = section_text(page, "icp")
+
+    assert parse(page).errors == []
+    assert "segments by lift in win rate and retention" in text
+    assert "Retained at 365 days" in text
+    assert "retail 2 2 100.0% 1.33 1.000 no (too small) 2 1 50.0% 0.75 1.000 no (too small)" in text
+    assert "no closed deal is a renewal" not in text
+
+
+def test_icp_section_without_churn_data(store: Store) -> None:
+    store.append(
+        "deals",
+        pd.DataFrame({"deal_id": ["d1"], "account_id": ["a1"], "is_won": True, "is_closed": True}),
+    )
+    store.append("accounts", pd.DataFrame({"account_id": ["a1"], "industry": ["retail"]}))
+    ranking, _ = api.icp(store, dimensions=["industry"])
+
+    page = render_html(dataclasses.replace(make_report(), journey=JourneyData(icp=ranking)))
+    text = section_text(page, "icp")
+
+    assert "no closed deal is a renewal, so the table shows no retention" in text
+    assert "Customers" not in text
+    assert "retail 1 1 100.0% 1.00 1.000 no (too small)" in text

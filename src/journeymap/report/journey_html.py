@@ -51,6 +51,8 @@ class JourneySections:
     time_between: Table | None = None
     icp: Table | None = None
     icp_note: str = ""
+    icp_retention: bool = False
+    """Whether the ICP table has retention columns, which it has when churn data exist."""
     blind_by_kind: Table | None = None
     blind_click_ids: Table | None = None
     blind_stage_entries: Table | None = None
@@ -89,6 +91,7 @@ def journey_sections(data: JourneyData | None) -> JourneySections:
         time_between=_time_between_table(data.time_between, data.funnel_stages),
         icp=_frame_or_none(data.icp, _icp_table),
         icp_note=data.icp_note,
+        icp_retention=_has_retention(data.icp),
         blind_by_kind=_frame_or_none(spots.by_kind, _by_kind_table) if spots else None,
         blind_click_ids=_frame_or_none(spots.click_ids, _click_ids_table) if spots else None,
         blind_stage_entries=(
@@ -276,7 +279,15 @@ def _time_between_table(between: pd.DataFrame | None, pair: tuple[str, str] | No
 # ----------------------------------------------------------------------------- ICP
 
 
+def _has_retention(ranking: pd.DataFrame | None) -> bool:
+    """Return whether ``ranking`` has rows and churn data (a known ``churned`` count)."""
+    if ranking is None or ranking.empty or "churned" not in ranking.columns:
+        return False
+    return bool(ranking["churned"].notna().any())
+
+
 def _icp_table(ranking: pd.DataFrame) -> Table:
+    retention = _has_retention(ranking)
     columns = [
         Column("#", numeric=True),
         Column("Dimension"),
@@ -288,25 +299,57 @@ def _icp_table(ranking: pd.DataFrame) -> Table:
         Column("p-value", numeric=True, title="Two-sided Fisher's exact test, uncorrected"),
         Column("Significant"),
     ]
+    if retention:
+        columns += [
+            Column("Customers", numeric=True, title="Accounts with a won deal"),
+            Column("Churned", numeric=True),
+            Column("Retention", numeric=True, title="Customers not churned over customers"),
+            Column(
+                "Retention lift",
+                numeric=True,
+                title="Retention over the dimension's overall retention",
+            ),
+            Column("p-value", numeric=True, title="Two-sided Fisher's exact test, uncorrected"),
+            Column("Significant"),
+            Column(
+                "Retained at 365 days",
+                numeric=True,
+                title="Share of the customers first won at least 365 days before the end of "
+                "the data that had not churned 365 days after that win",
+            ),
+        ]
     rows = []
     for row in ranking.itertuples(index=False):
-        significant = "yes" if bool(row.significant) else "no"
-        if row.note:
-            significant = f"{significant} ({row.note!s})"
-        rows.append(
-            [
-                Cell(str(row.rank), str(row.rank), numeric=True),
-                Cell(str(row.dimension)),
-                _text_cell(row.value),
-                _count_cell(row.closed),
-                _count_cell(row.won),
-                _percent_cell(row.win_rate),
-                _ratio_cell(row.lift),
-                _number_cell(row.p_value, lambda value: f"{value:.3f}"),
-                Cell(significant),
+        cells = [
+            Cell(str(row.rank), str(row.rank), numeric=True),
+            Cell(str(row.dimension)),
+            _text_cell(row.value),
+            _count_cell(row.closed),
+            _count_cell(row.won),
+            _percent_cell(row.win_rate),
+            _ratio_cell(row.lift),
+            _number_cell(row.p_value, lambda value: f"{value:.3f}"),
+            Cell(_significance(row.significant, row.note)),
+        ]
+        if retention:
+            cells += [
+                _count_cell(row.customers),
+                _count_cell(row.churned),
+                _percent_cell(row.retention_rate),
+                _ratio_cell(row.retention_lift),
+                _number_cell(row.retention_p_value, lambda value: f"{value:.3f}"),
+                Cell(_significance(row.retention_significant, row.retention_note)),
+                _percent_cell(row.horizon_retention_rate),
             ]
-        )
-    return Table(f"Top {len(rows)} segments by lift in win rate", columns, rows)
+        rows.append(cells)
+    caption = "lift in win rate and retention" if retention else "lift in win rate"
+    return Table(f"Top {len(rows)} segments by {caption}", columns, rows)
+
+
+def _significance(significant: Any, note: Any) -> str:
+    """Return "yes" or "no", followed by the note in brackets when there is one."""
+    text = "yes" if bool(significant) else "no"
+    return f"{text} ({note!s})" if note else text
 
 
 # ----------------------------------------------------------------------------- blind spots
