@@ -125,16 +125,30 @@ def blind_spots(data: dict[str, Any]) -> Figures:
 
 
 def icp(data: dict[str, Any]) -> Figures:
-    """Return the win rate of each industry."""
-    rows = [row for row in data["segments"].get("industry", []) if row.get("win_rate") is not None]
-    if not rows:
-        return []
-    fig = go.Figure(
-        go.Bar(x=[row["industry"] for row in rows], y=[row["win_rate"] for row in rows])
-    )
-    fig.update_layout(_LAYOUT, title="Win rate by industry")
-    fig.update_yaxes(tickformat=".0%")
-    return [("figure-icp", _json(fig))]
+    """Return the win rate of each industry and, when churn data exist, its retention."""
+    segments = data["segments"].get("industry", [])
+    figures: Figures = []
+    rows = [row for row in segments if row.get("win_rate") is not None]
+    if rows:
+        fig = go.Figure(
+            go.Bar(x=[row["industry"] for row in rows], y=[row["win_rate"] for row in rows])
+        )
+        fig.update_layout(_LAYOUT, title="Win rate by industry")
+        fig.update_yaxes(tickformat=".0%")
+        figures.append(("figure-icp", _json(fig)))
+    with_retention = [row for row in segments if row.get("retention_rate") is not None]
+    if data.get("retention") and with_retention:
+        fig = go.Figure(
+            go.Bar(
+                x=[row["industry"] for row in with_retention],
+                y=[row["retention_rate"] for row in with_retention],
+                text=[f"{row['customers']} customers" for row in with_retention],
+            )
+        )
+        fig.update_layout(_LAYOUT, title="Retention by industry (customers not churned)")
+        fig.update_yaxes(tickformat=".0%", range=[0, 1])
+        figures.append(("figure-icp-retention", _json(fig)))
+    return figures
 
 
 def timeline(data: dict[str, Any]) -> Figures:

@@ -157,7 +157,11 @@ def api_router(dashboard: Dashboard) -> APIRouter:
             "non_converting_journeys, conversion_rate) and a `sankey` of nodes and links."
         ),
         "blind-spots": "Tracking health: `by_kind`, `click_ids`, `agreement`, `undercount`.",
-        "icp": "Ideal customer `profile` and `segments` by industry, size band and region.",
+        "icp": (
+            "Ideal customer profile, win rates and retention by segment: the ranked `profile`, "
+            "`segments` by industry, size band and region, and `retention`, false without "
+            "churn data."
+        ),
         "entities": "People and accounts with the most conversions: id, touches, conversions.",
         "recommendations": "Recommended changes of spend and tracking.",
         "sync": "The conversion-sync audit: what was sent to each ad platform.",

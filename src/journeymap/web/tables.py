@@ -189,10 +189,68 @@ def blind_spots(data: dict[str, Any], filters: Any) -> list[TableSpec]:
     ]
 
 
+ICP_PROFILE_COLUMNS: list[Column] = [
+    ("rank", "#", "int"),
+    ("dimension", "dimension", "text"),
+    ("value", "segment", "text"),
+    ("closed", "closed", "int"),
+    ("won", "won", "int"),
+    ("win_rate", "win rate", "pct"),
+    ("overall_win_rate", "overall win rate", "pct"),
+    ("lift", "lift", "num"),
+    ("p_value", "p-value", "p"),
+    ("significant", "significant", "text"),
+    ("note", "note", "text"),
+    ("acv", "ACV", "money"),
+    ("won_revenue_share", "won revenue share", "pct"),
+    ("revenue_rank", "revenue rank", "int"),
+]
+ICP_PROFILE_RETENTION: list[Column] = [
+    ("customers", "customers", "int"),
+    ("churned", "churned", "int"),
+    ("retention_rate", "retention", "pct"),
+    ("overall_retention_rate", "overall retention", "pct"),
+    ("retention_lift", "retention lift", "num"),
+    ("retention_p_value", "retention p-value", "p"),
+    ("retention_significant", "retention significant", "text"),
+    ("retention_note", "retention note", "text"),
+    ("horizon_customers", "customers won a year before", "int"),
+    ("horizon_retention_rate", "retained at a year", "pct"),
+]
+ICP_SEGMENT_COLUMNS: list[Column] = [
+    ("closed", "closed", "int"),
+    ("won", "won", "int"),
+    ("lost", "lost", "int"),
+    ("win_rate", "win rate", "pct"),
+    ("acv", "ACV", "money"),
+    ("won_revenue", "won revenue", "money"),
+    ("median_cycle_days", "median cycle days", "days"),
+    ("accounts", "accounts", "int"),
+    ("open_deals", "open deals", "int"),
+    ("customers", "customers", "int"),
+]
+ICP_SEGMENT_RETENTION: list[Column] = [
+    ("churned", "churned", "int"),
+    ("retention_rate", "retention", "pct"),
+    ("horizon_customers", "customers won a year before", "int"),
+    ("horizon_retained", "retained at a year", "int"),
+    ("horizon_retention_rate", "retention at a year", "pct"),
+    ("too_recent", "won less than a year ago", "int"),
+]
+
+
 def icp(data: dict[str, Any], filters: Any) -> list[TableSpec]:
-    result = [_generic_table("Ideal customer profile", data["profile"], note=data["note"])]
+    """Return the ranked profile and one table per dimension, with retention when known."""
+    retention = bool(data.get("retention"))
+    profile_columns = ICP_PROFILE_COLUMNS + (ICP_PROFILE_RETENTION if retention else [])
+    result = [
+        TableSpec("Ideal customer profile", profile_columns, data["profile"], note=data["note"])
+    ]
     for dimension, rows in data["segments"].items():
-        result.append(_generic_table(f"Segments by {dimension}", rows))
+        columns: list[Column] = [(dimension, dimension, "text"), *ICP_SEGMENT_COLUMNS]
+        if retention:
+            columns += ICP_SEGMENT_RETENTION
+        result.append(TableSpec(f"Segments by {dimension}", columns, rows))
     return result
 
 

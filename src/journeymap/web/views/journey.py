@@ -169,7 +169,9 @@ def icp(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
     """Return the ideal customer profile and each dimension's segments.
 
     Shape: ``profile``: the ranked rows of :func:`journeymap.api.icp`, ``segments``: per
-    dimension the rows of its segments (``deals, closed, won, win_rate, ...``), ``note``.
+    dimension the rows of its segments (``closed, won, win_rate, ..., customers, churned,
+    retention_rate, ...``), ``note``, ``retention``: whether churn data exist, so that the
+    retention columns have values, and ``notes``.
     """
     if not (store.has_rows("deals") and store.has_rows("accounts")):
         raise NoDataError(
@@ -181,4 +183,18 @@ def icp(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
     for dimension in ("industry", "size_band", "region"):
         frame, _ = api.icp(store, by=dimension)
         segments[dimension] = records(frame)
-    return {"profile": records(profile), "segments": segments, "note": note, "notes": []}
+    retention = bool(profile["churned"].notna().any())
+    notes = [] if retention else [NO_CHURN_NOTE]
+    return {
+        "profile": records(profile),
+        "segments": segments,
+        "note": note,
+        "retention": retention,
+        "notes": notes,
+    }
+
+
+NO_CHURN_NOTE = (
+    "No account has a churn date and no closed deal is a renewal, so retention is not shown. "
+    "Import an accounts file with a churned_at column to add it."
+)
