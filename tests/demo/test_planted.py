@@ -1,4 +1,5 @@
-"""The demo CRM and its planted problems: each is found by a recommendation with evidence."""
+"""The demo CRM and its planted problems: each is found by a recommendation with evidence,
+and the churn of small customers by the ICP's retention columns."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from journeymap.store.store import Store
 PEOPLE = 5000
 """The default demo size: the smallest at which every planted problem clears the thresholds."""
 
-PLANTED_KINDS = {
+RECOMMENDED_KINDS = {
     "uncovered_stage",
     "undervalued_channel",
     "segment_stall",
@@ -26,6 +27,8 @@ PLANTED_KINDS = {
     "unsynced_conversions",
     "period_drop",
 }
+"""Planted problems that a recommendation rule of the same name finds."""
+PLANTED_KINDS = RECOMMENDED_KINDS | {"segment_churn"}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +85,7 @@ def test_planted_problems_listed_in_truth(world: World) -> None:
         assert problem["magnitude"]
 
 
-@pytest.mark.parametrize("kind", sorted(PLANTED_KINDS))
+@pytest.mark.parametrize("kind", sorted(RECOMMENDED_KINDS))
 def test_planted_problem_found_with_evidence(
     world: World, found: Recommendations, kind: str
 ) -> None:
@@ -93,6 +96,28 @@ def test_planted_problem_found_with_evidence(
     assert len(evidence) >= 3
     assert evidence["value"].notna().any()
     assert (evidence["threshold"] != "").any()
+
+
+def test_icp_finds_small_customers_churn(world: World, loaded: Store) -> None:
+    (problem,) = [item for item in world.truth["planted"] if item["kind"] == "segment_churn"]
+    where = problem["where"]
+    magnitude = problem["magnitude"]
+
+    segments, _ = api.icp(loaded, by=where["segment"])
+    profile, _ = api.icp(loaded, dimensions=[where["segment"]])
+
+    rows = segments.set_index(where["segment"])
+    others = rows.drop(index=where["value"])
+    assert rows.loc[where["value"], "customers"] == magnitude["segment"]["customers"]
+    assert rows.loc[where["value"], "churned"] == magnitude["segment"]["churned"]
+    assert others["customers"].sum() == magnitude["others"]["customers"]
+    assert others["churned"].sum() == magnitude["others"]["churned"]
+    found = profile.set_index("value").loc[where["value"]]
+    assert found["retention_significant"]
+    assert found["retention_lift"] < 0.7
+    assert found["retention_note"] == ""
+    # Small accounts win more often than average, so win rates alone would overrate them.
+    assert found["lift"] > 1
 
 
 def test_existing_demo_numbers_unchanged(world: World) -> None:

@@ -85,6 +85,28 @@ def test_committees_have_one_to_six_people(world: World) -> None:
     assert world.accounts["domain"].is_unique
 
 
+def test_churn_only_of_customers_after_first_win(world: World) -> None:
+    won = world.touchpoints[_kinds(world.touchpoints) == "closed_won"]
+    first_won = won.groupby(won["account_id"].astype("string"))["timestamp"].min()
+    accounts = world.accounts.set_index(world.accounts["account_id"].astype("string"))
+    churned = accounts["churned_at"].dropna()
+    end = pd.Timestamp(world.truth["generator"]["start"], tz="UTC") + pd.Timedelta(
+        days=world.truth["generator"]["days"]
+    )
+
+    assert len(churned) > 0
+    assert churned.index.isin(first_won.index).all()
+    waits = (churned - first_won.reindex(churned.index)).dt.total_seconds() / 86_400
+    assert (waits >= 14).all()
+    assert (churned < end).all()
+
+
+def test_world_without_crm_keeps_accounts(world: World) -> None:
+    without_crm = generate_world(PEOPLE, seed=7, crm=False)
+
+    pd.testing.assert_frame_equal(world.accounts, without_crm.accounts)
+
+
 def test_touches_per_person_within_limits(world: World) -> None:
     counts = {int(key): value for key, value in world.truth["touches_per_person"].items()}
     assert min(count for count, people in counts.items() if people) >= 1

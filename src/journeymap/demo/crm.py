@@ -10,8 +10,9 @@ those upsells are written as conversions of kind ``upsell``.
 
 Random numbers come from their own stream, so the CRM changes nothing in the other tables.
 The problems planted in the CRM, and the ones the world already has, are listed in
-``truth.json`` under ``planted`` (see :func:`planted_problems`). Each entry has an ``id``, a
-``kind`` (the recommendation rule that should find it), a ``description``, ``where`` (the
+``truth.json`` under ``planted`` (see :func:`planted_problems`), with the churn planted in
+the accounts file. Each entry has an ``id``, a ``kind`` (the recommendation rule that should
+find it, or ``segment_churn``, which the ICP finds), a ``description``, ``where`` (the
 stage, channel, segment or conversion kind) and a ``magnitude`` measured on the generated
 tables.
 """

@@ -3,9 +3,13 @@
 Three problems are planted in the CRM (:mod:`journeymap.demo.crm`): a segment that stalls in
 Demo Scheduled, a channel whose deals stop moving from Demo Scheduled to Proposal Sent in the
 second half of the window, and won customers that rarely expand while no campaign targets
-them. Three the world has by construction: an awareness channel that last-click attribution
-under-credits, won deals whose champion has no tracked touch, and opportunities that carry
-ad click ids nobody sends back to the ad platforms.
+them. One is planted in the accounts file (:mod:`journeymap.demo.churn`): small customers
+churn far more often than the others. Three the world has by construction: an awareness
+channel that last-click attribution under-credits, won deals whose champion has no tracked
+touch, and opportunities that carry ad click ids nobody sends back to the ad platforms.
+
+The ``kind`` of each entry names the recommendation rule that finds it, except
+``segment_churn``, which the ICP's retention columns find (``journeymap icp``).
 
 Each magnitude is measured here on the generated tables, with the generator's own knowledge
 of every touch's channel. The recommendation rules measure the same problems on the imported
@@ -22,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from journeymap.demo import catalog
+from journeymap.demo.churn import SMALL_EMPLOYEES, SMALL_SEGMENT
 from journeymap.demo.crm import (
     DROP_CHANNEL,
     OPEN_STAGES,
@@ -38,9 +43,12 @@ NEXT_STAGE = "Proposal Sent"
 
 
 def planted_problems(
-    touchpoints: pd.DataFrame, crm: Crm, *, start: date, days: int
+    touchpoints: pd.DataFrame, crm: Crm, accounts: pd.DataFrame, *, start: date, days: int
 ) -> list[dict[str, Any]]:
-    """Return the ``planted`` list of ``truth.json``: one entry per known problem."""
+    """Return the ``planted`` list of ``truth.json``: one entry per known problem.
+
+    ``accounts`` is the accounts file's frame, with ``churned_at``.
+    """
     middle = pd.Timestamp(start.isoformat(), tz="UTC") + pd.Timedelta(days=days / 2)
     return [
         _uncovered_stage(crm),
@@ -49,6 +57,7 @@ def planted_problems(
         _tracking_gap(touchpoints),
         _unsynced_conversions(touchpoints),
         _period_drop(touchpoints, crm.deals, middle),
+        _segment_churn(touchpoints, accounts),
     ]
 
 
@@ -246,4 +255,33 @@ def _period_drop(
             "split": middle.isoformat(),
         },
         "magnitude": {"segment": rates(in_channel), "others": rates(~in_channel)},
+    }
+
+
+def _segment_churn(touchpoints: pd.DataFrame, accounts: pd.DataFrame) -> dict[str, Any]:
+    """Count the customers and churned customers of the small accounts and of the others."""
+    kinds = touchpoints["conversion_kind"].astype("string")
+    won = set(touchpoints.loc[kinds == "closed_won", "account_id"].astype("string"))
+    customers = accounts[accounts["account_id"].astype("string").isin(won)]
+    small = customers["employees"] < SMALL_EMPLOYEES
+
+    def summary(group: pd.DataFrame) -> dict[str, Any]:
+        count = len(group)
+        churned = int(group["churned_at"].notna().sum())
+        return {
+            "customers": count,
+            "churned": churned,
+            "retention_rate": round(1 - churned / count, 4) if count else None,
+        }
+
+    column, value = SMALL_SEGMENT
+    return {
+        "id": "small-customers-churn",
+        "kind": "segment_churn",
+        "description": (
+            f"Customers with fewer than {SMALL_EMPLOYEES} employees cancel far more often than "
+            "larger ones, so a profile built on win rates alone overrates them."
+        ),
+        "where": {"segment": column, "value": value},
+        "magnitude": {"segment": summary(customers[small]), "others": summary(customers[~small])},
     }

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from journeymap.demo import catalog
+from journeymap.demo.churn import draw_churn
 from journeymap.demo.contacts import build_contacts
 from journeymap.demo.crm import Crm, build_crm
 from journeymap.demo.files import write_world
@@ -67,6 +68,7 @@ STREAM_CLICK_IDS = 3
 STREAM_NAMES = 4
 STREAM_CRM = 5
 STREAM_CONTACTS = 6
+STREAM_CHURN = 7
 
 
 @dataclass
@@ -76,6 +78,7 @@ class World:
     ``touchpoints``, ``spend``, ``accounts`` and ``people`` have the columns of the files
     that :func:`write_world` writes, and ``truth`` is the content of ``truth.json``. ``crm``
     holds the deals and upsells that :func:`journeymap.demo.crm.write_crm` writes.
+    ``accounts.churned_at`` is when a customer cancelled (see :mod:`journeymap.demo.churn`).
     """
 
     touchpoints: pd.DataFrame
@@ -298,6 +301,10 @@ def generate_world(
         rng=_rng(seed, STREAM_CLICK_IDS),
     )
     spend = build_spend(_rng(seed, STREAM_SPEND), vocabulary, clicks, start=start)
+    churned_at = draw_churn(
+        _rng(seed, STREAM_CHURN), touchpoints, directory.accounts, start=start, days=days
+    )
+    account_rows = directory.accounts.assign(churned_at=churned_at)
     truth = _truth(
         seed=seed,
         start=start,
@@ -318,7 +325,9 @@ def generate_world(
         deals = build_crm(
             _rng(seed, STREAM_CRM), touchpoints, directory.accounts, start=start, days=days
         )
-        truth["planted"] = planted_problems(touchpoints, deals, start=start, days=days)
+        truth["planted"] = planted_problems(
+            touchpoints, deals, account_rows, start=start, days=days
+        )
         contacts = build_contacts(
             _rng(seed, STREAM_CONTACTS), population, directory, touchpoints, start=start, days=days
         )
@@ -327,7 +336,7 @@ def generate_world(
     return World(
         touchpoints=touchpoints,
         spend=spend,
-        accounts=directory.accounts,
+        accounts=account_rows,
         people=directory.people,
         truth=truth,
         contacts=contacts,
