@@ -678,7 +678,8 @@ def test_icp_worse_retention_demotes_a_winning_segment(store: Store) -> None:
     assert rows.loc["retail", "lift"] > 1
     assert rows.loc["retail", "retention_significant"]
     assert rows.loc["retail", "retention_lift"] < 1
-    assert profile["value"].tolist() == ["energy", "retail", "media"]
+    # media wins less often but keeps its customers, so only retail ranks last for churn.
+    assert profile["value"].tolist() == ["energy", "media", "retail"]
 
 
 def test_icp_retention_small_segment_flagged(store: Store) -> None:

@@ -118,6 +118,9 @@ def test_icp_finds_small_customers_churn(world: World, loaded: Store) -> None:
     assert found["retention_note"] == ""
     # Small accounts win more often than average, so win rates alone would overrate them.
     assert found["lift"] > 1
+    # Their churn ranks them below every segment whose retention is not significantly lower.
+    kept = ~(profile["retention_significant"] & (profile["retention_lift"] < 1))
+    assert found["rank"] > kept.sum()
 
 
 def test_existing_demo_numbers_unchanged(world: World) -> None:

@@ -429,11 +429,13 @@ def ideal_customer_profile(
     null, ``retention_significant`` is false and ``retention_note`` is empty.
     ``horizon_retention_rate`` is shown for reading only: it is not tested.
 
-    ``rank`` orders the rows. First come the segments with significant evidence for them
-    and none against them: a significant lift above 1 in win rate or in retention, and no
-    significant lift below 1 in either. All other segments follow. Within each group, rows
-    are ordered by lift in win rate (highest first, null last), then by won revenue share,
-    dimension and value. Without churn data this is the win-rate ranking alone.
+    ``rank`` orders the rows in three groups. First come the segments with significant
+    evidence for them and none against them: a significant lift above 1 in win rate or in
+    retention, and no significant lift below 1 in either. Last come the segments whose
+    retention is significantly lower, because they lose the customers they win. All other
+    segments are in between. Within each group, rows are ordered by lift in win rate
+    (highest first, null last), then by won revenue share, dimension and value. Without
+    churn data the last group is empty, and this is the win-rate ranking alone.
     ``revenue_rank`` orders by won revenue share alone, with the same tie-breaks.
 
     Raises:
@@ -757,12 +759,14 @@ def _ranked(profile: pd.DataFrame) -> pd.DataFrame:
     losing = profile["significant"] & (profile["lift"] < 1)
     retaining = profile["retention_significant"] & (profile["retention_lift"] > 1)
     churning = profile["retention_significant"] & (profile["retention_lift"] < 1)
-    profile["_later"] = ~((winning | retaining) & ~losing & ~churning)
+    profile["_group"] = np.where(
+        churning, 2, np.where((winning | retaining) & ~losing & ~churning, 0, 1)
+    )
     profile = profile.sort_values(
-        ["_later", "lift", "won_revenue_share"],
+        ["_group", "lift", "won_revenue_share"],
         ascending=[True, False, False],
         kind="stable",
         na_position="last",
     )
     profile["rank"] = range(1, len(profile) + 1)
-    return profile.drop(columns="_later").reset_index(drop=True)
+    return profile.drop(columns="_group").reset_index(drop=True)
