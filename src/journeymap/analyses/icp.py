@@ -27,12 +27,12 @@ Retention counts accounts, not deals (:func:`customer_churn`):
   of recent customers, which had less time to churn, looks better than it is.
 - ``horizon_retention_rate`` compares like with like: of the customers whose first win lies
   at least ``horizon_days`` (default 365) before ``as_of``, the share that had not churned
-  within ``horizon_days`` of that win (a churn exactly then is within). Customers won less than ``horizon_days`` before
-  ``as_of`` are left out and counted in ``too_recent``. Customers whose won deals all lack
-  a ``closed_at`` are in neither. ``as_of`` defaults to the end of the data: the latest
-  deal ``created_at``, closed deal ``closed_at`` or account ``churned_at``. NOTE: a churn
-  date in the future (a cancellation already announced) moves that default into the
-  future too, so pass ``as_of`` when the accounts file has such dates.
+  within ``horizon_days`` of that win (a churn exactly then is within). Customers won less
+  than ``horizon_days`` before ``as_of`` are left out and counted in ``too_recent``.
+  Customers whose won deals all lack a ``closed_at`` are in neither. ``as_of`` defaults to
+  the end of the data: the latest deal ``created_at``, closed deal ``closed_at`` or account
+  ``churned_at``. NOTE: a churn date in the future (a cancellation already announced) moves
+  that default into the future too, so pass ``as_of`` when the accounts file has such dates.
 - A store cannot tell "no account churned" from "no churn dates were imported". So the
   churn columns (``churned``, the rates and ``horizon_retained``) are null unless at least
   one account of ``accounts`` has a ``churned_at`` or, with a renewal pattern, at least one
