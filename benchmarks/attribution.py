@@ -80,18 +80,69 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def make_file(people: int, seed: int = 11) -> Path:
-    """Generate (or reuse) the touchpoint file of a demo world with ``people`` people."""
-    import duckdb
+CHUNK_PEOPLE = 1_000_000
+"""People per generated world: larger files are written in chunks of this many people, so
+that generating ten million journeys needs the memory of one million."""
 
-    from journeymap.channels.rules import ChannelClassifier
-    from journeymap.demo.world import generate_world
+
+def make_file(people: int, seed: int = 11) -> Path:
+    """Generate (or reuse) the touchpoint file of a demo world with ``people`` people.
+
+    Sizes above :data:`CHUNK_PEOPLE` are made of independent worlds of that many people (seeds
+    ``seed``, ``seed + 1`` ...), their person ids prefixed by the chunk number so that they
+    stay distinct, and concatenated into one file.
+    """
+    import duckdb
 
     path = DATA / f"journeys_{people}.parquet"
     if path.exists():
         return path
     DATA.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    if people <= CHUNK_PEOPLE:
+        out = _touch_frame(people, seed)
+        with duckdb.connect() as raw:
+            raw.register("out", out)
+            raw.execute(f"COPY out TO '{path}' (FORMAT parquet)")
+    else:
+        parts = []
+        for number, start in enumerate(range(0, people, CHUNK_PEOPLE)):
+            size = min(CHUNK_PEOPLE, people - start)
+            part = DATA / f"journeys_{people}.part{number:03d}.parquet"
+            if not part.exists():
+                out = _touch_frame(size, seed + number)
+                out["user_id"] = f"C{number:03d}-" + out.user_id.astype(str)
+                with duckdb.connect() as raw:
+                    raw.register("out", out)
+                    raw.execute(f"COPY out TO '{part}' (FORMAT parquet)")
+                del out
+            print(f"generated chunk {number + 1} of {-(-people // CHUNK_PEOPLE)}", file=sys.stderr)
+            parts.append(part)
+        listed = ", ".join(f"'{part}'" for part in parts)
+        with duckdb.connect() as raw:
+            raw.execute(
+                f"COPY (SELECT * FROM read_parquet([{listed}])) TO '{path}' (FORMAT parquet)"
+            )
+        for part in parts:
+            part.unlink()
+    with duckdb.connect() as raw:
+        touches, journeys, conversions = raw.execute(
+            f"SELECT count(*), count(DISTINCT user_id), count_if(conversion) "
+            f"FROM read_parquet('{path}')"
+        ).fetchone()
+    print(
+        f"generated {path.name}: {touches:,} touches, {journeys:,} journeys, "
+        f"{conversions:,} conversions in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return path
+
+
+def _touch_frame(people: int, seed: int) -> Any:
+    """Return one demo world's touches: ``user_id, timestamp, channel, conversion, value``."""
+    from journeymap.channels.rules import ChannelClassifier
+    from journeymap.demo.world import generate_world
+
     world = generate_world(people, seed=seed, crm=False)
     rows = world.touchpoints
     touches = rows[rows.conversion == 0].copy()
@@ -145,21 +196,12 @@ def make_file(people: int, seed: int = 11) -> Path:
     out["conversion"] = converted.astype(bool)
     out["value"] = converted.astype(float)
     out["timestamp"] = out.timestamp.dt.tz_convert("UTC")
-    with duckdb.connect() as raw:
-        raw.register("out", out)
-        raw.execute(f"COPY out TO '{path}' (FORMAT parquet)")
-    print(
-        f"generated {path.name}: {len(out):,} touches, {out.user_id.nunique():,} journeys, "
-        f"{int(converted.sum()):,} conversions in {time.perf_counter() - started:.1f} s",
-        file=sys.stderr,
-    )
-    return path
+    return out
 
 
-def run_journeymap(path: Path) -> dict[str, Any]:
+def run_journeymap(path: Path, stored_credits: bool = False) -> dict[str, Any]:
     from journeymap import api
-    from journeymap.attribution import attribute as run_models
-    from journeymap.attribution import create_model, credit_by
+    from journeymap.attribution import channel_credit_table, create_model
     from journeymap.store.store import Store
 
     timings: dict[str, float] = {}
@@ -175,18 +217,26 @@ def run_journeymap(path: Path) -> dict[str, Any]:
             create_model("markov", {"order": 2}) if name == "markov_order_2" else create_model(name)
         )
         step = time.perf_counter()
-        # Credit by channel, as the peers return it; the engine computes it in one query.
-        credit_by(run_models(journeys, [model])).to_pandas()
+        # Credit by channel, as the peers return it.
+        channel_credit_table(journeys, [model])
         timings[name] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
+    extras: dict[str, float] = {}
+    if stored_credits:
+        # What `journeymap attribute --models all` adds: every model's per-touch credit rows,
+        # stored so that reports by campaign and ad and `explain` can read them.
+        step = time.perf_counter()
+        api.attribute(store, journeys, models=["all"])
+        extras["stored_credits"] = time.perf_counter() - step
     return {
         "tool": "journeymap",
         "timings": timings,
         "shared": timings["import"] + timings["build"],
+        "extras": extras,
     }
 
 
-def run_channelattribution(path: Path) -> dict[str, Any]:
+def run_channelattribution(path: Path, stored_credits: bool = False) -> dict[str, Any]:
     import contextlib
     import io
 
@@ -235,7 +285,7 @@ def run_channelattribution(path: Path) -> dict[str, Any]:
     return {"tool": "channelattribution", "timings": timings, "shared": timings["preprocess"]}
 
 
-def run_mam(path: Path) -> dict[str, Any]:
+def run_mam(path: Path, stored_credits: bool = False) -> dict[str, Any]:
     import polars as pl
     from mam.core import MAM
 
@@ -272,8 +322,14 @@ def run_mam(path: Path) -> dict[str, Any]:
 TOOLS = {"journeymap": run_journeymap, "channelattribution": run_channelattribution, "mam": run_mam}
 
 
-def run_tool_in_process(tool: str, path: Path, timeout: float) -> dict[str, Any]:
-    """Run one tool in a fresh interpreter and return its timings and peak memory."""
+def run_tool_in_process(
+    tool: str, path: Path, timeout: float, stored_credits: bool = False
+) -> dict[str, Any]:
+    """Run one tool in a fresh interpreter and return its timings and peak memory.
+
+    ``stored_credits`` also times journeymap storing every model's per-touch credits; the
+    peers ignore it.
+    """
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -282,6 +338,8 @@ def run_tool_in_process(tool: str, path: Path, timeout: float) -> dict[str, Any]
         "--file",
         str(path),
     ]
+    if stored_credits:
+        command.append("--stored-credits")
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -353,12 +411,17 @@ def main() -> None:
         "--timeout", type=float, default=3600.0, help="Seconds each tool may take per size."
     )
     parser.add_argument("--write-docs", action="store_true", help="Write docs/benchmarks.md.")
+    parser.add_argument(
+        "--stored-credits",
+        action="store_true",
+        help="Also time storing every journeymap model's per-touch credits (not compared).",
+    )
     parser.add_argument("--run-tool", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
 
     if arguments.run_tool:
-        result = TOOLS[arguments.run_tool](Path(arguments.file))
+        result = TOOLS[arguments.run_tool](Path(arguments.file), arguments.stored_credits)
         result["peak_memory_mb"] = peak_memory_mb()
         print(json.dumps(result))
         return
@@ -373,7 +436,9 @@ def main() -> None:
         tools = ["journeymap"] + (["channelattribution", "mam"] if SIZES[name] <= limit else [])
         for tool in tools:
             print(f"{name}: running {tool}", file=sys.stderr)
-            results[tool] = run_tool_in_process(tool, path, arguments.timeout)
+            results[tool] = run_tool_in_process(
+                tool, path, arguments.timeout, arguments.stored_credits
+            )
             print(f"{name}: {tool} -> {json.dumps(results[tool])}", file=sys.stderr)
         report["sizes"][name] = {"results": results, "comparison": compare(results)}
     out = HERE / "results.json"

@@ -15,13 +15,14 @@ from journeymap.attribution.base import (
     model_names,
     resolve_models,
 )
-from journeymap.attribution.credits import GRAINS, attribute, credit_by
+from journeymap.attribution.credits import GRAINS, attribute, channel_credit_table, credit_by
 
 __all__ = [
     "GRAINS",
     "REGISTRY",
     "AttributionModel",
     "attribute",
+    "channel_credit_table",
     "create_model",
     "credit_by",
     "model_names",

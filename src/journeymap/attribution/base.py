@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import ibis
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from journeymap import __version__
@@ -72,6 +73,17 @@ class AttributionModel(ABC):
     @abstractmethod
     def credits(self, journeys: Journeys) -> ibis.Table:
         """Return credit rows (the ``credits`` columns) for every converting journey."""
+
+    def channel_totals(self, journeys: Journeys) -> pd.DataFrame | None:
+        """Return the credit of each kind and channel without per-touch rows, or None.
+
+        A model whose credit depends only on each journey's channel sequence can sum it over
+        the distinct paths, which is far cheaper than spreading it onto every touch. The frame
+        has ``kind``, ``channel``, ``conversions`` and ``value`` for the converting journeys
+        with touches. Its sums by channel equal those of :meth:`credits` without the
+        ``(unattributed)`` rows. None means the model has no such shortcut.
+        """
+        return None
 
     def __repr__(self) -> str:
         params = ", ".join(
@@ -164,7 +176,7 @@ class ChannelLevelModel(AttributionModel):
         """Return per-touch credit rows for every kind in ``journeys``."""
         from journeymap.attribution.allocate import spread_channel_credit
 
-        kinds = sorted(journeys.journeys.select("kind").distinct().to_pandas().kind.dropna())
+        kinds = journey_kinds(journeys)
         parts = []
         for kind in kinds:
             conversions, value = self.channel_credit(journeys, kind)
@@ -176,6 +188,25 @@ class ChannelLevelModel(AttributionModel):
         for part in parts[1:]:
             combined = combined.union(part)
         return combined
+
+    def channel_totals(self, journeys: Journeys) -> pd.DataFrame:
+        """Return :meth:`channel_credit` of every kind as one frame."""
+        rows = []
+        for kind in journey_kinds(journeys):
+            conversions, value = self.channel_credit(journeys, kind)
+            for channel in sorted(set(conversions) | set(value)):
+                rows.append((kind, channel, conversions.get(channel, 0.0), value.get(channel, 0.0)))
+        return pd.DataFrame(rows, columns=TOTAL_COLUMNS)
+
+
+TOTAL_COLUMNS = ["kind", "channel", "conversions", "value"]
+"""Columns of :meth:`AttributionModel.channel_totals`."""
+
+
+def journey_kinds(journeys: Journeys) -> list[str]:
+    """Return the conversion kinds of the journeys, sorted."""
+    kinds = journeys.journeys.select("kind").distinct().to_pandas().kind.dropna()
+    return sorted(str(kind) for kind in kinds)
 
 
 def journeys_of_kind(journeys: Journeys, kind: str) -> Journeys:

@@ -20,6 +20,7 @@ import pandas as pd
 from journeymap.attribution.aggregate import STATE_SEPARATOR, journey_keys, path_summary
 from journeymap.attribution.base import (
     CREDIT_COLUMNS,
+    TOTAL_COLUMNS,
     AttributionModel,
     register,
     unattributed_rows,
@@ -113,3 +114,26 @@ class Fractribution(AttributionModel):
         return credited.union(unattributed_rows(self.name, journeys.journeys)).select(
             *CREDIT_COLUMNS
         )
+
+    def channel_totals(self, journeys: Journeys) -> pd.DataFrame:
+        """Return each kind's credit by channel, summed over the distinct paths."""
+        summary = path_summary(journeys)
+        fractions = path_fractions(summary)
+        if fractions.empty:
+            return pd.DataFrame(columns=TOTAL_COLUMNS)
+        weighted = fractions.merge(summary, on=["kind", "key"], how="inner", validate="m:1")
+        credited = pd.DataFrame(
+            {
+                "kind": weighted.kind,
+                "channel": [
+                    str(key).split(STATE_SEPARATOR)[position - 1]
+                    for key, position in zip(weighted.key, weighted.position, strict=True)
+                ],
+                "conversions": weighted.fraction * weighted.conversions,
+                "value": weighted.fraction * weighted.value,
+            }
+        )
+        totals = credited.groupby(["kind", "channel"], sort=True)[["conversions", "value"]].sum()
+        totals = totals.reset_index()
+        nonzero = (totals.conversions != 0) | (totals.value != 0)
+        return totals[nonzero].reset_index(drop=True)[TOTAL_COLUMNS]

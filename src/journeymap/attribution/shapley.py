@@ -34,6 +34,7 @@ from journeymap.attribution.aggregate import STATE_SEPARATOR, journey_keys, path
 from journeymap.attribution.allocate import spread_channel_credit
 from journeymap.attribution.base import (
     CREDIT_COLUMNS,
+    TOTAL_COLUMNS,
     AttributionModel,
     ModelParameters,
     journeys_of_kind,
@@ -145,8 +146,40 @@ class _ShapleyBase(AttributionModel):
 
     def credits(self, journeys: Journeys) -> ibis.Table:
         """Return per-touch credits: each coalition's worth split over its channels' touches."""
+        summary, exact, sampled = self._fit(journeys)
+        parts = [unattributed_rows(self.name, journeys.journeys).select(*CREDIT_COLUMNS)]
+        for kind, estimate in sampled.items():
+            parts.append(self._spread_estimate(journeys, kind, estimate))
+        if exact:
+            parts.append(self._exact(journeys, summary, pd.concat(exact, ignore_index=True)))
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = combined.union(part)
+        return combined
+
+    def channel_totals(self, journeys: Journeys) -> pd.DataFrame:
+        """Return the Shapley value of each kind and channel, in conversions and value."""
+        self._fit(journeys)
+        frames = [
+            result.values.assign(kind=kind)[TOTAL_COLUMNS]
+            for kind, result in sorted(self.results.items())
+            if not result.values.empty
+        ]
+        if not frames:
+            return pd.DataFrame(columns=TOTAL_COLUMNS)
+        return pd.concat(frames, ignore_index=True)
+
+    def _fit(
+        self, journeys: Journeys
+    ) -> tuple[pd.DataFrame, list[pd.DataFrame], dict[str, pd.DataFrame]]:
+        """Compute every kind's coalition worths and record the channel values in ``results``.
+
+        Returns the distinct paths with their ``coalition``, the worth frames of the kinds
+        solved exactly, and the sampled estimates of the other kinds by kind.
+        """
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
+        self.results = {}
         summary = path_summary(journeys).copy()
         summary["coalition"] = [coalition_of(str(key), ordered=self.ordered) for key in summary.key]
         coalitions = (
@@ -156,22 +189,17 @@ class _ShapleyBase(AttributionModel):
             .rename(columns={"coalition": "key"})
         )
         coalitions["size"] = [len(str(key).split(STATE_SEPARATOR)) for key in coalitions.key]
-        parts = [unattributed_rows(self.name, journeys.journeys).select(*CREDIT_COLUMNS)]
-        exact = []
+        exact: list[pd.DataFrame] = []
+        sampled: dict[str, pd.DataFrame] = {}
         for kind, of_kind in coalitions.groupby("kind", sort=True):
             worth = _dividends(of_kind, p.metric)
             channels = {channel for key in worth.key for channel in str(key).split(STATE_SEPARATOR)}
             if p.method == "sampled" or len(channels) > p.max_exact_channels:
-                parts.append(self._sampled(journeys, str(kind), worth))
+                sampled[str(kind)] = self._estimate(str(kind), worth)
                 continue
             self._record(str(kind), worth)
             exact.append(worth)
-        if exact:
-            parts.append(self._exact(journeys, summary, pd.concat(exact, ignore_index=True)))
-        combined = parts[0]
-        for part in parts[1:]:
-            combined = combined.union(part)
-        return combined
+        return summary, exact, sampled
 
     def _exact(self, journeys: Journeys, summary: pd.DataFrame, worth: pd.DataFrame) -> ibis.Table:
         """Split each coalition's worth evenly over its channels, then over their touches.
@@ -272,8 +300,8 @@ class _ShapleyBase(AttributionModel):
             metric=p.metric, method="exact", values=frame, by_position=by_position
         )
 
-    def _sampled(self, journeys: Journeys, kind: str, worth: pd.DataFrame) -> ibis.Table:
-        """Estimate channel values by sampling and spread them over the channels' touches."""
+    def _estimate(self, kind: str, worth: pd.DataFrame) -> pd.DataFrame:
+        """Estimate channel values by sampling, scaled to the kind's conversions and value."""
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
         estimate = sampled_shapley(worth, p.samples, p.seed)
@@ -286,6 +314,10 @@ class _ShapleyBase(AttributionModel):
         self.results[kind] = ShapleyResult(
             metric=p.metric, method="sampled", values=estimate[columns]
         )
+        return estimate
+
+    def _spread_estimate(self, journeys: Journeys, kind: str, estimate: pd.DataFrame) -> ibis.Table:
+        """Spread a kind's sampled channel values over the channels' touches."""
         of_kind = journeys_of_kind(journeys, kind)
         conversions = dict(zip(estimate.channel, estimate.conversions, strict=True))
         value = dict(zip(estimate.channel, estimate.value, strict=True))
