@@ -100,6 +100,7 @@ def import_file(
     products_file: str | Path | None = None,
     history_file: str | Path | None = None,
     stage_labels_file: str | Path | None = None,
+    deal_companies_file: str | Path | None = None,
     deals_file: str | Path | None = None,
     phone_region: str | None = None,
     touch_type: str | None = None,
@@ -108,9 +109,10 @@ def import_file(
 
     A file whose exact bytes are already in the store is skipped, because its rows would
     count twice; the result reports the skip. ``accounts_file``, ``products_file``,
-    ``history_file`` (a long stage history table) and ``stage_labels_file`` (HubSpot's
-    ``deal_pipeline_stage`` table) go with a ``deals`` file only, and ``deals_file`` (the
-    closed deals) with a ``leads`` file.
+    ``history_file`` (a long stage history table), ``stage_labels_file`` (HubSpot's
+    ``deal_pipeline_stage`` table) and ``deal_companies_file`` (HubSpot's ``deal_company``
+    table) go with a ``deals`` file only, and ``deals_file`` (the closed deals) with a
+    ``leads`` file.
     ``phone_region`` goes with a ``contacts`` file: the country of phone numbers written
     without a country code, ``collector.phone_region`` when None. ``touch_type`` goes with an
     ``offline`` file: the type of rows whose file names none (webinar, event, call, ...).
@@ -134,6 +136,7 @@ def import_file(
             products_file=products_file,
             history_file=history_file,
             stage_labels_file=stage_labels_file,
+            deal_companies_file=deal_companies_file,
             deals_file=deals_file,
             phone_region=phone_region,
             touch_type=touch_type,
@@ -159,6 +162,7 @@ def _import_file(
     products_file: str | Path | None = None,
     history_file: str | Path | None = None,
     stage_labels_file: str | Path | None = None,
+    deal_companies_file: str | Path | None = None,
     deals_file: str | Path | None = None,
     phone_region: str | None = None,
     touch_type: str | None = None,
@@ -205,6 +209,7 @@ def _import_file(
             products_file=products_file,
             history_file=history_file,
             stage_labels_file=stage_labels_file,
+            deal_companies_file=deal_companies_file,
             mapping=mapping,
             separator=separator,
             currency=config.currency,

@@ -136,7 +136,8 @@ def import_deals(
         Path | None,
         typer.Option(
             "--accounts",
-            help="Accounts file (account, sector, employees, office_location) to import too.",
+            help="Accounts file to import too: account (or id and name), sector, employees, "
+            "office_location, plan; Salesforce's account or HubSpot's company table.",
         ),
     ] = None,
     products: Annotated[
@@ -158,6 +159,14 @@ def import_deals(
             help="HubSpot's deal_pipeline_stage table, which names the stage ids.",
         ),
     ] = None,
+    deal_companies: Annotated[
+        Path | None,
+        typer.Option(
+            "--deal-companies",
+            help="HubSpot's deal_company table (or a deals export with Associated Company "
+            "IDs), which sets the account of deals whose account column is missing or empty.",
+        ),
+    ] = None,
 ) -> None:
     """Import CRM deals: id, account, stage, engage and close dates, amount, owner."""
     from journeymap.sources.columns import parse_mapping_options
@@ -173,6 +182,7 @@ def import_deals(
         products_file=products,
         history_file=history,
         stage_labels_file=stage_labels,
+        deal_companies_file=deal_companies,
     )
 
 

@@ -5,8 +5,9 @@ product, pipeline, a start date (engage or create date) and a close date. Column
 common exports are recognised (``opportunity_id``, ``deal_stage``, ``engage_date``,
 ``close_value`` ...; HubSpot's ``dealstage``, ``createdate``, ``closedate``, ``amount``), and
 ``--map FIELD=COLUMN`` names any other column. An accounts file (``account``, ``sector``,
-``employees``, ``office_location``) adds ``accounts`` rows, and a products file is read only to
-check product spellings.
+``employees``, ``office_location``; or Salesforce's ``account`` and HubSpot's ``company``
+tables, see :mod:`journeymap.sources.accounts`) adds ``accounts`` rows, and a products file
+is read only to check product spellings.
 
 Output: one ``deals`` row per input row, including deals with no account (null
 ``account_id``). A stage in ``won_stages`` is won and closed, one in ``lost_stages`` is closed
@@ -25,6 +26,14 @@ stage in a stage labels table decide, and else the stage name does.
 
 NOTE: Salesforce's ``type`` and ``lead_source`` are not read, because ``deals`` has no column
 for them.
+
+A deal's ``account_id`` is its account column (``account``, ``account_id`` ...) as written.
+HubSpot deals have no such column, because HubSpot keeps a deal's company as an association:
+an export's ``Associated Company IDs (Primary)`` or ``Associated Company IDs`` column, or
+Fivetran's ``deal_company`` table given as ``deal_companies_file``, then fills the deals whose
+account column is missing or empty. A deal with several companies takes its primary company,
+else the lowest company id (see :mod:`journeymap.sources.crm_associations`), and a warning
+counts such deals.
 
 When a stage history file is given (``history_file``: HubSpot's ``deal_stage``, Salesforce's
 opportunity history or ``OpportunityHistory``, see :mod:`journeymap.sources.crm_history`),
@@ -57,8 +66,15 @@ import numpy as np
 import pandas as pd
 
 from journeymap.common.errors import InputError
+from journeymap.sources.accounts import read_accounts as read_accounts
+from journeymap.sources.accounts import read_accounts_file
 from journeymap.sources.batch import ImportResult, check_not_imported, write_import
 from journeymap.sources.columns import ColumnResolver, normalise_name
+from journeymap.sources.crm_associations import (
+    assign_companies,
+    deal_companies,
+    read_deal_companies,
+)
 from journeymap.sources.crm_history import (
     StageHistory,
     StageLabels,
@@ -79,6 +95,8 @@ log = logging.getLogger("journeymap")
 DEAL_ALIASES: dict[str, list[str]] = {
     "deal_id": ["opportunity_id", "deal_id", "id", "record_id", "hs_object_id"],
     "account_id": ["account", "account_id", "company", "accountid"],
+    "primary_company_ids": ["associated_company_ids_(primary)"],
+    "company_ids": ["associated_company_ids"],
     "name": ["name", "deal_name", "dealname", "opportunity_name", "property_dealname"],
     "stage": [
         "deal_stage",
@@ -114,23 +132,6 @@ DEAL_ALIASES: dict[str, list[str]] = {
     "deleted": ["is_deleted", "isdeleted"],
     "fivetran_deleted": ["_fivetran_deleted"],
     "active": ["_fivetran_active"],
-}
-ACCOUNT_ALIASES: dict[str, list[str]] = {
-    "account_id": ["account", "account_id", "company", "name"],
-    "domain": ["domain", "website"],
-    "industry": ["sector", "industry"],
-    "employees": ["employees", "numberofemployees", "number_of_employees"],
-    "region": ["office_location", "region", "country"],
-    "churned_at": [
-        "churned_at",
-        "churn_date",
-        "churned_date",
-        "churned_on",
-        "cancelled_at",
-        "canceled_at",
-        "cancellation_date",
-        "cancelation_date",
-    ],
 }
 PRODUCT_ALIASES: dict[str, list[str]] = {"product": ["product", "product_name", "name"]}
 
@@ -178,6 +179,7 @@ def import_deals(
     products_file: str | Path | None = None,
     history_file: str | Path | None = None,
     stage_labels_file: str | Path | None = None,
+    deal_companies_file: str | Path | None = None,
     mapping: Mapping[str, str] | None = None,
     separator: str | None = None,
     currency: str = "USD",
@@ -187,12 +189,14 @@ def import_deals(
 ) -> ImportResult:
     """Import a deals file, and optionally its accounts and stage history, in one transaction.
 
-    ``mapping`` and ``separator`` apply to the deals file; the accounts, products, history
-    and stage labels files are recognised by their column names. ``history_file`` is a long
-    stage history table and ``stage_labels_file`` HubSpot's ``deal_pipeline_stage`` table
-    (module docstring). ``currency`` applies to deals without a currency column. The import
-    is identified by the deals file's bytes, so importing the same deals file again is
-    rejected whatever other files come with it.
+    ``mapping`` and ``separator`` apply to the deals file; the accounts, products, history,
+    stage labels and deal companies files are recognised by their column names.
+    ``history_file`` is a long stage history table, ``stage_labels_file`` HubSpot's
+    ``deal_pipeline_stage`` table and ``deal_companies_file`` HubSpot's ``deal_company``
+    table or a deals export with associated company ids (module docstring). ``currency``
+    applies to deals without a currency column. The import is identified by the deals
+    file's bytes, so importing the same deals file again is rejected whatever other files
+    come with it.
 
     Raises:
         InputError: a file is missing, or it has no id or stage column, or a cell is
@@ -201,7 +205,10 @@ def import_deals(
             or non-numeric amount, a flag that is neither true nor false, and a close date
             before the start date. The history and labels files are checked as
             :func:`journeymap.sources.crm_history.read_stage_history` and
-            :func:`journeymap.sources.crm_history.read_stage_labels` describe.
+            :func:`journeymap.sources.crm_history.read_stage_labels` describe, the deal
+            companies file as :func:`journeymap.sources.crm_associations.read_deal_companies`
+            does, and the accounts file as
+            :func:`journeymap.sources.accounts.read_accounts_file` does.
         AlreadyImportedError: the deals file's bytes were imported before.
     """
     source = read_input(deals_file, separator=separator)
@@ -226,6 +233,10 @@ def import_deals(
     )
     warnings = _skipped_warnings(len(source.frame) - len(deals))
     warnings += _deal_stage_id_warnings(deals, columns, labels, file=source.path)
+    deals["account_id"], company_warnings = _associated_accounts(
+        deals, source.frame, columns, deal_companies_file, file=source.path
+    )
+    warnings += company_warnings
 
     history = stage_columns(list(source.frame.columns), list(deals["pipeline"].dropna().unique()))
     if stage_history is not None:
@@ -248,10 +259,11 @@ def import_deals(
     deal_products = text(source.frame[product_column]) if product_column else None
     warnings += product_warnings(deal_products, _read_products(products_file))
     if accounts_file is not None:
-        accounts = read_accounts(accounts_file)
-        tables["accounts"] = accounts
-        warnings += sector_warnings(accounts["industry"])
-        warnings += _unknown_account_warnings(deals, accounts)
+        accounts = read_accounts_file(accounts_file)
+        tables["accounts"] = accounts.rows
+        warnings += accounts.warnings
+        warnings += sector_warnings(accounts.rows["industry"])
+        warnings += _unknown_account_warnings(deals, accounts.rows)
 
     return write_import(
         store,
@@ -278,7 +290,8 @@ def read_deals_frame(
 ) -> pd.DataFrame:
     """Turn deal rows into ``deals`` rows (without ``import_id``), one per current input row.
 
-    Deleted rows and replaced versions are left out (module docstring). ``name`` is the deal
+    Deleted rows and replaced versions are left out (module docstring). ``account_id`` is
+    the account column; the associated companies are applied later. ``name`` is the deal
     name column or, in files without one, the product. Amounts are in currency units, and an
     empty amount stays null. Dates become UTC timestamps. An empty stage cell takes the stage
     of the deal's last ``history`` entry. ``labels`` name stage ids, and their closed and won
@@ -289,12 +302,7 @@ def read_deals_frame(
     """
     id_column = columns.require("deal_id", why="the CRM id of each deal")
     stage_column = columns.require("stage", why="the current stage of each deal")
-    kept = live_rows(
-        frame,
-        file=file,
-        active=columns.get("active"),
-        deleted=(columns.get("deleted"), columns.get("fivetran_deleted")),
-    )
+    kept = _current_rows(frame, columns, file=file)
     # Skipped rows are blanked rather than dropped, so that errors keep the file's row numbers.
     live = frame.where(kept, axis=0)
 
@@ -432,43 +440,6 @@ def derive_stages(deals: pd.DataFrame, *, start_stage: str = START_STAGE) -> pd.
     return stages.sort_values(["deal_id", "entered_at"], kind="stable", ignore_index=True)
 
 
-def read_accounts(path: str | Path) -> pd.DataFrame:
-    """Read an accounts file into ``accounts`` rows (without ``import_id``).
-
-    ``account_id`` and ``name`` are the account name as written, so that deals name their
-    account by the same text. ``industry`` is the sector as written (typos are only
-    reported), ``region`` the office location, and ``employees`` a whole number or null.
-    ``churned_at`` is the date the customer cancelled, parsed as the deal dates are (see
-    :func:`parse_timestamps`), and null when the cell is empty or the file has no churn
-    column. The default deal and lifecycle fields of HubSpot and Salesforce hold no churn
-    date, so it comes from a column of the file: ``churned_at``, ``churn_date``,
-    ``cancelled_at``, ``cancellation_date`` and similar names are recognised.
-
-    Raises:
-        InputError: no account column, an empty or duplicate account name, an employee
-            count that is not a whole number of zero or more, or a churn date that is not
-            an ISO 8601 date.
-    """
-    source = read_input(path)
-    frame = source.frame
-    columns = ColumnResolver(file=source.path, columns=list(frame.columns), aliases=ACCOUNT_ALIASES)
-    id_column = columns.require("account_id", why="the account name that deals refer to")
-
-    def column_text(field: str) -> pd.Series:
-        name = columns.get(field)
-        return text(frame[name]) if name else pd.Series(pd.NA, index=frame.index, dtype="string")
-
-    rows = pd.DataFrame(index=frame.index)
-    rows["account_id"] = _deal_ids(frame[id_column], file=source.path, column=id_column)
-    rows["name"] = rows["account_id"]
-    rows["domain"] = column_text("domain")
-    rows["industry"] = column_text("industry")
-    rows["employees"] = _employees(frame, columns.get("employees"), file=source.path)
-    rows["region"] = column_text("region")
-    rows["churned_at"] = _optional_timestamps(frame, columns.get("churned_at"), file=source.path)
-    return rows.reset_index(drop=True)
-
-
 def product_warnings(deal_products: pd.Series | None, catalogue: pd.Series | None) -> list[str]:
     """Return one warning per product name written more than one way.
 
@@ -579,9 +550,51 @@ def _unknown_account_warnings(deals: pd.DataFrame, accounts: pd.DataFrame) -> li
         return []
     examples = ", ".join(repr(name) for name in sorted(set(unknown))[:3])
     return [
-        f"{len(unknown):,} deals name an account that is not in the accounts file "
-        f"(for example {examples}); their account_id is kept"
+        f"{counted(len(unknown), 'deal')} {'has' if len(unknown) == 1 else 'have'} an "
+        f"account_id that the accounts file lacks (for example {examples}); "
+        f"{'its' if len(unknown) == 1 else 'their'} account_id is kept"
     ]
+
+
+def _current_rows(frame: pd.DataFrame, columns: ColumnResolver, *, file: str) -> pd.Series:
+    """Return the mask of the deal rows that are neither deleted nor replaced versions."""
+    return live_rows(
+        frame,
+        file=file,
+        active=columns.get("active"),
+        deleted=(columns.get("deleted"), columns.get("fivetran_deleted")),
+    )
+
+
+def _associated_accounts(
+    deals: pd.DataFrame,
+    frame: pd.DataFrame,
+    columns: ColumnResolver,
+    deal_companies_file: str | Path | None,
+    *,
+    file: str,
+) -> tuple[pd.Series, list[str]]:
+    """Fill the empty ``account_id`` of deals from their associated companies.
+
+    The deals file's association columns come first, then ``deal_companies_file``. Returns
+    the account ids and the warnings of both.
+    """
+    accounts = deals["account_id"]
+    warnings: list[str] = []
+    source = columns.get("account_id")
+    if columns.get("primary_company_ids") or columns.get("company_ids"):
+        listed = deal_companies(frame, columns, _current_rows(frame, columns, file=file), file=file)
+        accounts, listed_warnings = assign_companies(deals, listed, column=source)
+        warnings += listed_warnings
+        source = source or columns.get("primary_company_ids") or columns.get("company_ids")
+    if deal_companies_file is not None:
+        associations = read_deal_companies(deal_companies_file)
+        with_accounts = deals.assign(account_id=accounts)
+        accounts, association_warnings = assign_companies(
+            with_accounts, associations, column=source
+        )
+        warnings += association_warnings
+    return accounts, warnings
 
 
 def _stage_in(stages: pd.Series, names: Sequence[str]) -> pd.Series:
@@ -593,31 +606,10 @@ def _first_row(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0])
 
 
-def _deal_ids(values: pd.Series, *, file: str, column: str) -> pd.Series:
-    return unique_ids(values, file=file, column=column)
-
-
 def _amounts(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
     if column is None:
         return pd.Series(np.nan, index=frame.index, dtype="float64")
     return numbers(frame[column], file=file, column=column, default=None, what="amount")
-
-
-def _employees(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
-    if column is None:
-        return pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    counts = numbers(frame[column], file=file, column=column, default=None, what="employee count")
-    fractional = counts.notna() & (counts != np.floor(counts))
-    if fractional.any():
-        row = _first_row(fractional)
-        raise InputError(
-            f"employee count {frame[column].iloc[row]!r} is not a whole number",
-            file=file,
-            row=row + 1,
-            column=column,
-            value=frame[column].iloc[row],
-        )
-    return counts.astype("Int64")
 
 
 def _optional_timestamps(frame: pd.DataFrame, column: str | None, *, file: str) -> pd.Series:
