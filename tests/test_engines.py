@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from journeymap.attribution import attribute, resolve_models
+from journeymap.attribution import attribute, channel_credit_table, resolve_models
 from journeymap.channels.rules import ChannelClassifier
 from journeymap.journeys.build import JourneyOptions, journeys_from_events, journeys_from_paths
 from journeymap.store.schema import RAW_TABLES
@@ -150,3 +150,31 @@ def test_spark_credits_equal_duckdb(spark: Any, tmp_path: Path, options: Journey
     np.testing.assert_allclose(
         duck.value_credit.to_numpy(), sparked.value_credit.to_numpy(), rtol=1e-12, atol=1e-9
     )
+
+
+def channel_table_on(con: Any) -> pd.DataFrame:
+    touches, conversions = synthetic_events()
+    touch_table = con.create_table(
+        "touchpoints",
+        conform(touches, RAW_TABLES["touchpoints"], table_name="touchpoints"),
+        overwrite=True,
+    )
+    conversion_table = con.create_table(
+        "conversions",
+        conform(conversions, RAW_TABLES["conversions"], table_name="conversions"),
+        overwrite=True,
+    )
+    events = journeys_from_events(
+        touch_table, conversion_table, ChannelClassifier(), JourneyOptions()
+    )
+    return channel_credit_table(events, resolve_models(["all"]))
+
+
+def test_spark_channel_credit_table_equals_duckdb(spark: Any) -> None:
+    duck = channel_table_on(ibis.duckdb.connect())
+    sparked = channel_table_on(ibis.pyspark.connect(spark))
+    assert len(duck) > 20
+    assert duck.model.tolist() == sparked.model.tolist()
+    assert duck.channel.tolist() == sparked.channel.tolist()
+    np.testing.assert_allclose(duck.conversions, sparked.conversions, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(duck.value, sparked.value, rtol=1e-12, atol=1e-9)
