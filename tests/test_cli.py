@@ -353,6 +353,39 @@ def test_icp_ranks_segments(shared_data: Path, tmp_path: Path) -> None:
     assert "industry, size_band, region, plan" in unknown.stderr
 
 
+def test_icp_ranks_plan_when_accounts_have_one(tmp_path: Path) -> None:
+    deals = tmp_path / "deals.csv"
+    pd.DataFrame(
+        {
+            "deal_id": ["d1", "d2", "d3"],
+            "account": ["a1", "a2", "a3"],
+            "stage": ["Won", "Lost", "Won"],
+            "engage_date": ["2024-01-01"] * 3,
+            "close_date": ["2024-02-01"] * 3,
+        }
+    ).to_csv(deals, index=False)
+    accounts = tmp_path / "accounts.csv"
+    pd.DataFrame(
+        {
+            "account": ["a1", "a2", "a3"],
+            "sector": ["retail", "retail", "media"],
+            "plan": ["Growth", "Starter", "Growth"],
+        }
+    ).to_csv(accounts, index=False)
+    store = str(tmp_path / "plans.duckdb")
+    imported = run_cli("import", "deals", str(deals), "--accounts", str(accounts), "--store", store)
+    assert imported.returncode == 0, imported.stderr
+
+    ranked = run_cli("icp", "--format", "json", "--min-closed", "1", "--store", store)
+    chosen = run_cli(
+        "icp", "--format", "json", "--dimensions", "industry", "--min-closed", "1", "--store", store
+    )
+
+    assert ranked.returncode == 0, ranked.stderr
+    assert {row["dimension"] for row in json.loads(ranked.stdout)} >= {"industry", "plan"}
+    assert {row["dimension"] for row in json.loads(chosen.stdout)} == {"industry"}
+
+
 def test_icp_shows_retention_columns(tmp_path: Path) -> None:
     deals = tmp_path / "deals.csv"
     pd.DataFrame(

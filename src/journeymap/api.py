@@ -953,7 +953,7 @@ def icp(
     store: Store,
     *,
     by: str | None = None,
-    dimensions: Sequence[str] = ("industry", "size_band", "region"),
+    dimensions: Sequence[str] | None = None,
     min_closed: int = 30,
     alpha: float = 0.05,
     min_customers: int = 20,
@@ -963,8 +963,9 @@ def icp(
 ) -> tuple[pd.DataFrame, str]:
     """Return the ranked ideal customer profile, or with ``by`` one dimension's segments.
 
-    ``min_customers``, ``horizon_days``, ``renewal_pattern`` and ``as_of`` set the retention
-    columns (see :mod:`journeymap.analyses.icp`). ``renewal_pattern`` None or empty counts
+    ``dimensions`` defaults to :func:`default_icp_dimensions`. ``min_customers``,
+    ``horizon_days``, ``renewal_pattern`` and ``as_of`` set the retention columns (see
+    :mod:`journeymap.analyses.icp`). ``renewal_pattern`` None or empty counts
     no renewal deals as churn. The second value is a note on the deals left out (without
     an account, or still open).
 
@@ -981,6 +982,8 @@ def icp(
             f"the store {store.location} has no deals with accounts",
             hint="Import them first: journeymap import deals FILE --accounts FILE",
         )
+    if dimensions is None:
+        dimensions = default_icp_dimensions(store)
     for name in [by] if by is not None else list(dimensions):
         if name not in ICP_DIMENSIONS:
             raise ConfigError(
@@ -1020,6 +1023,15 @@ def icp(
         renewal_pattern=pattern,
     )
     return profile, note
+
+
+def default_icp_dimensions(store: Store) -> list[str]:
+    """Return industry, size band and region, and plan when any stored account has one."""
+    from journeymap.analyses.icp import DEFAULT_DIMENSIONS
+
+    accounts = store.table("accounts")
+    has_plan = bool(accounts.plan.notnull().any().execute())
+    return [*DEFAULT_DIMENSIONS, "plan"] if has_plan else list(DEFAULT_DIMENSIONS)
 
 
 def _check_retention_settings(horizon_days: float, renewal_pattern: str | None) -> None:

@@ -166,9 +166,13 @@ def icp(
         ),
     ] = None,
     dimensions: Annotated[
-        str,
-        typer.Option("--dimensions", help="Comma-separated dimensions to rank."),
-    ] = "industry,size_band,region",
+        str | None,
+        typer.Option(
+            "--dimensions",
+            help="Comma-separated dimensions to rank (default: industry, size_band, region, "
+            "and plan when the accounts have plans).",
+        ),
+    ] = None,
     min_closed: Annotated[
         int, typer.Option("--min-closed", min=1, help="Closed deals a segment needs to count.")
     ] = 30,
@@ -218,7 +222,11 @@ def icp(
 ) -> None:
     """Rank the segments that win more often and keep their customers longer: the ICP."""
     settings = read_config(config)
-    names = [name.strip() for name in dimensions.split(",") if name.strip()]
+    names = (
+        [name.strip() for name in dimensions.split(",") if name.strip()]
+        if dimensions is not None
+        else None
+    )
     moment = _as_of(as_of, settings)
     opened = open_for(store, settings, must_exist=True)
     try:

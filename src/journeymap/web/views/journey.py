@@ -180,7 +180,7 @@ def icp(store: Store, config: Config, filters: Filters) -> dict[str, Any]:
         )
     profile, note = api.icp(store)
     segments = {}
-    for dimension in ("industry", "size_band", "region"):
+    for dimension in api.default_icp_dimensions(store):
         frame, _ = api.icp(store, by=dimension)
         segments[dimension] = records(frame)
     retention = bool(profile["churned"].notna().any())
