@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from scipy.stats import fisher_exact
 
+from journeymap.analyses.churn import customer_churn
 from journeymap.analyses.icp import (
     SIZE_BANDS,
     TOO_SMALL,
-    customer_churn,
     excluded_deals,
     ideal_customer_profile,
     segment_performance,
