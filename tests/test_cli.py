@@ -447,6 +447,18 @@ def test_icp_shows_retention_columns(tmp_path: Path) -> None:
     assert "--renewal-pattern" in bad.stderr
     assert "not a valid regular expression" in bad.stderr
 
+    look_behind = run_cli("icp", "--renewal-pattern", "renewal|(?<=x)y+", "--store", store)
+    no_dimension = run_cli("icp", "--dimensions", ",", "--store", store)
+    endless = run_cli("icp", "--horizon-days", "inf", "--store", store)
+    assert look_behind.returncode == 1
+    assert "not supported by the store" in look_behind.stderr
+    assert "Traceback" not in look_behind.stderr
+    assert no_dimension.returncode == 1
+    assert "--dimensions" in no_dimension.stderr
+    assert "Traceback" not in no_dimension.stderr
+    assert endless.returncode == 1
+    assert "--horizon-days" in endless.stderr
+
 
 def test_dropoff_flags_top_segments(shared_data: Path, tmp_path: Path) -> None:
     folder = shared_data / "crm-sales-opportunities"

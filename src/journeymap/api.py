@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -984,6 +985,12 @@ def icp(
         )
     if dimensions is None:
         dimensions = default_icp_dimensions(store)
+    if by is None and not dimensions:
+        raise ConfigError(
+            "no ICP dimension given",
+            location="--dimensions",
+            hint=f"Name one or more of {', '.join(ICP_DIMENSIONS)}, separated by commas",
+        )
     for name in [by] if by is not None else list(dimensions):
         if name not in ICP_DIMENSIONS:
             raise ConfigError(
@@ -992,7 +999,7 @@ def icp(
                 hint=f"Use one of {', '.join(ICP_DIMENSIONS)}",
             )
     pattern = renewal_pattern or None
-    _check_retention_settings(horizon_days, pattern)
+    _check_retention_settings(horizon_days, pattern, store)
     deals, accounts = store.table("deals"), store.table("accounts")
     wanted = [by] if by is not None else list(dimensions)
     if {"committee_size", "committee_roles"} & set(wanted):
@@ -1034,9 +1041,14 @@ def default_icp_dimensions(store: Store) -> list[str]:
     return [*DEFAULT_DIMENSIONS, "plan"] if has_plan else list(DEFAULT_DIMENSIONS)
 
 
-def _check_retention_settings(horizon_days: float, renewal_pattern: str | None) -> None:
-    """Raise ConfigError when the ICP's horizon or renewal pattern is invalid."""
-    if not horizon_days > 0:
+def _check_retention_settings(
+    horizon_days: float, renewal_pattern: str | None, store: Store | None = None
+) -> None:
+    """Raise ConfigError when the ICP's horizon or renewal pattern is invalid.
+
+    With a DuckDB ``store``, the pattern must also compile in DuckDB's regular expressions.
+    """
+    if not (math.isfinite(horizon_days) and horizon_days > 0):
         raise ConfigError(
             f"invalid retention horizon {horizon_days!r}",
             location="--horizon-days",
@@ -1052,6 +1064,21 @@ def _check_retention_settings(horizon_days: float, renewal_pattern: str | None) 
             location="--renewal-pattern",
             hint="Escape special characters, or give an empty pattern to count no renewals",
         ) from exc
+    if store is not None and store.engine == "duckdb":
+        # DuckDB matches with RE2, which rejects some patterns that Python accepts, such as
+        # look-behind and back-references.
+        try:
+            store.con.con.execute(
+                "SELECT regexp_matches('', ?)", [f"(?i){renewal_pattern}"]
+            ).fetchall()
+        except Exception as exc:  # duckdb raises InvalidInputException and others
+            raise ConfigError(
+                f"renewal pattern {renewal_pattern!r} is not supported by the store's regular "
+                f"expressions: {str(exc).splitlines()[0]}",
+                location="--renewal-pattern",
+                hint="Use literals, character classes, | and anchors, without look-around "
+                "or back-references",
+            ) from exc
 
 
 def dropoff(
