@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
+from journeymap.common.spark_sql import fix_pyspark_strip
+
 __version__ = "0.1.0"
+
+fix_pyspark_strip()
