@@ -170,9 +170,16 @@ def _has_touch_data(store: Store) -> bool:
 
 
 def _moment(value: Any) -> datetime | None:
+    """Return a timestamp of the store as an aware UTC datetime, or None for a null.
+
+    DuckDB returns aware values. Spark returns naive ones in its session time zone, and they
+    are read as UTC, so a Spark session needs ``spark.sql.session.timeZone`` set to UTC.
+    """
     if value is None or pd.isna(value):
         return None
-    moment: datetime = pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    moment: datetime = stamp.to_pydatetime()
     return moment
 
 
