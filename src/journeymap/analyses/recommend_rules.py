@@ -167,6 +167,9 @@ def undervalued_channel(store: Store, config: Config) -> list[Recommendation]:
 
 def _deal_tables(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the deal stages and the deals (with account columns when accounts exist)."""
+    # NOTE: segment_stall and period_drop compute in pandas on these whole tables, so on Spark
+    # every deal stage and deal travels to the driver. Their findings match DuckDB's, but a
+    # store too large for one machine's memory needs them rewritten as Ibis expressions.
     _require(store, "deal_stages", "deals")
     stays = store.table("deal_stages").to_pandas()
     for column in ("entered_at", "exited_at"):

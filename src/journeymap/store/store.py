@@ -169,6 +169,9 @@ class Store:
             finally:
                 raw.unregister(view)
         else:
+            # NOTE: on Spark, ibis 12.0 writes an int64 column that has nulls, such as
+            # accounts.employees, as all nulls, so imports into a Spark store lose those
+            # values. Spark's own createDataFrame reads the same Arrow table correctly.
             self.con.insert(name, ibis.memtable(table))
         return int(table.num_rows)
 
