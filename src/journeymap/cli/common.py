@@ -11,6 +11,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from journeymap import __version__, api
@@ -174,7 +175,12 @@ def print_frame(
             else:
                 cells.append(str(value))
         table.add_row(*cells)
-    out.print(table)
+    if out.is_terminal:
+        out.print(table)
+        return
+    # Piped or captured output widens to the whole table, so that no cell is cut short.
+    needed = Measurement.get(out, out.options.update(width=100_000), table).maximum
+    Console(width=max(out.width, needed)).print(table)
 
 
 SHORT_NAMES = {
