@@ -684,6 +684,7 @@ def velocity(
     by: str | None = None,
     threshold_days: float | None = None,
     period: str = "quarter",
+    config: Config | None = None,
 ) -> pd.DataFrame:
     """Return deal velocity from the imported deal stages (or lead stages), as a pandas frame.
 
@@ -705,7 +706,7 @@ def velocity(
     _check_stage_data(store, None if by == "cohort" else by, "break velocity down")
     if between is not None:
         _check_stage_names(store.table("deal_stages"), between, location="--between")
-    stays = _stays_with_cohort(store, period) if by == "cohort" else _stays_with(store, by)
+    stays = _stays_with_cohort(store, period) if by == "cohort" else _stays_with(store, by, config)
     if stalled:
         moment = as_of or _last_stage_time(store)
         table = analysis.stalled(
@@ -793,15 +794,17 @@ def _stays_with_cohort(store: Store, period: str) -> ibis.Table:
     return joined.select(*stays.columns, "cohort")
 
 
-def _stays_with(store: Store, by: str | None) -> ibis.Table:
-    """Return ``deal_stages`` with the ``by`` column of the deal or its account joined in."""
+def _stays_with(store: Store, by: str | None, config: Config | None = None) -> ibis.Table:
+    """Return ``deal_stages`` with the ``by`` column of the deal or its account joined in.
+
+    ``channel`` is the first-touch channel of the deal's lead (leads imported with
+    ``import leads``) or else of the deal's account, classified by ``config``'s channel rules.
+    """
     stays = store.table("deal_stages")
     if by is None:
         return stays
     if by == "channel":
-        from journeymap.sources.leads import stays_with_first_channel
-
-        return stays_with_first_channel(store)
+        return _stays_with_channel(store, config or Config())
     deals = store.table("deals")
     if by in ("owner", "pipeline"):
         column = deals.select(deal_key=deals.deal_id, **{by: deals[by]})
@@ -813,6 +816,22 @@ def _stays_with(store: Store, by: str | None) -> ibis.Table:
     return joined_stays.select(*stays.columns, by)
 
 
+def _stays_with_channel(store: Store, config: Config) -> ibis.Table:
+    """Return ``deal_stages`` with ``channel``: the lead's, or the account's, first touch."""
+    from journeymap.journeys.first_touch import first_touch_channels
+    from journeymap.sources.leads import stays_with_first_channel
+
+    stays = stays_with_first_channel(store)
+    classifier = ChannelClassifier.from_config(config.channels)
+    accounts = first_touch_channels(store.table("touchpoints"), classifier, "account")
+    accounts = accounts.select(_account=accounts.entity_id, _account_channel=accounts.channel)
+    deals = store.table("deals").select(_deal=ibis._.deal_id, _deal_account=ibis._.account_id)
+    joined = stays.left_join(deals, stays.deal_id == deals._deal)
+    joined = joined.left_join(accounts, joined._deal_account == accounts._account)
+    channel = ibis.coalesce(joined.channel, joined._account_channel)
+    return joined.select(*store.table("deal_stages").columns, channel=channel)
+
+
 def funnel(
     store: Store,
     steps: Sequence[str],
@@ -822,6 +841,7 @@ def funnel(
     window_days: float | None = None,
     as_of: datetime | None = None,
     by: str | None = None,
+    config: Config | None = None,
 ) -> pd.DataFrame:
     """Return a funnel as a pandas frame.
 
@@ -863,7 +883,7 @@ def funnel(
         _check_stage_data(store, by, "split a funnel")
         _check_stage_names(store.table("deal_stages"), steps, location="STEPS")
         result = analysis.stage_funnel(
-            _stays_with(store, by),
+            _stays_with(store, by, config),
             steps,
             period=period,
             window_days=window_days,
@@ -1088,6 +1108,7 @@ def dropoff(
     by: str = "channel",
     as_of: datetime | None = None,
     top: int = 3,
+    config: Config | None = None,
 ) -> pd.DataFrame:
     """Return stage-to-stage drop-off by segment, ranked by revenue lost beyond the average.
 
@@ -1104,7 +1125,7 @@ def dropoff(
     deals = store.table("deals") if store.has_rows("deals") else None
     # Entrants without a segment (a deal without an account, for example) would shift the
     # overall loss rate that every segment is measured against, so they are left out.
-    stays = _stays_with(store, by)
+    stays = _stays_with(store, by, config)
     stays = stays.filter(stays[by].notnull())
     return rank_dropoff(stays, stages, by=by, deals=deals, as_of=as_of, top=top)
 

@@ -236,3 +236,46 @@ def test_dropoff_null_segment_ties_first() -> None:
 
     assert result["channel"].isna().tolist() == [True, False]
     assert result["rank"].tolist() == [1, 2]
+
+
+def test_dropoff_by_account_first_touch_channel(tmp_path: Path) -> None:
+    from journeymap import api
+
+    deals = tmp_path / "deals.csv"
+    pd.DataFrame(
+        {
+            "deal_id": ["d1", "d2", "d3"],
+            "account": ["a1", "a2", "a3"],
+            "stage": ["Won", "Lost", "Won"],
+            "engage_date": ["2024-03-01"] * 3,
+            "close_date": ["2024-04-01"] * 3,
+            "amount": [100.0, 200.0, 300.0],
+        }
+    ).to_csv(deals, index=False)
+    touches = tmp_path / "touches.csv"
+    pd.DataFrame(
+        {
+            "user_id": ["p1", "p1", "p2", "p3"],
+            "account_id": ["a1", "a1", "a2", "a3"],
+            "timestamp": [
+                "2024-02-01T10:00:00Z",
+                "2024-02-02T10:00:00Z",
+                "2024-02-01T10:00:00Z",
+                "2024-02-01T10:00:00Z",
+            ],
+            "channel": ["Webinars", "Email", "Email", "Webinars"],
+        }
+    ).to_csv(touches, index=False)
+    store = Store.open()
+    api.import_file(store, deals, input_format="deals")
+    api.import_file(store, touches, input_format="touchpoints")
+
+    table = api.dropoff(store, ["Engaging", "Won"], by="channel", as_of=AS_OF)
+    funnel = api.funnel(store, ["Engaging", "Won"], by="channel", as_of=AS_OF)
+
+    rows = table.set_index("channel")
+    assert rows.loc["Webinars", "entered"] == 2
+    assert rows.loc["Webinars", "converted"] == 2
+    assert rows.loc["Email", "entered"] == 1
+    assert rows.loc["Email", "lost"] == 1
+    assert set(funnel.channel) == {"Webinars", "Email"}

@@ -93,6 +93,7 @@ def funnel(
             window_days=window_days,
             as_of=moment,
             by=by,
+            config=settings,
         )
     finally:
         opened.close()
@@ -285,7 +286,7 @@ def dropoff(
     moment = _as_of(as_of, settings)
     opened = open_for(store, settings, must_exist=True)
     try:
-        frame = api.dropoff(opened, stages, by=by, as_of=moment, top=top)
+        frame = api.dropoff(opened, stages, by=by, as_of=moment, top=top, config=settings)
     finally:
         opened.close()
     print_frame(frame, output, money={"deal_value", "revenue_impact", "excess_impact"}, digits=3)
@@ -479,6 +480,7 @@ def velocity(
             by=by,
             threshold_days=threshold_days,
             period=period.value,
+            config=settings,
         )
     finally:
         opened.close()
