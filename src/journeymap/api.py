@@ -109,7 +109,8 @@ def import_file(
     """Import one file into the store, all rows or none.
 
     A file whose exact bytes are already in the store is skipped, because its rows would
-    count twice; the result reports the skip. ``accounts_file``, ``products_file``,
+    count twice, and the other files given with it are not read either; the result reports
+    the skip and lists those files. ``accounts_file``, ``products_file``,
     ``history_file`` (a long stage history table), ``stage_labels_file`` (HubSpot's
     ``deal_pipeline_stage`` table) and ``deal_companies_file`` (HubSpot's ``deal_company``
     table) go with a ``deals`` file only, and ``deals_file`` (the closed deals) with a
@@ -144,8 +145,20 @@ def import_file(
         )
     except AlreadyImportedError as exc:
         log.info("skipped %s: already imported as %s", path, exc.import_id)
+        companions = (
+            accounts_file,
+            products_file,
+            history_file,
+            stage_labels_file,
+            deal_companies_file,
+            deals_file,
+        )
         return ImportResult(
-            import_id=exc.import_id, kind=str(input_format), file=str(path), skipped=True
+            import_id=exc.import_id,
+            kind=str(input_format),
+            file=str(path),
+            skipped=True,
+            unread=tuple(str(other) for other in companions if other is not None),
         )
 
 

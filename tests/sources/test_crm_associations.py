@@ -298,6 +298,10 @@ def test_deal_companies_without_company_column(store: Store, tmp_path: Path) -> 
 
     assert caught.value.file == str(companies)
     assert caught.value.column == "company_id"
+    # The export's column names are accepted too, and --map maps only the deals file.
+    assert "associated_company_ids" in str(caught.value)
+    assert "Rename the column" in str(caught.value)
+    assert "--map FIELD=COLUMN" not in str(caught.value)
     assert store.table("deals").count().execute() == 0
 
 

@@ -353,6 +353,157 @@ def test_deals_reimport_skipped(store: Store, tmp_path: Path) -> None:
         import_deals(store, path)
 
 
+def test_deals_reimport_skip_lists_unread_files(store: Store, tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [{**GOOD, "account": "Acme"}])
+    accounts = write_csv(tmp_path, [{"account": "Acme"}], name="accounts.csv")
+    api.import_file(store, path, input_format="deals")
+
+    second = api.import_file(store, path, input_format="deals", accounts_file=accounts)
+
+    assert second.skipped
+    assert second.unread == (str(accounts),)
+    assert f"the other files given with it were not read either: {accounts}" in second.summary()
+    assert store.table("accounts").count().execute() == 0
+
+
+# A newer export of the same deals and accounts replaces them by id. Deal d1 is won, d2 lost
+# and d3 open; the accounts are keyed by name.
+EXPORT = [
+    {**GOOD, "account": "Acme", "close_value": "100"},
+    {**GOOD, "deal_id": "d2", "stage": "Lost", "account": "Globex", "close_value": "200"},
+    {"deal_id": "d3", "stage": "Engaging", "engage_date": "2024-01-05", "account": "Acme"},
+]
+EXPORT_ACCOUNTS = [
+    {"account": "Acme", "sector": "retail"},
+    {"account": "Globex", "sector": "media"},
+]
+
+
+@pytest.fixture
+def exported(store: Store, tmp_path: Path) -> Store:
+    first = tmp_path / "first"
+    first.mkdir()
+    import_deals(
+        store,
+        write_csv(first, EXPORT),
+        accounts_file=write_csv(first, EXPORT_ACCOUNTS, name="accounts.csv"),
+    )
+    return store
+
+
+def test_deals_reexport_replaces_rows(exported: Store, tmp_path: Path) -> None:
+    before = row_counts(exported)
+    newer = [dict(row) for row in EXPORT]
+    newer[0].update(close_value="150", close_date="2024-03-01")
+    accounts = [{**EXPORT_ACCOUNTS[0], "sector": "software"}, EXPORT_ACCOUNTS[1]]
+
+    result = import_deals(
+        exported,
+        write_csv(tmp_path, newer),
+        accounts_file=write_csv(tmp_path, accounts, name="accounts.csv"),
+    )
+
+    after = row_counts(exported)
+    assert {name: after[name] for name in ("deals", "deal_stages", "accounts")} == {
+        name: before[name] for name in ("deals", "deal_stages", "accounts")
+    }
+    assert after["imports"] == 2
+    assert result.replaced == {"deals": 3, "deal_stages": 5, "accounts": 2}
+    assert "replaced 3 deals, 5 deal_stages, 2 accounts from earlier imports" in result.summary()
+    deals = exported.table("deals").to_pandas().set_index("deal_id")
+    assert deals.loc["d1", "amount"] == 150
+    assert set(deals["import_id"]) == {result.import_id}
+    stays = exported.table("deal_stages").to_pandas()
+    d1 = stays[stays["deal_id"] == "d1"].set_index("stage")
+    # The stays derived from the newer close date replace the old ones.
+    assert d1.loc["Engaging", "exited_at"] == pd.Timestamp("2024-03-01", tz="UTC")
+    assert d1.loc["Won", "entered_at"] == pd.Timestamp("2024-03-01", tz="UTC")
+    assert len(d1) == 2
+    sectors = exported.table("accounts").to_pandas().set_index("account_id")["industry"]
+    assert sectors.to_dict() == {"Acme": "software", "Globex": "media"}
+
+
+def test_deals_partial_export_replaces_subset(exported: Store, tmp_path: Path) -> None:
+    first_import = exported.table("deals").to_pandas()["import_id"].iloc[0]
+    stays_before = exported.table("deal_stages").to_pandas()
+    newer = [{**EXPORT[1], "close_value": "250"}]
+
+    result = import_deals(exported, write_csv(tmp_path, newer))
+
+    assert result.replaced == {"deals": 1, "deal_stages": 2}
+    deals = exported.table("deals").to_pandas().set_index("deal_id")
+    assert sorted(deals.index) == ["d1", "d2", "d3"]
+    assert deals.loc["d2", "amount"] == 250
+    assert deals.loc["d2", "import_id"] == result.import_id
+    assert deals.loc["d1", "import_id"] == first_import
+    assert deals.loc["d3", "import_id"] == first_import
+    stays = exported.table("deal_stages").to_pandas()
+    assert len(stays) == len(stays_before)
+    assert set(stays.loc[stays["deal_id"] == "d2", "import_id"]) == {result.import_id}
+    assert set(stays.loc[stays["deal_id"] != "d2", "import_id"]) == {first_import}
+    # Without --accounts the stored accounts stay as they were.
+    assert exported.table("accounts").count().execute() == 2
+
+
+def test_deals_invalid_reexport_keeps_first(exported: Store, tmp_path: Path) -> None:
+    before = row_counts(exported)
+    newer = [dict(row) for row in EXPORT]
+    newer[2]["engage_date"] = "05/01/2024"
+
+    with pytest.raises(InputError, match="engage_date"):
+        import_deals(exported, write_csv(tmp_path, newer))
+
+    assert row_counts(exported) == before
+    assert exported.table("deals").to_pandas().set_index("deal_id").loc["d1", "amount"] == 100
+
+
+def test_deals_failed_write_restores_replaced(
+    exported: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = row_counts(exported)
+    deals_before = exported.table("deals").to_pandas().sort_values("deal_id", ignore_index=True)
+    append = exported.append
+
+    def append_failing_on_accounts(name: str, frame: Any) -> int:
+        # The deals and their stays are already deleted and appended at this point.
+        if name == "accounts":
+            raise OSError("disk full")
+        return append(name, frame)
+
+    monkeypatch.setattr(exported, "append", append_failing_on_accounts)
+    newer = [{**row, "close_value": "999"} for row in EXPORT]
+
+    with pytest.raises(OSError, match="disk full"):
+        import_deals(
+            exported,
+            write_csv(tmp_path, newer),
+            accounts_file=write_csv(tmp_path, EXPORT_ACCOUNTS, name="accounts.csv"),
+        )
+
+    assert row_counts(exported) == before
+    deals_after = exported.table("deals").to_pandas().sort_values("deal_id", ignore_index=True)
+    pd.testing.assert_frame_equal(deals_after, deals_before)
+
+
+def test_deals_cli_reexport_reports_replaced(tmp_path: Path) -> None:
+    location = str(tmp_path / "store.duckdb")
+    first = write_csv(tmp_path, EXPORT, name="first.csv")
+    newer = write_csv(tmp_path, [{**EXPORT[0], "close_value": "150"}], name="newer.csv")
+    runner = CliRunner()
+
+    runner.invoke(app, ["import", "deals", str(first), "--store", location])
+    result = runner.invoke(app, ["import", "deals", str(newer), "--store", location])
+
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())  # the console wraps long lines
+    assert "1 deals, 2 deal_stages; replaced 1 deals, 2 deal_stages from earlier imports" in output
+    opened = Store.open(location)
+    try:
+        assert opened.table("deals").count().execute() == 3
+    finally:
+        opened.close()
+
+
 def test_deals_cli_import(tmp_path: Path) -> None:
     deals = write_csv(tmp_path, [{**GOOD, "account": "Acme"}])
     accounts = write_csv(tmp_path, [{"account": "Acme", "sector": "retail"}], name="a.csv")

@@ -69,7 +69,24 @@ def test_hubspot_deal_table_without_stages_names_row(store: Store, shared_data: 
     assert caught.value.file == str(path)
     assert caught.value.row == 1
     assert caught.value.column == "deal_pipeline_stage_id"
+    assert "for deal '1244495215'" in str(caught.value)
     assert "--history" in str(caught.value)
+    assert store.table("deals").count().execute() == 0
+
+
+def test_hubspot_sample_history_lacks_deal(store: Store, shared_data: Path) -> None:
+    path = shared_data / FIXTURES / "hubspot" / "deal_data.csv"
+    history = shared_data / FIXTURES / "hubspot" / "deal_stage_data.csv"
+
+    # The sample history's deal ids do not join the sample deals.
+    with pytest.raises(InputError, match="stage is missing") as caught:
+        import_deals(store, path, history_file=history)
+
+    assert caught.value.row == 1
+    assert (
+        f"stage is missing for deal '1244495215', and {history} has no stage entries for it"
+    ) in str(caught.value)
+    assert "pass a stage history" not in str(caught.value)
     assert store.table("deals").count().execute() == 0
 
 
@@ -539,6 +556,145 @@ def test_stage_labels_missing_label(store: Store, hubspot: dict[str, Path], tmp_
     assert caught.value.file == str(labels)
     assert caught.value.row == 3
     assert caught.value.column == "label"
+
+
+def test_stage_labels_missing_id_column(
+    store: Store, hubspot: dict[str, Path], tmp_path: Path
+) -> None:
+    labels = write(tmp_path, "labels.csv", HUBSPOT_STAGE_LABELS.replace(",stage_id,", ",sid,"))
+
+    with pytest.raises(InputError, match="missing column for stage_id") as caught:
+        import_deals(
+            store, hubspot["deals"], history_file=hubspot["history"], stage_labels_file=labels
+        )
+
+    assert caught.value.file == str(labels)
+    assert "accepted names: stage_id, deal_pipeline_stage_id" in str(caught.value)
+    # --map maps the deals file's columns, so it cannot help here.
+    assert "Rename the column to one of the accepted names" in str(caught.value)
+    assert "Map one with --map" not in str(caught.value)
+
+
+def test_stage_labels_matching_no_id(
+    store: Store, hubspot: dict[str, Path], tmp_path: Path
+) -> None:
+    # The same stages under another portal's ids.
+    labels = write(tmp_path, "labels.csv", HUBSPOT_STAGE_LABELS.replace(",300", ",900"))
+
+    with pytest.raises(InputError, match="none of the 4 stage ids") as caught:
+        import_deals(
+            store, hubspot["deals"], history_file=hubspot["history"], stage_labels_file=labels
+        )
+
+    assert caught.value.file == str(labels)
+    assert caught.value.column == "stage_id"
+    assert "(for example '3005', '3002', '3001';" in str(caught.value)
+    assert "the table has '9001', '9002', '9003'" in str(caught.value)
+    assert store.table("deals").count().execute() == 0
+    assert store.table("imports").count().execute() == 0
+
+
+def test_stage_labels_matching_deals_only(
+    store: Store, hubspot: dict[str, Path], tmp_path: Path
+) -> None:
+    # Only the deals file's ids are in the table: a partial match, so a warning.
+    labels = write(tmp_path, "labels.csv", HUBSPOT_STAGE_LABELS.replace(",3002,", ",9002,"))
+
+    result = import_deals(
+        store, hubspot["deals"], history_file=hubspot["history"], stage_labels_file=labels
+    )
+
+    assert result.rows["deals"] == 3
+    assert (
+        f"kept 1 stage id of {hubspot['history']} as written, because {labels} lacks them "
+        "(for example '3002')"
+    ) in result.warnings
+
+
+def test_history_fills_missing_close_date(
+    store: Store, hubspot: dict[str, Path], tmp_path: Path
+) -> None:
+    deals = write(
+        tmp_path,
+        "deal_blank.csv",
+        HUBSPOT_DEALS.replace("09:00:00,2024-01-20 00:00:00", "09:00:00,"),
+    )
+
+    result = import_deals(
+        store, deals, history_file=hubspot["history"], stage_labels_file=hubspot["labels"]
+    )
+
+    closed_at = table(store, "deals").set_index("deal_id")["closed_at"]
+    # Deal 101 entered Signed, its closed-won stage, at 12:00 on 2024-01-20.
+    assert closed_at["101"] == utc("2024-01-20 12:00")
+    assert pd.isna(closed_at["102"])
+    assert (
+        "closed_at taken from stage history for 1 deal without a close date: the time each "
+        f"entered its closing stage in {hubspot['history']}"
+    ) in result.warnings
+    assert not any("closed deals without a close date" in warning for warning in result.warnings)
+
+
+def test_history_without_closing_stay_warns(
+    store: Store, hubspot: dict[str, Path], tmp_path: Path
+) -> None:
+    # Deal 105 is lost, but its history ends in Appointment Scheduled.
+    deals = write(
+        tmp_path,
+        "deal_lost.csv",
+        HUBSPOT_DEALS + "105,false,default,3004,Hooli,,2024-01-03 09:00:00,\n",
+    )
+    history = write(
+        tmp_path,
+        "deal_stage_lost.csv",
+        HUBSPOT_DEAL_STAGES
+        + "2024-01-04 09:00:00,105,true,9999-12-31 23:59:59,2024-01-04 09:00:00,CRM_UI,u4,3001\n",
+    )
+
+    result = import_deals(store, deals, history_file=history, stage_labels_file=hubspot["labels"])
+
+    deals_table = table(store, "deals").set_index("deal_id")
+    assert bool(deals_table.loc["105", "is_closed"])
+    assert pd.isna(deals_table.loc["105", "closed_at"])
+    assert (
+        f"closed deals without a close date: 1; {history} does not show when they entered "
+        "their closing stage, so their closed_at is empty (for example '105')"
+    ) in result.warnings
+    assert not any("taken from stage history" in warning for warning in result.warnings)
+
+
+def test_hubspot_reexport_replaces_stays(
+    store: Store, hubspot: dict[str, Path], tmp_path: Path
+) -> None:
+    import_deals(
+        store,
+        hubspot["deals"],
+        history_file=hubspot["history"],
+        stage_labels_file=hubspot["labels"],
+    )
+    # A later export: deal 102 went on to Contract Sent, and 101's amount changed.
+    deals = write(tmp_path, "deal_new.csv", HUBSPOT_DEALS.replace("1200.5", "1500"))
+    history = write(
+        tmp_path,
+        "deal_stage_new.csv",
+        HUBSPOT_DEAL_STAGES
+        + "2024-01-08 09:00:00,102,true,9999-12-31 23:59:59,2024-01-08 09:00:00,CRM_UI,u2,3003\n",
+    )
+
+    result = import_deals(store, deals, history_file=history, stage_labels_file=hubspot["labels"])
+
+    assert result.replaced == {"deals": 3, "deal_stages": 7}
+    assert "replaced 3 deals, 7 deal_stages from earlier imports" in result.summary()
+    deals_table = table(store, "deals").set_index("deal_id")
+    assert len(deals_table) == 3
+    assert deals_table.loc["101", "amount"] == 1500
+    assert deals_table.loc["102", "stage"] == "Contract Sent"
+    assert [stay for stay in stays_of(store) if stay[0] == "102"] == [
+        ("102", "Appointment Scheduled", utc("2024-01-02 09:00"), utc("2024-01-04 09:00")),
+        ("102", "Demo Scheduled", utc("2024-01-04 09:00"), utc("2024-01-08 09:00")),
+        ("102", "Contract Sent", utc("2024-01-08 09:00"), None),
+    ]
+    assert len(stays_of(store)) == 8
 
 
 def test_deal_flag_not_true_or_false(store: Store, tmp_path: Path) -> None:

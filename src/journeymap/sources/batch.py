@@ -30,16 +30,42 @@ class ImportResult:
     """True when the same bytes were already in the store, so nothing was written."""
     warnings: tuple[str, ...] = ()
     """Data-quality problems that did not stop the import (the rows were kept)."""
+    replaced: dict[str, int] = field(default_factory=dict)
+    """Rows of earlier imports deleted per table, because this import has newer rows with
+    the same ids."""
+    unread: tuple[str, ...] = ()
+    """The other files given with a skipped file, which were not read either."""
 
     def summary(self) -> str:
-        """Return a one-line account of the rows written and the number of warnings."""
+        """Return a one-line account of the rows written and replaced, and the warnings."""
         if self.skipped:
-            return f"skipped {self.file}: its content is already in the store as {self.import_id}"
+            line = f"skipped {self.file}: its content is already in the store as {self.import_id}"
+            if self.unread:
+                line += (
+                    f"; the other files given with it were not read either: "
+                    f"{', '.join(self.unread)}. Import into a new store (--store) to read them"
+                )
+            return line
         counts = ", ".join(f"{count:,} {table}" for table, count in self.rows.items())
         line = f"imported {self.file} as {self.import_id}: {counts or 'no rows'}"
+        replaced = ", ".join(
+            f"{count:,} {table}" for table, count in self.replaced.items() if count
+        )
+        if replaced:
+            line += f"; replaced {replaced} from earlier imports"
         if self.warnings:
             line += f"; {len(self.warnings)} data-quality warning(s)"
         return line
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """The stored rows that an import replaces: those of ``table`` whose ``column`` is in
+    ``keys``. They are deleted in the import's transaction, before its rows are appended."""
+
+    table: str
+    column: str
+    keys: tuple[str, ...]
 
 
 def new_import_id(kind: str, sha256: str) -> str:
@@ -77,12 +103,20 @@ def write_import(
     seq_start: int,
     tables: Mapping[str, pd.DataFrame | pa.Table],
     warnings: Sequence[str] = (),
+    replace: Sequence[Replacement] = (),
 ) -> ImportResult:
     """Append every table of one import and its record in ``imports``, in one transaction.
 
-    ``warnings`` are logged once the import is written, and returned in the result.
+    The rows that ``replace`` selects are deleted first, in the same transaction, and the
+    result counts them per table. ``warnings`` are logged once the import is written, and
+    returned in the result.
+
+    Raises:
+        StoreError: ``replace`` selects stored rows of a store that is not DuckDB (see
+            :meth:`journeymap.store.store.Store.delete_keys`).
     """
     rows: dict[str, int] = {}
+    replaced: dict[str, int] = {}
     seq_end = seq_start - 1
     for frame in tables.values():
         if isinstance(frame, pa.Table):
@@ -91,6 +125,9 @@ def write_import(
         elif "seq" in frame.columns and len(frame):
             seq_end = max(seq_end, int(frame["seq"].max()))
     with store.transaction():
+        for replacement in replace:
+            deleted = store.delete_keys(replacement.table, replacement.column, replacement.keys)
+            replaced[replacement.table] = replaced.get(replacement.table, 0) + deleted
         for name, frame in tables.items():
             if isinstance(frame, pa.Table):
                 frame = frame.append_column("import_id", pa.repeat(import_id, frame.num_rows))
@@ -112,7 +149,12 @@ def write_import(
         )
         store.append("imports", record)
     result = ImportResult(
-        import_id=import_id, kind=kind, file=file, rows=rows, warnings=tuple(warnings)
+        import_id=import_id,
+        kind=kind,
+        file=file,
+        rows=rows,
+        warnings=tuple(warnings),
+        replaced=replaced,
     )
     log.info("%s", result.summary())
     for warning in warnings:

@@ -60,10 +60,21 @@ def parse_mapping_options(
     return mapping
 
 
+MAP_REMEDY = "Map one with --map FIELD=COLUMN"
+"""The end of a missing-column hint for a file whose columns ``--map`` maps."""
+RENAME_REMEDY = (
+    "Rename the column to one of the accepted names. --map does not apply to this file, "
+    "only to the deals file"
+)
+"""The end of a missing-column hint for the files that go with a deals file."""
+
+
 class ColumnResolver:
     """Finds the input column of each canonical field of one importer.
 
     ``aliases`` lists, for each field, the recognised names in order of preference.
+    ``remedy`` ends the hint of a missing-column error: :data:`MAP_REMEDY` for a file that
+    ``--map`` applies to, :data:`RENAME_REMEDY` for a file that goes with a deals file.
     """
 
     def __init__(
@@ -73,8 +84,10 @@ class ColumnResolver:
         columns: Sequence[str],
         aliases: Mapping[str, Sequence[str]],
         mapping: Mapping[str, str] | None = None,
+        remedy: str = MAP_REMEDY,
     ) -> None:
         self.file = file
+        self.remedy = remedy
         self.columns = list(columns)
         self.aliases = aliases
         self._by_normal = {normalise_name(column): column for column in reversed(self.columns)}
@@ -118,16 +131,26 @@ class ColumnResolver:
             InputError: no column matches; the message lists the accepted names and the
                 columns found, and points out a file split by the wrong separator.
         """
-        column = self.resolved.get(field)
-        if column is not None:
-            return column
-        accepted = ", ".join(self.aliases[field])
+        return self.require_any([field], why=why)
+
+    def require_any(self, fields: Sequence[str], *, why: str = "") -> str:
+        """Return the input column of the first of ``fields`` that the file has.
+
+        Raises:
+            InputError: no column matches any of ``fields``; the message is that of
+                :meth:`require` for the first field, with the accepted names of all.
+        """
+        for field in fields:
+            column = self.resolved.get(field)
+            if column is not None:
+                return column
+        accepted = ", ".join(name for field in fields for name in self.aliases[field])
         reason = f" ({why})" if why else ""
         raise InputError(
-            f"missing column for {field}{reason}; accepted names: {accepted}",
+            f"missing column for {fields[0]}{reason}; accepted names: {accepted}",
             file=self.file,
-            column=field,
-            hint=self._columns_hint(self.aliases[field][0]),
+            column=fields[0],
+            hint=self._columns_hint(self.aliases[fields[0]][0]),
         )
 
     def _columns_hint(self, wanted: str) -> str:
@@ -142,4 +165,4 @@ class ColumnResolver:
         close = difflib.get_close_matches(wanted, self.columns, n=3)
         found = ", ".join(self.columns[:20]) + (" ..." if len(self.columns) > 20 else "")
         suggestion = f"Did you mean {', '.join(close)}? " if close else ""
-        return f"{suggestion}Columns found: {found}. Map one with --map FIELD=COLUMN"
+        return f"{suggestion}Columns found: {found}. {self.remedy}"

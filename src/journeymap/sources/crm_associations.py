@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from journeymap.common.errors import InputError
-from journeymap.sources.columns import ColumnResolver
+from journeymap.sources.columns import RENAME_REMEDY, ColumnResolver
 from journeymap.sources.crm_history import counted
 from journeymap.sources.readers import read_input
 from journeymap.sources.values import STRING, live_rows, numbers, text
@@ -87,11 +87,13 @@ def read_deal_companies(path: str | Path) -> DealCompanies:
     source = read_input(path)
     frame = source.frame
     columns = ColumnResolver(
-        file=source.path, columns=list(frame.columns), aliases=ASSOCIATION_ALIASES
+        file=source.path,
+        columns=list(frame.columns),
+        aliases=ASSOCIATION_ALIASES,
+        remedy=RENAME_REMEDY,
     )
     columns.require("deal_id", why="the deal of each association")
-    if not any(columns.get(name) for name in COMPANY_FIELDS):
-        columns.require("company_id", why="the company associated with each deal")
+    columns.require_any(COMPANY_FIELDS, why="the company associated with each deal")
     kept = live_rows(frame, file=source.path, deleted=(columns.get("deleted"),))
     companies = deal_companies(frame, columns, kept, file=source.path)
     return replace(companies, skipped=int((~kept).sum()))

@@ -29,7 +29,8 @@ next stay begins, and the last one has no exit, as for stage-entry columns
 HubSpot writes stage ids (``appointmentscheduled``, or generated ids in custom pipelines).
 HubSpot's ``deal_pipeline_stage`` table (``stage_id``, ``label``, ``pipeline_id``,
 ``closed_won``, ``is_closed``) names them: see :func:`read_stage_labels`. Without it the ids
-are kept, and a warning reports it.
+are kept, and a warning reports it. Ids that the table lacks are kept with a warning too,
+unless the table has none of the ids (:func:`check_labels_match`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from journeymap.common.errors import InputError
-from journeymap.sources.columns import ColumnResolver, normalise_name
+from journeymap.sources.columns import RENAME_REMEDY, ColumnResolver, normalise_name
 from journeymap.sources.deal_history import HISTORY_COLUMNS
 from journeymap.sources.readers import read_input
 from journeymap.sources.timestamps import parse_crm_timestamps
@@ -101,6 +102,8 @@ class StageLabels:
 
     file: str
     stages: pd.DataFrame
+    id_column: str | None = None
+    """The file's stage id column, as written."""
 
     def name(self, ids: pd.Series) -> pd.Series:
         """Return the label of each stage id. An id that the table lacks is returned unchanged."""
@@ -149,7 +152,12 @@ def read_stage_labels(path: str | Path) -> StageLabels:
     """
     source = read_input(path)
     frame = source.frame
-    columns = ColumnResolver(file=source.path, columns=list(frame.columns), aliases=LABEL_ALIASES)
+    columns = ColumnResolver(
+        file=source.path,
+        columns=list(frame.columns),
+        aliases=LABEL_ALIASES,
+        remedy=RENAME_REMEDY,
+    )
     id_column = columns.require("stage_id", why="the stage id that deals and histories name")
     label_column = columns.require("label", why="the stage name to show")
 
@@ -182,7 +190,35 @@ def read_stage_labels(path: str | Path) -> StageLabels:
     # Current rows first, so that a deleted row only names an id that no current row has.
     stages = stages.sort_values("_deleted", kind="stable").drop_duplicates("stage_id")
     return StageLabels(
-        file=source.path, stages=stages.drop(columns="_deleted").set_index("stage_id")
+        file=source.path,
+        stages=stages.drop(columns="_deleted").set_index("stage_id"),
+        id_column=id_column,
+    )
+
+
+def check_labels_match(labels: StageLabels, ids: pd.Series) -> None:
+    """Raise unless at least one of the stage ``ids`` is in ``labels``.
+
+    ``ids`` are the stage ids of the deals and their history, as written. A labels table
+    that names none of them almost surely comes from another HubSpot portal. When some
+    match, the others are only warned about (:func:`stage_id_warnings`).
+
+    Raises:
+        InputError: ``ids`` has a non-empty id and none of them is in ``labels``.
+    """
+    present = ids.dropna().drop_duplicates()
+    if present.empty or present.isin(labels.stages.index).any():
+        return
+    raise InputError(
+        f"none of the {counted(len(present), 'stage id')} of the deals and their history is "
+        f"in this stage labels table (for example {_listed(present)}; the table has "
+        f"{_listed(labels.stages.index.to_series())})",
+        file=labels.file,
+        column=labels.id_column,
+        hint=(
+            "Give the deal_pipeline_stage table of the same HubSpot portal as the deals, "
+            "or leave out --stage-labels to keep the stage ids as written"
+        ),
     )
 
 
@@ -225,7 +261,10 @@ def read_stage_history(path: str | Path, *, labels: StageLabels | None = None) -
             ),
         )
     columns = ColumnResolver(
-        file=source.path, columns=list(frame.columns), aliases=HISTORY_ALIASES[layout]
+        file=source.path,
+        columns=list(frame.columns),
+        aliases=HISTORY_ALIASES[layout],
+        remedy=RENAME_REMEDY,
     )
     id_column = columns.require("deal_id", why="the deal that entered the stage")
     stage_column = columns.require("stage", why="the stage entered")

@@ -13,6 +13,11 @@ Output: one ``deals`` row per input row, including deals with no account (null
 ``account_id``). A stage in ``won_stages`` is won and closed, one in ``lost_stages`` is closed
 and not won, and any other stage is open. Stage names are compared case-insensitively.
 
+A CRM export is a snapshot, so a newer export replaces what the store has: the stored
+``deals`` rows with the deal ids of the import, all ``deal_stages`` rows of those deals, and
+the ``accounts`` rows with the account ids of the accounts file are deleted in the import's
+transaction. Deals and accounts that the new files lack stay as they are.
+
 The tables that Fivetran writes are read as they are: HubSpot's ``deal`` (``deal_id``,
 ``deal_pipeline_id``, ``deal_pipeline_stage_id``, ``property_amount``, ``property_closedate``,
 ``property_createdate``, ``property_dealname``, ``owner_id``) and Salesforce's ``opportunity``
@@ -38,9 +43,12 @@ counts such deals.
 When a stage history file is given (``history_file``: HubSpot's ``deal_stage``, Salesforce's
 opportunity history or ``OpportunityHistory``, see :mod:`journeymap.sources.crm_history`),
 ``deal_stages`` holds its stays, and a deal whose stage cell is empty takes the stage of its
-last history entry. HubSpot's stage ids are named by a ``deal_pipeline_stage`` table
-(``stage_labels_file``) in ``deals`` and ``deal_stages`` alike. An empty stage that no history
-fills is an error. Without a history file, when the input has stage-entry columns
+last history entry. A closed deal without a close date takes the time it entered its closing
+stage: the entry time of its last stay, when that stay is in the deal's stage. A warning
+counts the deals filled, and another the closed deals still without a date. HubSpot's stage
+ids are named by a ``deal_pipeline_stage`` table (``stage_labels_file``) in ``deals`` and
+``deal_stages`` alike, and a table that names none of the ids is an error. An empty stage that
+no history fills is an error. Without a history file, when the input has stage-entry columns
 (``Date entered "<stage> (<pipeline>)"`` and the like, see
 :mod:`journeymap.sources.deal_history`), ``deal_stages`` holds that history. Otherwise
 ``deal_stages`` rows are derived from the dates. A closed deal with a start date was in
@@ -68,8 +76,13 @@ import pandas as pd
 from journeymap.common.errors import InputError
 from journeymap.sources.accounts import read_accounts as read_accounts
 from journeymap.sources.accounts import read_accounts_file
-from journeymap.sources.batch import ImportResult, check_not_imported, write_import
-from journeymap.sources.columns import ColumnResolver, normalise_name
+from journeymap.sources.batch import (
+    ImportResult,
+    Replacement,
+    check_not_imported,
+    write_import,
+)
+from journeymap.sources.columns import RENAME_REMEDY, ColumnResolver, normalise_name
 from journeymap.sources.crm_associations import (
     assign_companies,
     deal_companies,
@@ -78,6 +91,7 @@ from journeymap.sources.crm_associations import (
 from journeymap.sources.crm_history import (
     StageHistory,
     StageLabels,
+    check_labels_match,
     counted,
     read_stage_history,
     read_stage_labels,
@@ -196,7 +210,8 @@ def import_deals(
     table or a deals export with associated company ids (module docstring). ``currency``
     applies to deals without a currency column. The import is identified by the deals
     file's bytes, so importing the same deals file again is rejected whatever other files
-    come with it.
+    come with it. Another deals file replaces the stored deals, stays and accounts with the
+    same ids (module docstring), and the result counts the rows replaced.
 
     Raises:
         InputError: a file is missing, or it has no id or stage column, or a cell is
@@ -208,8 +223,10 @@ def import_deals(
             :func:`journeymap.sources.crm_history.read_stage_labels` describe, the deal
             companies file as :func:`journeymap.sources.crm_associations.read_deal_companies`
             does, and the accounts file as
-            :func:`journeymap.sources.accounts.read_accounts_file` does.
+            :func:`journeymap.sources.accounts.read_accounts_file` does. A stage labels
+            file that names none of the stage ids of the deals and the history is an error.
         AlreadyImportedError: the deals file's bytes were imported before.
+        StoreError: rows to replace are in a store that is not DuckDB.
     """
     source = read_input(deals_file, separator=separator)
     import_id = check_not_imported(store, kind="deals", sha256=source.sha256, file=source.path)
@@ -242,6 +259,10 @@ def import_deals(
     if stage_history is not None:
         stages, history_warnings = stays_for_deals(stage_history, deals)
         warnings += stage_history.warnings + history_warnings
+        deals["closed_at"], close_warnings = _close_dates_from_stays(
+            deals, stages, file=stage_history.file
+        )
+        warnings += close_warnings
     elif history:
         entries = read_stage_entries(
             source.frame,
@@ -252,15 +273,20 @@ def import_deals(
     else:
         stages = derive_stages(deals, start_stage=start_stage)
     tables: dict[str, pd.DataFrame] = {"deals": deals, "deal_stages": stages}
+    deal_ids = tuple(deals["deal_id"])
+    replace = [
+        Replacement("deals", "deal_id", deal_ids),
+        Replacement("deal_stages", "deal_id", deal_ids),
+    ]
 
-    if stage_history is None:
-        warnings += _deal_warnings(deals)
+    warnings += _undated_warnings(deals, history=stage_history)
     product_column = columns.get("product")
     deal_products = text(source.frame[product_column]) if product_column else None
     warnings += product_warnings(deal_products, _read_products(products_file))
     if accounts_file is not None:
         accounts = read_accounts_file(accounts_file)
         tables["accounts"] = accounts.rows
+        replace.append(Replacement("accounts", "account_id", tuple(accounts.rows["account_id"])))
         warnings += accounts.warnings
         warnings += sector_warnings(accounts.rows["industry"])
         warnings += _unknown_account_warnings(deals, accounts.rows)
@@ -274,6 +300,7 @@ def import_deals(
         seq_start=store.next_seq(),
         tables=tables,
         warnings=warnings,
+        replace=replace,
     )
 
 
@@ -325,16 +352,20 @@ def read_deals_frame(
         stage_ids = stage_ids.fillna(rows["deal_id"].map(history.latest_stage_ids()))
     missing = kept & stage_ids.isna()
     if missing.any():
-        raise InputError(
-            "stage is missing",
-            file=file,
-            row=_first_row(missing) + 1,
-            column=stage_column,
-            hint=(
+        row = _first_row(missing)
+        message = f"stage is missing for deal {rows['deal_id'].iloc[row]!r}"
+        if history is None:
+            hint = (
                 "Fill in the stage of every deal, or pass a stage history (--history) whose "
                 "last entry for the deal gives it"
-            ),
-        )
+            )
+        else:
+            message += f", and {history.file} has no stage entries for it"
+            hint = "Fill in the deal's stage, or add its stage entries to the history file"
+        raise InputError(message, file=file, row=row + 1, column=stage_column, hint=hint)
+    if labels is not None:
+        history_ids = history.entries["stage_id"] if history is not None else None
+        check_labels_match(labels, pd.concat([stage_ids[kept], history_ids]))
     stages = labels.name(stage_ids) if labels is not None else stage_ids
     rows["stage"] = stages
     rows["is_won"], rows["is_closed"] = _outcomes(
@@ -510,7 +541,10 @@ def _read_products(path: str | Path | None) -> pd.Series | None:
         return None
     source = read_input(path)
     columns = ColumnResolver(
-        file=source.path, columns=list(source.frame.columns), aliases=PRODUCT_ALIASES
+        file=source.path,
+        columns=list(source.frame.columns),
+        aliases=PRODUCT_ALIASES,
+        remedy=RENAME_REMEDY,
     )
     return text(source.frame[columns.require("product", why="the product name")])
 
@@ -535,11 +569,43 @@ def _deal_stage_id_warnings(
     return stage_id_warnings(stages, labels, where=file)
 
 
-def _deal_warnings(deals: pd.DataFrame) -> list[str]:
-    undated = int((deals["is_closed"] & deals["closed_at"].isna()).sum())
-    if not undated:
+def _close_dates_from_stays(
+    deals: pd.DataFrame, stays: pd.DataFrame, *, file: str
+) -> tuple[pd.Series, list[str]]:
+    """Fill the empty ``closed_at`` of closed deals from their stage history.
+
+    A closed deal without a close date takes the entry time of its last stay when that
+    stay's stage is the deal's stage (compared case-insensitively), because the deal entered
+    its closing stage then. ``stays`` are the ``deal_stages`` rows, in time order per deal.
+    Returns the close dates and a warning that counts the deals filled.
+    """
+    last = stays.groupby("deal_id", sort=False).tail(1).set_index("deal_id")
+    last_stage = deals["deal_id"].map(last["stage"]).astype("string")
+    entered = pd.to_datetime(deals["deal_id"].map(last["entered_at"]), utc=True)
+    in_closing_stage = (last_stage.str.casefold() == deals["stage"].str.casefold()).fillna(False)
+    fill = deals["is_closed"] & deals["closed_at"].isna() & in_closing_stage.astype(bool)
+    if not fill.any():
+        return deals["closed_at"], []
+    closed_at = deals["closed_at"].where(~fill, entered)
+    return closed_at, [
+        f"closed_at taken from stage history for {counted(int(fill.sum()), 'deal')} without "
+        f"a close date: the time each entered its closing stage in {file}"
+    ]
+
+
+def _undated_warnings(deals: pd.DataFrame, *, history: StageHistory | None) -> list[str]:
+    """Return the warning about closed deals that are still without a close date."""
+    undated = deals["is_closed"] & deals["closed_at"].isna()
+    if not undated.any():
         return []
-    return [f"closed deals without a close date: {undated:,}; they have no deal_stages rows"]
+    count = f"closed deals without a close date: {int(undated.sum()):,}"
+    if history is None:
+        return [f"{count}; they have no deal_stages rows"]
+    examples = ", ".join(repr(deal) for deal in deals.loc[undated, "deal_id"].iloc[:3])
+    return [
+        f"{count}; {history.file} does not show when they entered their closing stage, so "
+        f"their closed_at is empty (for example {examples})"
+    ]
 
 
 def _unknown_account_warnings(deals: pd.DataFrame, accounts: pd.DataFrame) -> list[str]:

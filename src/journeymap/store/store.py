@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,43 @@ class Store:
             # values. Spark's own createDataFrame reads the same Arrow table correctly.
             self.con.insert(name, ibis.memtable(table))
         return int(table.num_rows)
+
+    def delete_keys(self, name: str, column: str, keys: Sequence[str]) -> int:
+        """Delete the rows of a canonical table whose ``column`` is one of ``keys``.
+
+        Returns the number of rows deleted. Inside :meth:`transaction`, a later error rolls
+        the deletion back with the rest.
+
+        Raises:
+            StoreError: the store is not DuckDB and some rows match. Ibis has no DELETE
+                statement, so only DuckDB stores can replace rows.
+        """
+        distinct = sorted(set(keys))
+        if not distinct:
+            return 0
+        key_table = pa.table({"key": pa.array(distinct, type=pa.string())})
+        if self.engine != "duckdb":
+            stored, wanted = self.table(name), ibis.memtable(key_table)
+            matching = stored.semi_join(wanted, stored[column] == wanted.key)
+            count = int(matching.count().execute())
+            if count:
+                noun = "row" if count == 1 else "rows"
+                raise StoreError(
+                    f"table {name!r} in {self.location} has {count:,} {noun} whose {column} "
+                    "this import replaces, but only DuckDB stores can delete rows",
+                    hint="Import into a DuckDB store (--store FILE.duckdb)",
+                )
+            return 0
+        view = f"_keys_{uuid.uuid4().hex}"
+        raw = self.con.con
+        raw.register(view, key_table)
+        try:
+            deleted = raw.execute(
+                f'DELETE FROM "{name}" WHERE "{column}" IN (SELECT "key" FROM "{view}")'
+            ).fetchone()
+        finally:
+            raw.unregister(view)
+        return int(deleted[0]) if deleted else 0
 
     def write(self, name: str, data: ibis.Table | pd.DataFrame | pa.Table) -> ibis.Table:
         """Replace a derived table with ``data`` and return the stored table."""
