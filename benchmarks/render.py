@@ -152,13 +152,16 @@ def _size_section(name: str, data: dict[str, Any]) -> list[str]:
                 for name, seconds in ours["timings"].items()
                 if name not in skip
             ]
-        stored = ours.get("extras", {}).get("stored_credits")
+        extras = ours.get("extras", {})
+        stored = extras.get("stored_credits")
         if stored is not None:
+            peak = extras.get("stored_credits_peak_memory_mb", 0.0)
             lines += [
                 "",
                 f"Storing every model's per-touch credits afterwards, as `journeymap attribute "
-                f"--models all` does for reports by campaign and ad: {stored:.2f} s more "
-                "(not part of the comparison, because the peers return channel totals only).",
+                f"--models all` does for reports by campaign and ad: {stored:.2f} s more, with "
+                f"a peak of {peak:,.0f} MB (not part of the comparison, because the peers "
+                "return channel totals only).",
             ]
     lines.append("")
     return lines

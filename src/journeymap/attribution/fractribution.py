@@ -14,6 +14,8 @@ Reference: google/fractribution, ``py/fractribution.py`` (``run_shapley_attribut
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import ibis
 import pandas as pd
 
@@ -34,15 +36,25 @@ def path_fractions(summary: pd.DataFrame) -> pd.DataFrame:
     ``summary`` has ``kind``, ``key`` (channels joined by the state separator),
     ``conversions`` and ``nulls`` per distinct path.
     """
-    rows: list[tuple[str, str, int, float]] = []
+    rows = [
+        (kind, key, position, fraction)
+        for kind, key, _, fractions in converting_path_fractions(summary)
+        for position, fraction in enumerate(fractions, start=1)
+    ]
+    return pd.DataFrame(rows, columns=["kind", "key", "position", "fraction"])
+
+
+def converting_path_fractions(
+    summary: pd.DataFrame,
+) -> Iterator[tuple[str, str, list[str], list[float]]]:
+    """Yield ``kind, key, channels, fractions`` for each converting path of ``summary``."""
     for kind, of_kind in summary.groupby("kind", sort=True):
         seen = of_kind.conversions + of_kind.nulls
         probability = dict(
             zip(of_kind.key, (of_kind.conversions / seen.where(seen > 0)).fillna(0.0), strict=True)
         )
-        for key, conversions in zip(of_kind.key, of_kind.conversions, strict=True):
-            if conversions <= 0:
-                continue
+        converting = of_kind[of_kind.conversions > 0]
+        for key in converting.key:
             path = str(key).split(STATE_SEPARATOR)
             own = probability[key]
             if len(path) == 1:
@@ -57,11 +69,7 @@ def path_fractions(summary: pd.DataFrame) -> pd.DataFrame:
                 fractions = [contribution / total for contribution in contributions]
             else:
                 fractions = [0.0] * (len(path) - 1) + [1.0]
-            rows.extend(
-                (str(kind), str(key), position, fraction)
-                for position, fraction in enumerate(fractions, start=1)
-            )
-    return pd.DataFrame(rows, columns=["kind", "key", "position", "fraction"])
+            yield str(kind), str(key), path, fractions
 
 
 @register
@@ -118,22 +126,24 @@ class Fractribution(AttributionModel):
     def channel_totals(self, journeys: Journeys) -> pd.DataFrame:
         """Return each kind's credit by channel, summed over the distinct paths."""
         summary = path_summary(journeys)
-        fractions = path_fractions(summary)
-        if fractions.empty:
-            return pd.DataFrame(columns=TOTAL_COLUMNS)
-        weighted = fractions.merge(summary, on=["kind", "key"], how="inner", validate="m:1")
-        credited = pd.DataFrame(
-            {
-                "kind": weighted.kind,
-                "channel": [
-                    str(key).split(STATE_SEPARATOR)[position - 1]
-                    for key, position in zip(weighted.key, weighted.position, strict=True)
-                ],
-                "conversions": weighted.fraction * weighted.conversions,
-                "value": weighted.fraction * weighted.value,
-            }
+        converting = summary[summary.conversions > 0]
+        weights = dict(
+            zip(
+                zip(converting.kind, converting.key, strict=True),
+                zip(converting.conversions, converting.value, strict=True),
+                strict=True,
+            )
         )
-        totals = credited.groupby(["kind", "channel"], sort=True)[["conversions", "value"]].sum()
-        totals = totals.reset_index()
-        nonzero = (totals.conversions != 0) | (totals.value != 0)
-        return totals[nonzero].reset_index(drop=True)[TOTAL_COLUMNS]
+        totals: dict[tuple[str, str], list[float]] = {}
+        for kind, key, path, fractions in converting_path_fractions(summary):
+            conversions, value = weights[(kind, key)]
+            for channel, fraction in zip(path, fractions, strict=True):
+                entry = totals.setdefault((kind, channel), [0.0, 0.0])
+                entry[0] += fraction * conversions
+                entry[1] += fraction * value
+        rows = [
+            (kind, channel, conversions, value)
+            for (kind, channel), (conversions, value) in sorted(totals.items())
+            if conversions != 0 or value != 0
+        ]
+        return pd.DataFrame(rows, columns=TOTAL_COLUMNS)
