@@ -34,6 +34,8 @@ app.add_typer(import_app, name="import")
 
 # Output that is piped or captured gets 160 columns, so tables of every model stay whole.
 out = Console(width=None if sys.stdout.isatty() else 160)
+PIPED_OUT = None if sys.stdout.isatty() else out
+"""The console of piped or captured output, which tables widen to fit; None on a terminal."""
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 log = logging.getLogger("journeymap")
 
@@ -175,12 +177,17 @@ def print_frame(
             else:
                 cells.append(str(value))
         table.add_row(*cells)
-    if out.is_terminal:
+    if out is not PIPED_OUT:
         out.print(table)
         return
     # Piped or captured output widens to the whole table, so that no cell is cut short.
     needed = Measurement.get(out, out.options.update(width=100_000), table).maximum
-    Console(width=max(out.width, needed)).print(table)
+    width = out.width
+    out.width = max(width, needed)
+    try:
+        out.print(table)
+    finally:
+        out.width = width
 
 
 SHORT_NAMES = {
