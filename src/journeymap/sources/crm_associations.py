@@ -28,11 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from journeymap.common.errors import InputError
 from journeymap.sources.columns import RENAME_REMEDY, ColumnResolver
 from journeymap.sources.crm_history import counted
 from journeymap.sources.readers import read_input
-from journeymap.sources.values import STRING, live_rows, numbers, text
+from journeymap.sources.values import STRING, live_rows, numbers, required_text, text
 
 PRIMARY_TYPE_ID = 5
 """HubSpot's association type id of a deal's primary company."""
@@ -114,12 +113,26 @@ def deal_companies(
     """
     live = frame.where(kept, axis=0)
     id_column = columns.require("deal_id", why="the deal of each association")
-    deal_ids = _required(live, id_column, kept, file=file, what="deal id")
+    deal_ids = required_text(
+        live[id_column],
+        kept,
+        file=file,
+        column=id_column,
+        what="deal id",
+        hint="Fill in the deal id of every association, or remove the row",
+    )
 
     parts = []
     company_column = columns.get("company_id")
     if company_column is not None:
-        companies = _required(live, company_column, kept, file=file, what="company id")
+        companies = required_text(
+            live[company_column],
+            kept,
+            file=file,
+            column=company_column,
+            what="company id",
+            hint="Fill in the company id of every association, or remove the row",
+        )
         primary = _primary_types(live, columns, file=file)
         parts.append(
             pd.DataFrame({"deal_id": deal_ids, "company_id": companies, "primary": primary})
@@ -267,19 +280,3 @@ def _primary_types(frame: pd.DataFrame, columns: ColumnResolver, *, file: str) -
         categories = text(frame[category_column]).str.upper()
         primary &= (categories.isna() | (categories == HUBSPOT_DEFINED)).fillna(False).astype(bool)
     return primary
-
-
-def _required(
-    frame: pd.DataFrame, column: str, kept: pd.Series, *, file: str, what: str
-) -> pd.Series:
-    cells = text(frame[column])
-    missing = kept & cells.isna()
-    if missing.any():
-        raise InputError(
-            f"{what} is missing",
-            file=file,
-            row=int(np.flatnonzero(missing.to_numpy())[0]) + 1,
-            column=column,
-            hint=f"Fill in the {what} of every association, or remove the row",
-        )
-    return cells

@@ -47,7 +47,14 @@ from journeymap.sources.columns import RENAME_REMEDY, ColumnResolver, normalise_
 from journeymap.sources.deal_history import HISTORY_COLUMNS
 from journeymap.sources.readers import read_input
 from journeymap.sources.timestamps import parse_crm_timestamps
-from journeymap.sources.values import known_flags, live_rows, text, true_false, unique_ids
+from journeymap.sources.values import (
+    known_flags,
+    live_rows,
+    required_text,
+    text,
+    true_false,
+    unique_ids,
+)
 
 HUBSPOT_DEAL_STAGE = "HubSpot deal_stage"
 SALESFORCE_VERSIONS = "Salesforce opportunity history (Fivetran history mode)"
@@ -276,8 +283,22 @@ def read_stage_history(path: str | Path, *, labels: StageLabels | None = None) -
     # Skipped rows are blanked rather than dropped, so that errors keep the file's row numbers.
     live = frame.where(kept, axis=0)
     entered_at = _entry_times(live, columns, layout=layout, file=source.path)
-    deal_ids = _required(live, id_column, kept, file=source.path, what="deal id")
-    stage_ids = _required(live, stage_column, kept, file=source.path, what="stage")
+    deal_ids = required_text(
+        live[id_column],
+        kept,
+        file=source.path,
+        column=id_column,
+        what="deal id",
+        hint="Fill in the deal id of every row, or remove the row",
+    )
+    stage_ids = required_text(
+        live[stage_column],
+        kept,
+        file=source.path,
+        column=stage_column,
+        what="stage",
+        hint="Fill in the stage of every row, or remove the row",
+    )
     missing_time = kept & entered_at.isna()
     if missing_time.any():
         column = columns.get("entered_at") or columns.get("version_start")
@@ -405,22 +426,6 @@ def _entry_times(
     entered, start = columns.get("entered_at"), columns.get("version_start")
     times = parse_crm_timestamps(frame, entered, file=file)
     return times.fillna(parse_crm_timestamps(frame, start, file=file))
-
-
-def _required(
-    frame: pd.DataFrame, column: str, kept: pd.Series, *, file: str, what: str
-) -> pd.Series:
-    cells = text(frame[column])
-    missing = kept & cells.isna()
-    if missing.any():
-        raise InputError(
-            f"{what} is missing",
-            file=file,
-            row=_first_row(missing) + 1,
-            column=column,
-            hint=f"Fill in the {what} of every row, or remove the row",
-        )
-    return cells
 
 
 def _column_text(frame: pd.DataFrame, column: str | None) -> pd.Series:

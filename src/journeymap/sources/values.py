@@ -40,17 +40,8 @@ def unique_ids(
         InputError: naming the row of the first missing id, or of the first repeated one and
             the row it repeats.
     """
-    ids = text(values)
+    ids = required_text(values, kept, file=file, column=column, what=what)
     checked = pd.Series(True, index=ids.index) if kept is None else kept.astype(bool)
-    missing = checked & ids.isna()
-    if missing.any():
-        raise InputError(
-            f"{what} is missing",
-            file=file,
-            row=_first_row(missing) + 1,
-            column=column,
-            hint=f"Fill in the {what} of every row",
-        )
 
     duplicate = checked & ids.where(checked).duplicated() & ids.notna()
     if duplicate.any():
@@ -65,6 +56,36 @@ def unique_ids(
             hint="Each row must have its own id; remove the repeated row",
         )
     return ids
+
+
+def required_text(
+    values: pd.Series,
+    kept: pd.Series | None = None,
+    *,
+    file: str,
+    column: str,
+    what: str,
+    hint: str | None = None,
+) -> pd.Series:
+    """Return the cells as text, after checking that every row of ``kept`` has one.
+
+    ``kept`` is a boolean mask aligned with ``values`` (None checks every row).
+
+    Raises:
+        InputError: naming the first kept row whose cell is empty.
+    """
+    cells = text(values)
+    checked = pd.Series(True, index=cells.index) if kept is None else kept.astype(bool)
+    missing = checked & cells.isna()
+    if missing.any():
+        raise InputError(
+            f"{what} is missing",
+            file=file,
+            row=_first_row(missing) + 1,
+            column=column,
+            hint=hint or f"Fill in the {what} of every row",
+        )
+    return cells
 
 
 def text(values: pd.Series) -> pd.Series:
