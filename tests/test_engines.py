@@ -90,7 +90,8 @@ def paths_frame() -> pd.DataFrame:
     )
 
 
-def credits_on(con: Any, options: JourneyOptions) -> pd.DataFrame:
+def event_tables(con: Any) -> tuple[ibis.Table, ibis.Table]:
+    """Create the synthetic touchpoints and conversions on ``con`` and return both tables."""
     touches, conversions = synthetic_events()
     touch_table = con.create_table(
         "touchpoints",
@@ -102,6 +103,11 @@ def credits_on(con: Any, options: JourneyOptions) -> pd.DataFrame:
         conform(conversions, RAW_TABLES["conversions"], table_name="conversions"),
         overwrite=True,
     )
+    return touch_table, conversion_table
+
+
+def credits_on(con: Any, options: JourneyOptions) -> pd.DataFrame:
+    touch_table, conversion_table = event_tables(con)
     path_table = con.create_table(
         "path_aggregates",
         conform(paths_frame(), RAW_TABLES["path_aggregates"], table_name="path_aggregates"),
@@ -153,17 +159,7 @@ def test_spark_credits_equal_duckdb(spark: Any, tmp_path: Path, options: Journey
 
 
 def channel_table_on(con: Any) -> pd.DataFrame:
-    touches, conversions = synthetic_events()
-    touch_table = con.create_table(
-        "touchpoints",
-        conform(touches, RAW_TABLES["touchpoints"], table_name="touchpoints"),
-        overwrite=True,
-    )
-    conversion_table = con.create_table(
-        "conversions",
-        conform(conversions, RAW_TABLES["conversions"], table_name="conversions"),
-        overwrite=True,
-    )
+    touch_table, conversion_table = event_tables(con)
     events = journeys_from_events(
         touch_table, conversion_table, ChannelClassifier(), JourneyOptions()
     )
