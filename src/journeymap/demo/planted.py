@@ -6,7 +6,7 @@ second half of the window, and won customers that rarely expand while no campaig
 them. One is planted in the accounts file (:mod:`journeymap.demo.churn`): small customers
 churn far more often than the others. Three the world has by construction: an awareness
 channel that last-click attribution under-credits, won deals whose champion has no tracked
-touch, and opportunities that carry ad click ids nobody sends back to the ad platforms.
+touch, and opportunities with ad click ids that are never sent back to the ad platforms.
 
 The ``kind`` of each entry names the recommendation rule that finds it, except
 ``segment_churn``, which the ICP's retention columns find (``journeymap icp``).

@@ -8,8 +8,8 @@ writes: Salesforce's ``account`` (``id``, ``name``, ``industry``, ``number_of_em
 spaces and dashes read as underscores.
 
 The key of an account (``account_id``) is its id when the file has an id column (``id``,
-``account_id``, ``company_id`` and the like), so that deals whose account column contains
-the CRM id (Salesforce's ``opportunity.account_id``, HubSpot's associated company id) find
+``account_id``, ``company_id`` and the like). Deals whose account column contains the CRM
+id (Salesforce's ``opportunity.account_id``, HubSpot's associated company id) then find
 their account. The name column (``account``, ``company``, ``name``, ``property_name`` ...)
 is then the display name. A file without an id column is keyed by the name as written, so
 that deals name their account by the same text.
@@ -135,11 +135,11 @@ def read_accounts_file(path: str | Path) -> AccountsFile:
     Deleted and replaced rows are left out (module docstring), and a warning counts them.
 
     Raises:
-        InputError: the file has neither an id nor a name column. Or a cell of a kept row
-            is invalid: an empty or duplicate account id (or name, in a file without ids),
-            an employee count that is not a whole number of zero or more, or a churn date
-            that is neither ISO 8601 nor epoch milliseconds. Or a deleted or active flag
-            is neither true nor false.
+        InputError: the file has neither an id nor a name column, or a deleted or active
+            flag is neither true nor false. Also when a cell of a kept row is invalid: an
+            empty or duplicate account id (or name, in a file without ids), an employee
+            count that is not a whole number of zero or more, or a churn date in neither
+            ISO 8601 nor epoch milliseconds.
     """
     source = read_input(path)
     frame = source.frame

@@ -190,8 +190,8 @@ class Store:
             return 0
         key_table = pa.table({"key": pa.array(distinct, type=pa.string())})
         if self.engine != "duckdb":
-            stored, wanted = self.table(name), ibis.memtable(key_table)
-            matching = stored.semi_join(wanted, stored[column] == wanted.key)
+            stored, replaced = self.table(name), ibis.memtable(key_table)
+            matching = stored.semi_join(replaced, stored[column] == replaced.key)
             count = int(matching.count().execute())
             if count:
                 noun = "row" if count == 1 else "rows"
