@@ -40,7 +40,7 @@ def assert_same_table(shortcut: pd.DataFrame, engine: pd.DataFrame) -> None:
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     events=st.lists(event, min_size=0, max_size=25),
-    transform=st.sampled_from(["none", "collapse", "unique"]),
+    transform=st.sampled_from(["none", "collapse", "unique", "frequency"]),
     kinds=st.sampled_from([None, ["lead"], ["closed_won", "opportunity"]]),
 )
 def test_channel_credit_table_equals_engine(

@@ -204,9 +204,11 @@ TOTAL_COLUMNS = ["kind", "channel", "conversions", "value"]
 
 
 def journey_kinds(journeys: Journeys) -> list[str]:
-    """Return the conversion kinds of the journeys, sorted."""
-    kinds = journeys.journeys.select("kind").distinct().to_pandas().kind.dropna()
-    return sorted(str(kind) for kind in kinds)
+    """Return the conversion kinds of the journeys, sorted (memoised)."""
+    if "kinds" not in journeys.memo:
+        kinds = journeys.journeys.select("kind").distinct().to_pandas().kind.dropna()
+        journeys.memo["kinds"] = sorted(str(kind) for kind in kinds)
+    return list(journeys.memo["kinds"])
 
 
 def journeys_of_kind(journeys: Journeys, kind: str) -> Journeys:

@@ -106,11 +106,19 @@ def _concat(frames: Sequence[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 
 
 def _unattributed_by_kind(journeys: Journeys) -> pd.DataFrame:
-    """Return the conversions and value of converting journeys without touches, by kind."""
+    """Return the conversions and value of converting journeys without touches, by kind.
+
+    Memoised in ``journeys.memo["unattributed"]``.
+    """
+    if "unattributed" in journeys.memo:
+        known: pd.DataFrame = journeys.memo["unattributed"]
+        return known
     rows = journeys.journeys
     empty = rows.filter((rows.n_touches == 0) & (rows.conversions > 0))
     summed = empty.group_by("kind").aggregate(
         conversions=exact_sum(empty.conversions), value=exact_sum(empty.value)
     )
     frame: pd.DataFrame = summed.to_pandas()
-    return frame.assign(channel=UNATTRIBUTED)[["kind", "channel", "conversions", "value"]]
+    frame = frame.assign(channel=UNATTRIBUTED)[["kind", "channel", "conversions", "value"]]
+    journeys.memo["unattributed"] = frame
+    return frame

@@ -9,11 +9,15 @@ journey's conversions and value. Positions count touches, not distinct channels:
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import ClassVar
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
 from pydantic import Field, model_validator
 
+from journeymap.attribution.aggregate import PathSteps, path_steps
 from journeymap.attribution.base import (
     CREDIT_COLUMNS,
     AttributionModel,
@@ -22,13 +26,36 @@ from journeymap.attribution.base import (
     unattributed_rows,
 )
 from journeymap.common.errors import ModelError
+from journeymap.common.numbers import exact_sum
 from journeymap.journeys.build import Journeys
 
 JOURNEY = ibis.window(group_by="journey_id")
 
 
+def _no_milestones(journeys: Journeys) -> bool:
+    """Return whether no touch is a lead, opportunity or closed-won touch; memoised."""
+    if "no_milestones" not in journeys.memo:
+        t = journeys.touches
+        flagged = t.filter(t.is_lead_touch | t.is_opportunity_touch | t.is_won_touch)
+        journeys.memo["no_milestones"] = int(flagged.limit(1).count().execute()) == 0
+    return bool(journeys.memo["no_milestones"])
+
+
+def _repeats_are_one(journeys: Journeys) -> bool:
+    """Return whether every touch stands for one touch (no frequency transform); memoised."""
+    if "single_repeats" not in journeys.memo:
+        most = journeys.touches.repeats.max().execute()
+        journeys.memo["single_repeats"] = most is None or pd.isna(most) or int(most) <= 1
+    return bool(journeys.memo["single_repeats"])
+
+
 class RuleModel(AttributionModel):
     """A model that is a formula over each touch's position, time and milestones."""
+
+    uses_repeats: ClassVar[bool] = False
+    """Whether the shares read ``repeats``; paths only stand in for touches that repeat once."""
+    uses_milestones: ClassVar[bool] = False
+    """Whether the shares read the milestone flags; paths only stand in without milestones."""
 
     @abstractmethod
     def weight(self, t: ibis.Table) -> ir.FloatingValue:
@@ -41,16 +68,48 @@ class RuleModel(AttributionModel):
         """Return ``t`` with the touch's share in ``_weight``; override to compute in steps."""
         return t.mutate(_weight=self.weight(t))
 
-    def credits(self, journeys: Journeys) -> ibis.Table:
-        """Return credit rows: touch shares times journey conversions and value."""
+    def path_weight(self, steps: PathSteps) -> np.ndarray | None:
+        """Return each step's share of its distinct path, or None without a shortcut.
+
+        Only a model whose shares depend on nothing but the positions and channels of the
+        path has one; the shares must equal :meth:`weight` touch for touch.
+        """
+        return None
+
+    def channel_totals(self, journeys: Journeys) -> pd.DataFrame:
+        """Return the credit by kind and channel: over distinct paths, else in the engine."""
+        has_shortcut = type(self).path_weight is not RuleModel.path_weight
+        if (
+            has_shortcut
+            and (not self.uses_repeats or _repeats_are_one(journeys))
+            and (not self.uses_milestones or _no_milestones(journeys))
+        ):
+            steps = path_steps(journeys)
+            weight = self.path_weight(steps)
+            if weight is not None:
+                return steps.totals(weight)
+        touches = self._converting_touches(journeys)
+        weighted = self.weigh(touches)
+        summed = weighted.group_by(["kind", "channel"]).aggregate(
+            conversions=exact_sum(weighted._weight * weighted.conversions),
+            value=exact_sum(weighted._weight * weighted.value),
+        )
+        frame: pd.DataFrame = summed.to_pandas()
+        return frame[["kind", "channel", "conversions", "value"]]
+
+    def _converting_touches(self, journeys: Journeys) -> ibis.Table:
         converting = journeys.journeys.filter(journeys.journeys.conversions > 0).select(
             "journey_id", "conversion_id", "kind", "conversions", "value"
         )
         touches = journeys.touches.inner_join(converting, "journey_id")
         touches = touches.drop([column for column in touches.columns if column.endswith("_right")])
-        if self.needs_timestamps:
+        if self.needs_timestamps and not journeys.memo.get("timestamps_complete"):
             self._check_timestamps(touches)
-        weighted = self.weigh(touches)
+        return touches
+
+    def credits(self, journeys: Journeys) -> ibis.Table:
+        """Return credit rows: touch shares times journey conversions and value."""
+        weighted = self.weigh(self._converting_touches(journeys))
         # Touches with no share (all but one under first touch) are not stored.
         weighted = weighted.filter(weighted._weight > 0)
         credited = weighted.select(
@@ -91,6 +150,9 @@ class FirstTouch(RuleModel):
     def weight(self, t: ibis.Table) -> ir.FloatingValue:
         return ibis.cases((t.position == 1, 1.0), else_=0.0)
 
+    def path_weight(self, steps: PathSteps) -> np.ndarray:
+        return np.asarray(steps.position == 1, dtype=float)
+
 
 @register
 class LastTouch(RuleModel):
@@ -101,6 +163,9 @@ class LastTouch(RuleModel):
 
     def weight(self, t: ibis.Table) -> ir.FloatingValue:
         return ibis.cases((t.position == t.n_touches, 1.0), else_=0.0)
+
+    def path_weight(self, steps: PathSteps) -> np.ndarray:
+        return np.asarray(steps.position == steps.length, dtype=float)
 
 
 class LastNonDirectParameters(ModelParameters):
@@ -127,6 +192,17 @@ class LastNonDirect(RuleModel):
         chosen = ibis.coalesce(last_other, t.n_touches)
         return ibis.cases((t.position == chosen, 1.0), else_=0.0)
 
+    def path_weight(self, steps: PathSteps) -> np.ndarray:
+        assert isinstance(self.parameters, LastNonDirectParameters)
+        direct = {channel.lower() for channel in self.parameters.direct_channels}
+        is_direct = np.array([name.lower() in direct for name in steps.channels], dtype=bool)
+        candidate = np.where(is_direct[steps.channel], 0, steps.position)
+        if not len(candidate):
+            return candidate.astype(float)
+        last_other = np.maximum.reduceat(candidate, steps.starts)[steps.path]
+        chosen = np.where(last_other > 0, last_other, steps.length)
+        return np.asarray(steps.position == chosen, dtype=float)
+
 
 @register
 class Linear(RuleModel):
@@ -134,6 +210,11 @@ class Linear(RuleModel):
 
     name = "linear"
     description = "Equal credit to every touch."
+    uses_repeats = True
+
+    def path_weight(self, steps: PathSteps) -> np.ndarray:
+        # Only reached when every touch's repeats is 1.
+        return 1.0 / steps.length
 
     def weight(self, t: ibis.Table) -> ir.FloatingValue:
         repeats = t.repeats.cast("float64")
@@ -202,6 +283,26 @@ class PositionBased(RuleModel):
             else_=middle,
         )
 
+    def path_weight(self, steps: PathSteps) -> np.ndarray:
+        assert isinstance(self.parameters, PositionParameters)
+        first, last = self.parameters.first, self.parameters.last
+        ends = first + last
+        two_first = first / ends if ends > 0 else 0.5
+        n, position = steps.length, steps.position
+        with np.errstate(divide="ignore", invalid="ignore"):
+            middle = (1.0 - ends) / (n - 2)
+        return np.select(
+            [
+                n == 1,
+                (n == 2) & (position == 1),
+                n == 2,
+                position == 1,
+                position == n,
+            ],
+            [1.0, two_first, 1.0 - two_first, first, last],
+            default=middle,
+        )
+
 
 class MilestoneWeights(ModelParameters):
     first: float = Field(0.3, ge=0, description="Share of the first touch.")
@@ -226,6 +327,19 @@ class FullPathWeights(MilestoneWeights):
     )
     won: float = Field(0.225, ge=0, description="Share of the touch that closed the deal.")
     rest: float = Field(0.1, ge=0, description="Share spread over the other touches.")
+
+
+def _first_only_weight(steps: PathSteps, first: float, rest: float) -> np.ndarray:
+    """Return the milestone shares of paths whose only milestone is the first touch.
+
+    The same arithmetic as :func:`_milestone_weigh` with every milestone flag false: the
+    first touch holds ``first``, the others split ``rest``, renormalised per path.
+    """
+    n, position = steps.length, steps.position
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.where(position == 1, first, rest / (n - 1))
+        total = np.where(n > 1, first + rest, first)
+        return np.where(total > 0, raw / total, 1.0 / n)
 
 
 def _milestone_weigh(t: ibis.Table, shares: dict[str, float], rest: float) -> ibis.Table:
@@ -264,6 +378,12 @@ class WShaped(RuleModel):
     name = "w_shaped"
     Parameters = MilestoneWeights
     description = "First, lead-creation and opportunity-creation touches share most credit."
+    uses_milestones = True
+
+    def path_weight(self, steps: PathSteps) -> np.ndarray:
+        p = self.parameters
+        assert isinstance(p, MilestoneWeights)
+        return _first_only_weight(steps, p.first, p.rest)
 
     def weight(self, t: ibis.Table) -> ir.FloatingValue:
         raise NotImplementedError("milestone weights need several window steps; see weigh()")
@@ -283,6 +403,12 @@ class FullPath(RuleModel):
     name = "full_path"
     Parameters = FullPathWeights
     description = "First, lead, opportunity and closed-won touches share most credit."
+    uses_milestones = True
+
+    def path_weight(self, steps: PathSteps) -> np.ndarray:
+        p = self.parameters
+        assert isinstance(p, FullPathWeights)
+        return _first_only_weight(steps, p.first, p.rest)
 
     def weight(self, t: ibis.Table) -> ir.FloatingValue:
         raise NotImplementedError("milestone weights need several window steps; see weigh()")
@@ -330,3 +456,16 @@ class CustomPositions(RuleModel):
         total = raw.sum().over(JOURNEY)
         even = 1.0 / t.n_touches.cast("float64")
         return ibis.cases((total > 0, raw / total), else_=even)
+
+    def path_weight(self, steps: PathSteps) -> np.ndarray:
+        p = self.parameters
+        assert isinstance(p, CustomParameters)
+        n, position = steps.length, steps.position
+        raw = np.select(
+            [n == 1, position == 1, position == n], [1.0, p.first, p.last], default=p.middle
+        )
+        if not len(raw):
+            return raw
+        total = np.add.reduceat(raw, steps.starts)[steps.path]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(total > 0, raw / total, 1.0 / n)

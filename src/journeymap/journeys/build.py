@@ -72,6 +72,22 @@ class Journeys:
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
+@dataclass(frozen=True)
+class PathSource:
+    """Where distinct paths are counted from.
+
+    ``touches`` has the ``keys`` columns, ``position`` (from 1, without gaps) and
+    ``channel``; ``weights`` has the ``keys`` columns, ``kind``, ``conversions``, ``value``
+    and ``nulls``, one row per journey. Without ``weights``, ``touches`` also has ``kind``,
+    ``conversions`` and ``value``: a journey's are the sums over its touches, and its
+    ``nulls`` is 1 when it has no conversion.
+    """
+
+    touches: ibis.Table
+    weights: ibis.Table | None
+    keys: tuple[str, ...]
+
+
 def _entity(t: ibis.Table, entity: EntityKind) -> ir.StringValue:
     if entity == "account":
         # People without an account are their own account, so that no conversion is lost.
