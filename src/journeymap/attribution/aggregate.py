@@ -58,24 +58,26 @@ def path_summary(journeys: Journeys) -> pd.DataFrame:
                 "journey_id", "kind", "conversions", "value", "nulls"
             )
             source = PathSource(journeys.touches, weights, ("journey_id",))
-        journeys.memo["summary"] = summarise_paths(source)
+        journeys.memo["summary"], journeys.memo["steps"] = summarise_paths(source)
     frame: pd.DataFrame = journeys.memo["summary"]
     return frame
 
 
-def summarise_paths(source: PathSource) -> pd.DataFrame:
+def summarise_paths(source: PathSource) -> tuple[pd.DataFrame, PathSteps]:
     """Group journeys by their channel sequence and sum their weights, in the engine.
 
     Each channel gets a small integer code, and a path becomes a few int64 numbers with the
     code of position ``p`` in bits ``bits * p`` onwards: sums of shifted codes, which any
-    engine groups faster than ordered lists of text. The distinct paths are decoded here.
+    engine groups faster than ordered lists of text. The distinct paths are decoded here,
+    into the summary (see :func:`path_summary`) and into the same paths as steps.
     """
     touches = source.touches
     channels = sorted(
         str(name) for name in touches.select("channel").distinct().to_pandas().channel.dropna()
     )
     if not channels:
-        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in SUMMARY_DTYPES.items()})
+        empty = pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in SUMMARY_DTYPES.items()})
+        return empty, PathSteps.from_codes(np.zeros((0, 0), dtype=np.int64), [], empty)
     codes = {name: number for number, name in enumerate(channels, start=1)}
     bits = len(channels).bit_length()
     per_part = 63 // bits
@@ -109,13 +111,14 @@ def summarise_paths(source: PathSource) -> pd.DataFrame:
 
     # Decode each position's code into its channel (null past the path's end), then join
     # the positions with the separator, all in Arrow's compiled kernels.
-    names = pa.array([None, *channels], type=pa.string())
     mask = (1 << bits) - 1
     numbers = [frame[name].to_numpy() for name in parts]
-    steps = [
-        pc.take(names, (numbers[at // per_part] >> ((at % per_part) * bits)) & mask)
-        for at in range(longest)
-    ]
+    codes_at = np.stack(
+        [(numbers[at // per_part] >> ((at % per_part) * bits)) & mask for at in range(longest)],
+        axis=1,
+    )
+    names = pa.array([None, *channels], type=pa.string())
+    steps = [pc.take(names, codes_at[:, at]) for at in range(longest)]
     keys = pc.binary_join_element_wise(*steps, STATE_SEPARATOR, null_handling="skip")
     table = pa.table(
         {
@@ -127,7 +130,7 @@ def summarise_paths(source: PathSource) -> pd.DataFrame:
         }
     )
     summary: pd.DataFrame = table.to_pandas()
-    return summary
+    return summary, PathSteps.from_codes(codes_at, channels, summary)
 
 
 SUMMARY_DTYPES = {
@@ -139,78 +142,116 @@ SUMMARY_DTYPES = {
 }
 
 
-def transitions(journeys: Journeys, order: int = 1, drop_self_loops: bool = True) -> pd.DataFrame:
+def transitions(
+    journeys: Journeys, order: int = 1, drop_self_loops: bool = True, kind: str | None = None
+) -> pd.DataFrame:
     """Count the transitions between order-``order`` states over all journeys with touches.
 
     A state is the tuple of the last ``order`` channels (joined by :data:`STATE_SEPARATOR`);
     a journey shorter than ``order`` is one state made of all its channels. Every journey
     starts in ``(start)`` and ends in ``(conversion)`` (weighted by its conversions, with its
     value) and in ``(null)`` (weighted by its nulls). With ``drop_self_loops``, a state that
-    repeats right after itself is counted once. Counting runs over distinct paths.
+    repeats right after itself is counted once. Counting runs over distinct paths, of one
+    ``kind`` when given.
 
     Returns a frame with ``source``, ``target``, ``count`` (journeys through the transition)
-    and ``value`` (conversion value on transitions into ``(conversion)``, else 0).
+    and ``value`` (conversion value on transitions into ``(conversion)``, else 0), sorted by
+    source and target.
     """
-    summary = path_summary(journeys)
-    return transitions_of_paths(summary, order, drop_self_loops)
+    return transitions_of_steps(path_steps(journeys), order, drop_self_loops, kind)
 
 
-def transitions_of_paths(summary: pd.DataFrame, order: int, drop_self_loops: bool) -> pd.DataFrame:
-    """Count transitions from distinct paths (``key``, ``conversions``, ``value``, ``nulls``)."""
-    counts: dict[tuple[str, str], float] = {}
-    values: dict[tuple[str, str], float] = {}
-    for key, conversions, value, nulls in zip(
-        summary.key.tolist(),
-        summary.conversions.tolist(),
-        summary.value.tolist(),
-        summary.nulls.tolist(),
-        strict=True,
-    ):
-        channels = key.split(STATE_SEPARATOR)
-        if order == 1:
-            states = channels
-        elif len(channels) <= order:
-            states = [key]
-        else:
-            states = [
-                STATE_SEPARATOR.join(channels[start : start + order])
-                for start in range(len(channels) - order + 1)
-            ]
-        weight = conversions + nulls
-        previous = START
-        for state in states:
-            if drop_self_loops and state == previous:
-                continue
-            edge = (previous, state)
-            counts[edge] = counts.get(edge, 0.0) + weight
-            previous = state
-        if conversions > 0:
-            edge = (previous, CONVERSION)
-            counts[edge] = counts.get(edge, 0.0) + conversions
-            values[edge] = values.get(edge, 0.0) + value
-        if nulls > 0:
-            edge = (previous, NULL)
-            counts[edge] = counts.get(edge, 0.0) + nulls
-    frame = pd.DataFrame(
+START_ID, CONVERSION_ID, NULL_ID = -1, -2, -3
+"""State numbers of the start and the two absorbing states; channel states are positive."""
+
+
+def transitions_of_steps(
+    steps: PathSteps, order: int, drop_self_loops: bool, kind: str | None = None
+) -> pd.DataFrame:
+    """Count the transitions of :func:`transitions` over path steps, vectorised.
+
+    A state is a number: the codes (channel index + 1) of its channels as digits in base
+    ``len(channels) + 1``, the oldest channel first, so that states of different lengths
+    differ too.
+    """
+    chosen = steps.kind_mask(kind)[steps.path]
+    path = steps.path[chosen]
+    position = steps.position[chosen]
+    length = steps.length[chosen]
+    code = steps.channel[chosen] + 1
+    base = len(steps.channels) + 1
+
+    # Each step's state: its own code and up to order - 1 earlier ones of the same path.
+    state = np.zeros(len(code), dtype=np.int64)
+    for back in range(order):
+        earlier = np.roll(code, back) if back else code
+        state += np.where(back < position, earlier * base**back, 0)
+    is_state = (position >= order) | ((length < order) & (position == length))
+    state, path = state[is_state], path[is_state]
+    if drop_self_loops and len(state):
+        repeat = np.zeros(len(state), dtype=bool)
+        repeat[1:] = (path[1:] == path[:-1]) & (state[1:] == state[:-1])
+        state, path = state[~repeat], path[~repeat]
+
+    first = np.ones(len(state), dtype=bool)
+    first[1:] = path[1:] != path[:-1]
+    last = np.ones(len(state), dtype=bool)
+    last[:-1] = path[1:] != path[:-1]
+    source = np.where(first, START_ID, np.roll(state, 1))
+    through = steps.conversions[path] + steps.nulls[path]
+    ends = path[last]
+    conversions, value, nulls = steps.conversions[ends], steps.value[ends], steps.nulls[ends]
+    converting, dropping = conversions > 0, nulls > 0
+    edges = pd.DataFrame(
         {
-            "source": [source for source, _ in counts],
-            "target": [target for _, target in counts],
-            "count": list(counts.values()),
-            "value": [values.get(edge, 0.0) for edge in counts],
+            "source": np.concatenate([source, state[last][converting], state[last][dropping]]),
+            "target": np.concatenate(
+                [
+                    state,
+                    np.full(int(converting.sum()), CONVERSION_ID),
+                    np.full(int(dropping.sum()), NULL_ID),
+                ]
+            ),
+            "count": np.concatenate([through, conversions[converting], nulls[dropping]]),
+            "value": np.concatenate(
+                [np.zeros(len(state)), value[converting], np.zeros(int(dropping.sum()))]
+            ),
         }
     )
-    frame = frame.astype({"source": str, "target": str, "count": float, "value": float})
+    summed = edges.groupby(["source", "target"], sort=True).sum().reset_index()
+    numbers = np.unique(np.concatenate([summed.source, summed.target]))
+    names = {number: _state_name(int(number), steps.channels, base) for number in numbers}
+    frame = pd.DataFrame(
+        {
+            "source": summed.source.map(names).astype(str),
+            "target": summed.target.map(names).astype(str),
+            "count": summed["count"].astype(float),
+            "value": summed["value"].astype(float),
+        }
+    )
     return frame.sort_values(["source", "target"], ignore_index=True)
+
+
+def _state_name(number: int, channels: list[str], base: int) -> str:
+    """Return the name of a state number (see :func:`transitions_of_steps`)."""
+    special = {START_ID: START, CONVERSION_ID: CONVERSION, NULL_ID: NULL}
+    if number in special:
+        return special[number]
+    names = []
+    while number:
+        number, digit = divmod(number, base)
+        names.append(channels[digit - 1])
+    return STATE_SEPARATOR.join(reversed(names))
 
 
 @dataclass(frozen=True)
 class PathSteps:
-    """The converting distinct paths, one entry per step, for vectorised rule models.
+    """The distinct paths of :func:`path_summary`, in its order, one entry per step.
 
     Steps of one path are contiguous and in position order. ``path`` indexes the path of a
     step, ``position`` counts from 1 and ``length`` is the path's length; ``channel`` codes
     index ``channels``. Per path: ``kinds`` (codes into ``kind_names``), ``conversions``,
-    ``value`` and ``starts`` (the index of its first step).
+    ``value``, ``nulls``, ``starts`` (the index of its first step) and ``lengths``.
     """
 
     path: np.ndarray
@@ -219,10 +260,59 @@ class PathSteps:
     channel: np.ndarray
     channels: list[str]
     starts: np.ndarray
+    lengths: np.ndarray
     kinds: np.ndarray
     kind_names: list[str]
     conversions: np.ndarray
     value: np.ndarray
+    nulls: np.ndarray
+
+    @classmethod
+    def from_codes(cls, codes: np.ndarray, channels: list[str], summary: pd.DataFrame) -> PathSteps:
+        """Build steps from a paths-by-positions array of channel codes (0 past the end).
+
+        Code ``c`` is ``channels[c - 1]``; ``summary`` holds the paths' kinds and weights.
+        """
+        lengths = (codes > 0).sum(axis=1).astype(np.int64)
+        starts = np.zeros(len(lengths), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        path = np.repeat(np.arange(len(lengths)), lengths)
+        # Codes fill each row from the left, so the non-zero codes in row order are the steps.
+        channel = codes[codes > 0].astype(np.int64) - 1
+        kinds, kind_names = pd.factorize(summary.kind.astype(str), sort=True)
+        return cls(
+            path=path,
+            position=np.arange(len(path)) - starts[path] + 1,
+            length=lengths[path],
+            channel=channel,
+            channels=list(channels),
+            starts=starts,
+            lengths=lengths,
+            kinds=kinds.astype(np.int64),
+            kind_names=[str(name) for name in kind_names],
+            conversions=summary.conversions.to_numpy(dtype=float),
+            value=summary.value.to_numpy(dtype=float),
+            nulls=summary.nulls.to_numpy(dtype=float),
+        )
+
+    def kind_mask(self, kind: str | None) -> np.ndarray:
+        """Return which paths are of ``kind`` (every path for None)."""
+        if kind is None:
+            return np.ones(len(self.lengths), dtype=bool)
+        if kind not in self.kind_names:
+            return np.zeros(len(self.lengths), dtype=bool)
+        return np.asarray(self.kinds == self.kind_names.index(kind))
+
+    def path_sum(self, values: np.ndarray) -> np.ndarray:
+        """Return the sum of ``values`` (one per step) over each step's path, per step."""
+        sums = np.bincount(self.path, values, minlength=len(self.lengths))
+        return np.asarray(sums[self.path])
+
+    def path_max(self, values: np.ndarray) -> np.ndarray:
+        """Return the largest of ``values`` (integers, one per step) in each step's path."""
+        largest = np.full(len(self.lengths), np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(largest, self.path, values.astype(np.int64))
+        return np.asarray(largest[self.path])
 
     def totals(self, weight: np.ndarray) -> pd.DataFrame:
         """Sum ``weight`` (each step's share of its path) times conversions and value.
@@ -253,29 +343,7 @@ TOTALS = ("kind", "channel", "conversions", "value")
 
 
 def path_steps(journeys: Journeys) -> PathSteps:
-    """Return the converting distinct paths as steps (memoised on ``journeys``)."""
-    if "steps" not in journeys.memo:
-        summary = path_summary(journeys)
-        converting = summary[summary.conversions > 0]
-        split = [key.split(STATE_SEPARATOR) for key in converting.key.tolist()]
-        lengths = np.fromiter((len(path) for path in split), dtype=np.int64, count=len(split))
-        flat = [channel for path in split for channel in path]
-        codes, channels = pd.factorize(pd.Series(flat, dtype=object), sort=True)
-        kinds, kind_names = pd.factorize(converting.kind, sort=True)
-        starts = np.zeros(len(lengths), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        path = np.repeat(np.arange(len(lengths)), lengths)
-        journeys.memo["steps"] = PathSteps(
-            path=path,
-            position=np.arange(len(path)) - starts[path] + 1,
-            length=lengths[path],
-            channel=codes.astype(np.int64),
-            channels=[str(name) for name in channels],
-            starts=starts,
-            kinds=kinds.astype(np.int64),
-            kind_names=[str(name) for name in kind_names],
-            conversions=converting.conversions.to_numpy(dtype=float),
-            value=converting.value.to_numpy(dtype=float),
-        )
+    """Return the distinct paths of :func:`path_summary` as steps (memoised on ``journeys``)."""
+    path_summary(journeys)
     steps: PathSteps = journeys.memo["steps"]
     return steps

@@ -38,8 +38,7 @@ from journeymap.attribution.aggregate import (
     NULL,
     START,
     STATE_SEPARATOR,
-    path_summary,
-    transitions_of_paths,
+    transitions,
 )
 from journeymap.attribution.base import ChannelLevelModel, ModelParameters, register
 from journeymap.common.errors import ModelError
@@ -264,10 +263,7 @@ class Markov(ChannelLevelModel):
         """Count transitions over the distinct paths (of one kind) and solve the chain."""
         p = self.parameters
         assert isinstance(p, MarkovParameters)
-        summary = path_summary(journeys)
-        if kind is not None:
-            summary = summary[summary.kind == kind]
-        edges = transitions_of_paths(summary, p.order, p.self_loops == "drop")
+        edges = transitions(journeys, p.order, p.self_loops == "drop", kind)
         return fit_markov(edges, p.order, p.sequences)
 
     def channel_credit(

@@ -197,9 +197,7 @@ class LastNonDirect(RuleModel):
         direct = {channel.lower() for channel in self.parameters.direct_channels}
         is_direct = np.array([name.lower() in direct for name in steps.channels], dtype=bool)
         candidate = np.where(is_direct[steps.channel], 0, steps.position)
-        if not len(candidate):
-            return candidate.astype(float)
-        last_other = np.maximum.reduceat(candidate, steps.starts)[steps.path]
+        last_other = steps.path_max(candidate)
         chosen = np.where(last_other > 0, last_other, steps.length)
         return np.asarray(steps.position == chosen, dtype=float)
 
@@ -464,8 +462,6 @@ class CustomPositions(RuleModel):
         raw = np.select(
             [n == 1, position == 1, position == n], [1.0, p.first, p.last], default=p.middle
         )
-        if not len(raw):
-            return raw
-        total = np.add.reduceat(raw, steps.starts)[steps.path]
+        total = steps.path_sum(raw)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(total > 0, raw / total, 1.0 / n)
