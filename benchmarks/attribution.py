@@ -10,7 +10,10 @@ each person up to their first lead, the conversion flagged on the last touch), a
 tool on it in its own process, so that peak memory is the tool's own. Every time includes the
 tool's preprocessing from that file:
 
-* journeymap: import into a new DuckDB store, build journeys, run the models;
+* journeymap: ``journeymap attribute FILE --direct``, which checks the file and cuts it into
+  journeys in DuckDB where it lies, then runs the models;
+* journeymap-store: import into a new DuckDB store, build and store journeys, run the models
+  (the path that the journey reports, the map and conversion sync read; not compared);
 * channelattribution: aggregate paths with pandas, then ``heuristic_models`` and
   ``markov_model`` (order 1 and 2, one million simulations as its convergence test asks);
 * marketing-attribution-models: its ``MAM`` session pipeline, then each ``run_*`` model.
@@ -204,8 +207,40 @@ def _touch_frame(people: int, seed: int) -> Any:
     return out
 
 
+def _model(name: str) -> Any:
+    from journeymap.attribution import create_model
+
+    return create_model("markov", {"order": 2}) if name == "markov_order_2" else create_model(name)
+
+
 def run_journeymap(path: Path, stored_credits: bool = False) -> dict[str, Any]:
+    """Time ``journeymap attribute FILE --direct``: the touch file cut into journeys in place."""
     # Load the modules first: the peers' times do not include their imports either.
+    from journeymap.attribution import channel_credit_table
+    from journeymap.attribution.aggregate import path_summary
+    from journeymap.journeys.touch_table import journeys_from_touch_table, read_touch_table
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    touches = read_touch_table(path)
+    journeys = journeys_from_touch_table(touches)
+    timings["cut"] = time.perf_counter() - started
+    # Every model but time decay reads the distinct paths; counting them once here charges
+    # each model with them, as a run of that model alone would be.
+    step = time.perf_counter()
+    path_summary(journeys)
+    timings["paths"] = time.perf_counter() - step
+    for name in OURS:
+        model = _model(name)
+        step = time.perf_counter()
+        channel_credit_table(journeys, [model])
+        timings[name] = time.perf_counter() - step
+    timings["total"] = time.perf_counter() - started
+    return {"tool": "journeymap", "timings": timings, "shared": timings["cut"] + timings["paths"]}
+
+
+def run_journeymap_store(path: Path, stored_credits: bool = False) -> dict[str, Any]:
+    """Time the store path: import the file, build journeys, run every model."""
     from journeymap import api  # noqa: F401
     from journeymap.attribution import channel_credit_table  # noqa: F401
 
@@ -213,7 +248,7 @@ def run_journeymap(path: Path, stored_credits: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=DATA) as folder:
         store = _bench_store(path, Path(folder))
-        result = _time_journeymap(store, path, stored_credits, timings, started)
+        result = _time_journeymap_store(store, path, stored_credits, timings, started)
         store.con.disconnect()
     return result
 
@@ -236,21 +271,23 @@ def _bench_store(path: Path, folder: Path) -> Any:
     return store
 
 
-def _time_journeymap(
+def _time_journeymap_store(
     store: Any, path: Path, stored_credits: bool, timings: dict[str, float], started: float
 ) -> dict[str, Any]:
     from journeymap import api
-    from journeymap.attribution import channel_credit_table, create_model
+    from journeymap.attribution import channel_credit_table
+    from journeymap.attribution.aggregate import path_summary
 
     api.import_file(store, path, input_format="touchpoints")
     timings["import"] = time.perf_counter() - started
     step = time.perf_counter()
     journeys = api.build(store)
     timings["build"] = time.perf_counter() - step
+    step = time.perf_counter()
+    path_summary(journeys)
+    timings["paths"] = time.perf_counter() - step
     for name in OURS:
-        model = (
-            create_model("markov", {"order": 2}) if name == "markov_order_2" else create_model(name)
-        )
+        model = _model(name)
         step = time.perf_counter()
         # Credit by channel, as the peers return it.
         channel_credit_table(journeys, [model])
@@ -267,9 +304,9 @@ def _time_journeymap(
         extras["stored_credits"] = time.perf_counter() - step
         extras["stored_credits_peak_memory_mb"] = peak_memory_mb()
     return {
-        "tool": "journeymap",
+        "tool": "journeymap-store",
         "timings": timings,
-        "shared": timings["import"] + timings["build"],
+        "shared": timings["import"] + timings["build"] + timings["paths"],
         "extras": extras,
         "peak_memory_mb": peak,
     }
@@ -358,7 +395,13 @@ def run_mam(path: Path, stored_credits: bool = False) -> dict[str, Any]:
     return {"tool": "mam", "timings": timings, "shared": timings["preprocess"]}
 
 
-TOOLS = {"journeymap": run_journeymap, "channelattribution": run_channelattribution, "mam": run_mam}
+TOOLS = {
+    "journeymap": run_journeymap,
+    "journeymap-store": run_journeymap_store,
+    "channelattribution": run_channelattribution,
+    "mam": run_mam,
+}
+OURS_TOOLS = ("journeymap", "journeymap-store")
 
 
 def run_tool_in_process(
@@ -396,7 +439,7 @@ def model_times(result: dict[str, Any]) -> dict[str, float]:
     timings = result.get("timings", {})
     shared = float(result.get("shared", 0.0))
     tool = result["tool"]
-    skip = {"import", "build", "preprocess", "total"}
+    skip = {"import", "build", "cut", "paths", "preprocess", "total"}
     return {
         f"{tool}:{name}": shared + seconds for name, seconds in timings.items() if name not in skip
     }
@@ -421,7 +464,7 @@ def compare(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ours = model_times(results["journeymap"]) if "journeymap" in results else {}
     peers: dict[str, float] = {}
     for tool, result in results.items():
-        if tool != "journeymap" and "error" not in result:
+        if tool not in OURS_TOOLS and "error" not in result:
             peers.update(model_times(result))
     rows = []
     for model, candidates in COMPARABLE.items():
@@ -473,7 +516,7 @@ def main() -> None:
     for name in sizes:
         path = make_file(SIZES[name])
         results: dict[str, dict[str, Any]] = {}
-        tools = ["journeymap"] + (["channelattribution", "mam"] if SIZES[name] <= limit else [])
+        tools = list(OURS_TOOLS) + (["channelattribution", "mam"] if SIZES[name] <= limit else [])
         for tool in tools:
             print(f"{name}: running {tool}", file=sys.stderr)
             # Storing per-touch credits of every model is timed where the peers run too.

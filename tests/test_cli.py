@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from journeymap.cli import app
+from journeymap.common.errors import JourneymapError
 
 runner = CliRunner()
 
@@ -71,6 +72,57 @@ def test_attribute_json_by_source_medium(tmp_path: Path) -> None:
         "newsletter / email": 25.0,
     }
     assert set(rows[0]) == {"model", "source_medium", "conversions", "value"}
+
+
+DIRECT_TOUCHES = (
+    "user_id,timestamp,channel,conversion,value\n"
+    "u1,2024-03-01T10:00:00Z,Paid Search,false,0\n"
+    "u1,2024-03-02T10:00:00Z,Email,true,50\n"
+    "u2,2024-03-01T11:00:00Z,Email,false,0\n"
+)
+
+
+def test_attribute_direct_matches_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(DIRECT_TOUCHES, encoding="utf-8")
+    arguments = ["attribute", str(path), "--models", "linear,markov", "--format", "json"]
+    direct = runner.invoke(app, [*arguments, "--direct"])
+    stored = runner.invoke(app, arguments)
+    assert direct.exit_code == 0, direct.output
+    assert stored.exit_code == 0, stored.output
+    assert json.loads(direct.stdout) == json.loads(stored.stdout)
+    linear = {row["channel"]: row["value"] for row in json.loads(direct.stdout)[:2]}
+    assert linear == {"Email": 25.0, "Paid Search": 25.0}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--by", "campaign"], "--by campaign has no data"),
+        (["--input-format", "paths"], "not --input-format paths"),
+        (["--store", "x.duckdb"], "--store has no use"),
+        (["--transform", "collapse"], "journeys.transform = collapse"),
+        (["--kind", "lead"], "journeys.conversion_kinds"),
+    ],
+)
+def test_attribute_direct_rejects_store_options(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(DIRECT_TOUCHES, encoding="utf-8")
+    result = runner.invoke(app, ["attribute", str(path), "--direct", *options])
+    assert isinstance(result.exception, JourneymapError)
+    assert message in str(result.exception)
+
+
+def test_attribute_direct_names_the_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(DIRECT_TOUCHES + "u3,2024-03-03T10:00:00Z,,true,10\n", encoding="utf-8")
+    result = run_cli("attribute", str(path), "--direct")
+    assert result.returncode == 1
+    assert "row 4" in result.stderr
+    assert "column 'channel'" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_attribute_all_models_skips_time_decay_for_paths(tmp_path: Path) -> None:

@@ -474,6 +474,83 @@ def attribute(
     return Attribution(run_id=run_id, credits=stored, models=chosen, notes=notes)
 
 
+@dataclass(frozen=True)
+class TableAttribution:
+    """Credit by channel of a touch table, with the models and journeys that made it.
+
+    ``credits`` has ``model, channel, conversions, value``, in the order of ``models`` and
+    then by conversions, largest first.
+    """
+
+    credits: pd.DataFrame
+    models: list[AttributionModel]
+    journeys: Journeys
+
+
+def attribute_touch_table(
+    source: str | Path | ibis.Table,
+    *,
+    config: Config | None = None,
+    models: Sequence[str] | None = None,
+    mapping: dict[str, str] | None = None,
+) -> TableAttribution:
+    """Credit channels straight from a table of touches that carry their channel.
+
+    ``source`` is a Parquet or CSV file, or an Ibis table on any engine, with a person id,
+    a timestamp, a channel, a conversion flag and optionally a value (see
+    :mod:`journeymap.journeys.touch_table`). Nothing is stored. The journeys follow the
+    configured lookback window; the other journey settings need a store.
+
+    Raises:
+        InputError: a column is missing or a row is invalid (the error names the row).
+        ConfigError: the configuration sets journey options that a touch table cannot follow.
+    """
+    from journeymap.attribution import channel_credit_table
+    from journeymap.journeys.touch_table import (
+        journeys_from_touch_table,
+        read_touch_table,
+        touch_table,
+    )
+
+    config = config or Config()
+    journeys_config = config.journeys
+    unsupported = [
+        setting
+        for setting, used in (
+            (f"journeys.entity = {journeys_config.entity}", journeys_config.entity != "person"),
+            (
+                f"journeys.transform = {journeys_config.transform}",
+                journeys_config.transform != "none",
+            ),
+            (f"journeys.last_n = {journeys_config.last_n}", journeys_config.last_n is not None),
+            ("journeys.conversion_kinds", bool(journeys_config.conversion_kinds)),
+        )
+        if used
+    ]
+    if unsupported:
+        raise ConfigError(
+            "a touch table is attributed without a store, so it cannot apply "
+            + ", ".join(unsupported),
+            hint="Import the file (journeymap attribute FILE without --direct) for these settings",
+        )
+    chosen = resolve_models(
+        list(models or config.attribution.models), config.attribution.parameters
+    )
+    if isinstance(source, ibis.Table):
+        touches = touch_table(source, mapping=mapping)
+    else:
+        touches = read_touch_table(source, mapping=mapping)
+    journeys = journeys_from_touch_table(touches, journeys_config.lookback_days)
+    table = channel_credit_table(journeys, chosen)
+    rank = {model.name: number for number, model in enumerate(chosen)}
+    table = table.assign(_rank=table.model.map(rank))
+    table = table.sort_values(
+        ["_rank", "conversions", "channel"], ascending=[True, False, True], kind="stable"
+    )
+    table = table.drop(columns="_rank").reset_index(drop=True)
+    return TableAttribution(credits=table, models=chosen, journeys=journeys)
+
+
 def settings_of(config: Config, store: Store | None = None) -> dict[str, Any]:
     """Return the settings that shape credits: the journeys' build settings and model parameters."""
     from journeymap.report.gather import stored_build_settings
@@ -518,7 +595,7 @@ def with_model_parameters(config: Config, model: str, parameters: Mapping[str, A
     return parse_config(raw, source="command-line options")
 
 
-def write_details(attribution: Attribution, folder: str | Path) -> list[Path]:
+def write_details(attribution: Attribution | TableAttribution, folder: str | Path) -> list[Path]:
     """Write the data-driven models' details as CSV files and return their paths.
 
     Markov: ``markov_<kind>_transitions.csv``, ``markov_<kind>_removal_effects.csv`` and,

@@ -72,9 +72,11 @@ def summarise_paths(source: PathSource) -> tuple[pd.DataFrame, PathSteps]:
     into the summary (see :func:`path_summary`) and into the same paths as steps.
     """
     touches = source.touches
-    channels = sorted(
-        str(name) for name in touches.select("channel").distinct().to_pandas().channel.dropna()
-    )
+    if source.channels is not None:
+        channels = list(source.channels)
+    else:
+        found = touches.select("channel").distinct().to_pandas().channel.dropna()
+        channels = sorted(str(name) for name in found)
     if not channels:
         empty = pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in SUMMARY_DTYPES.items()})
         return empty, PathSteps.from_codes(np.zeros((0, 0), dtype=np.int64), [], empty)
@@ -84,7 +86,10 @@ def summarise_paths(source: PathSource) -> tuple[pd.DataFrame, PathSteps]:
     longest = int(touches.position.max().execute())
     parts = [f"_part{number}" for number in range(-(-longest // per_part))]
 
-    code = touches.channel.substitute(codes, else_=0).cast("int64")
+    if source.channels is not None:
+        code = touches.channel_code.cast("int64")
+    else:
+        code = touches.channel.substitute(codes, else_=0).cast("int64")
     offset = touches.position - 1
     # The slot is in range on every row, so no engine sees a negative or too wide shift.
     shifted = code << ((offset % per_part) * bits)
@@ -271,7 +276,8 @@ class PathSteps:
     def from_codes(cls, codes: np.ndarray, channels: list[str], summary: pd.DataFrame) -> PathSteps:
         """Build steps from a paths-by-positions array of channel codes (0 past the end).
 
-        Code ``c`` is ``channels[c - 1]``; ``summary`` holds the paths' kinds and weights.
+        Code ``c`` is ``channels[c - 1]``; ``summary`` holds the paths' kinds and weights
+        (a missing ``value`` column counts as 0).
         """
         lengths = (codes > 0).sum(axis=1).astype(np.int64)
         starts = np.zeros(len(lengths), dtype=np.int64)
@@ -291,9 +297,24 @@ class PathSteps:
             kinds=kinds.astype(np.int64),
             kind_names=[str(name) for name in kind_names],
             conversions=summary.conversions.to_numpy(dtype=float),
-            value=summary.value.to_numpy(dtype=float),
+            value=(
+                summary.value.to_numpy(dtype=float)
+                if "value" in summary
+                else np.zeros(len(summary))
+            ),
             nulls=summary.nulls.to_numpy(dtype=float),
         )
+
+    @classmethod
+    def from_keys(cls, summary: pd.DataFrame) -> PathSteps:
+        """Build steps from a summary's text keys (for summaries made without the engine)."""
+        split = [str(key).split(STATE_SEPARATOR) for key in summary.key]
+        channels = sorted({channel for path in split for channel in path})
+        number = {channel: code for code, channel in enumerate(channels, start=1)}
+        codes = np.zeros((len(split), max((len(path) for path in split), default=0)), np.int64)
+        for row, path in enumerate(split):
+            codes[row, : len(path)] = [number[channel] for channel in path]
+        return cls.from_codes(codes, channels, summary)
 
     def kind_mask(self, kind: str | None) -> np.ndarray:
         """Return which paths are of ``kind`` (every path for None)."""
@@ -313,6 +334,27 @@ class PathSteps:
         largest = np.full(len(self.lengths), np.iinfo(np.int64).min, dtype=np.int64)
         np.maximum.at(largest, self.path, values.astype(np.int64))
         return np.asarray(largest[self.path])
+
+    def coalitions(self, *, ordered: bool) -> np.ndarray:
+        """Return each path's distinct channels joined by :data:`STATE_SEPARATOR`.
+
+        Sorted by name, or with ``ordered`` in the order of their first touch.
+        """
+        width = max(len(self.channels), 1)
+        _, first = np.unique(self.path * width + self.channel, return_index=True)
+        first.sort()
+        path, channel = self.path[first], self.channel[first]
+        if not ordered:
+            # Codes follow the channels' sorted names.
+            by_name = np.lexsort((channel, path))
+            path, channel = path[by_name], channel[by_name]
+        counts = np.bincount(path, minlength=len(self.lengths))
+        offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+        np.cumsum(counts, out=offsets[1:])
+        names = pa.array(self.channels, type=pa.string()).take(pa.array(channel))
+        lists = pa.ListArray.from_arrays(pa.array(offsets), names)
+        joined = pc.binary_join(lists, STATE_SEPARATOR)
+        return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
 
     def totals(self, weight: np.ndarray) -> pd.DataFrame:
         """Sum ``weight`` (each step's share of its path) times conversions and value.

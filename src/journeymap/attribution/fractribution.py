@@ -14,15 +14,21 @@ Reference: google/fractribution, ``py/fractribution.py`` (``run_shapley_attribut
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import ibis
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from journeymap.attribution.aggregate import STATE_SEPARATOR, journey_keys, path_summary
+from journeymap.attribution.aggregate import (
+    STATE_SEPARATOR,
+    PathSteps,
+    journey_keys,
+    path_steps,
+    path_summary,
+)
 from journeymap.attribution.base import (
     CREDIT_COLUMNS,
-    TOTAL_COLUMNS,
     AttributionModel,
     register,
     unattributed_rows,
@@ -30,46 +36,68 @@ from journeymap.attribution.base import (
 from journeymap.journeys.build import Journeys
 
 
-def path_fractions(summary: pd.DataFrame) -> pd.DataFrame:
+def path_fractions(summary: pd.DataFrame, steps: PathSteps | None = None) -> pd.DataFrame:
     """Return ``kind, key, position, fraction`` for every touch of every converting path.
 
     ``summary`` has ``kind``, ``key`` (channels joined by the state separator),
-    ``conversions`` and ``nulls`` per distinct path.
+    ``conversions`` and ``nulls`` per distinct path; ``steps`` are its paths as steps when
+    the caller has them (see :func:`~journeymap.attribution.aggregate.path_steps`).
     """
-    rows = [
-        (kind, key, position, fraction)
-        for kind, key, _, fractions in converting_path_fractions(summary)
-        for position, fraction in enumerate(fractions, start=1)
-    ]
-    return pd.DataFrame(rows, columns=["kind", "key", "position", "fraction"])
+    steps = steps if steps is not None else PathSteps.from_keys(summary)
+    fraction = step_fractions(steps, summary.key.to_numpy(dtype=object))
+    converting = steps.conversions[steps.path] > 0
+    path = steps.path[converting]
+    return pd.DataFrame(
+        {
+            "kind": summary.kind.to_numpy(dtype=object)[path],
+            "key": summary.key.to_numpy(dtype=object)[path],
+            "position": steps.position[converting].astype(np.int64),
+            "fraction": fraction[converting],
+        }
+    )
 
 
-def converting_path_fractions(
-    summary: pd.DataFrame,
-) -> Iterator[tuple[str, str, list[str], list[float]]]:
-    """Yield ``kind, key, channels, fractions`` for each converting path of ``summary``."""
-    for kind, of_kind in summary.groupby("kind", sort=True):
-        seen = of_kind.conversions + of_kind.nulls
-        probability = dict(
-            zip(of_kind.key, (of_kind.conversions / seen.where(seen > 0)).fillna(0.0), strict=True)
-        )
-        converting = of_kind[of_kind.conversions > 0]
-        for key in converting.key:
-            path = str(key).split(STATE_SEPARATOR)
-            own = probability[key]
-            if len(path) == 1:
-                contributions = [own]
-            else:
-                contributions = []
-                for position in range(len(path)):
-                    without = STATE_SEPARATOR.join(path[:position] + path[position + 1 :])
-                    contributions.append(max(own - probability.get(without, 0.0), 0.0))
-            total = sum(contributions)
-            if total > 0:
-                fractions = [contribution / total for contribution in contributions]
-            else:
-                fractions = [0.0] * (len(path) - 1) + [1.0]
-            yield str(kind), str(key), path, fractions
+def step_fractions(steps: PathSteps, keys: np.ndarray) -> np.ndarray:
+    """Return each step's fraction of its path (0 on the steps of non-converting paths).
+
+    ``keys`` holds each path's key, in the order of ``steps``. The key of a path without
+    one of its steps is built for every step of every converting path, and its conversion
+    probability looked up among the paths of the same kind, all in compiled code.
+    """
+    seen = steps.conversions + steps.nulls
+    probability = np.divide(steps.conversions, seen, out=np.zeros(len(seen)), where=seen > 0)
+    fraction = np.zeros(len(steps.path))
+    chosen = np.flatnonzero(steps.conversions[steps.path] > 0)
+    if not len(chosen):
+        return fraction
+    path, length, position = steps.path[chosen], steps.length[chosen], steps.position[chosen]
+
+    # The path without each chosen step: the other steps of its path, in order.
+    others = length - 1
+    owner = np.repeat(np.arange(len(chosen)), others)
+    offsets = np.zeros(len(chosen) + 1, dtype=np.int64)
+    np.cumsum(others, out=offsets[1:])
+    within = np.arange(int(offsets[-1])) - offsets[:-1][owner]
+    element = steps.starts[path][owner] + within + (within >= position[owner] - 1)
+    names = pa.array(steps.channels, type=pa.string()).take(pa.array(steps.channel[element]))
+    lists = pa.ListArray.from_arrays(pa.array(offsets), names)
+    without = np.asarray(
+        pc.binary_join(lists, STATE_SEPARATOR).to_numpy(zero_copy_only=False), dtype=object
+    )
+
+    shorter = np.zeros(len(chosen))
+    for code in range(len(steps.kind_names)):
+        of_kind = np.flatnonzero(steps.kinds == code)
+        mine = steps.kinds[path] == code
+        found = pd.Index(keys[of_kind]).get_indexer(without[mine])
+        shorter[mine] = np.where(found >= 0, probability[of_kind][found], 0.0)
+
+    own = probability[path]
+    contribution = np.where(length == 1, own, np.maximum(own - shorter, 0.0))
+    total = np.bincount(path, contribution, minlength=len(steps.lengths))[path]
+    last = np.asarray(position == length, dtype=float)
+    fraction[chosen] = np.divide(contribution, total, out=last, where=total > 0)
+    return fraction
 
 
 @register
@@ -79,8 +107,8 @@ class Fractribution(AttributionModel):
     Assumptions: a path's conversion probability is observed directly; paths never seen
     convert with probability 0. Loops and repeats are separate touches of the path (use the
     ``collapse`` or ``unique`` transform to merge them). Empty paths go to
-    ``(unattributed)``. Complexity: one pass over the distinct paths, each touch looked up
-    once in a dictionary.
+    ``(unattributed)``. Complexity: one pass over the distinct paths, each touch's shorter
+    path looked up once in a hash index.
     """
 
     name = "fractribution"
@@ -90,7 +118,7 @@ class Fractribution(AttributionModel):
         """Return per-touch credits; each conversion's touches add up to it."""
         keyed = journey_keys(journeys)
         summary = path_summary(journeys)
-        fractions = path_fractions(summary)
+        fractions = path_fractions(summary, path_steps(journeys))
         table = ibis.memtable(
             fractions,
             schema={"kind": "string", "key": "string", "position": "int64", "fraction": "float64"},
@@ -126,24 +154,5 @@ class Fractribution(AttributionModel):
     def channel_totals(self, journeys: Journeys) -> pd.DataFrame:
         """Return each kind's credit by channel, summed over the distinct paths."""
         summary = path_summary(journeys)
-        converting = summary[summary.conversions > 0]
-        weights = dict(
-            zip(
-                zip(converting.kind, converting.key, strict=True),
-                zip(converting.conversions, converting.value, strict=True),
-                strict=True,
-            )
-        )
-        totals: dict[tuple[str, str], list[float]] = {}
-        for kind, key, path, fractions in converting_path_fractions(summary):
-            conversions, value = weights[(kind, key)]
-            for channel, fraction in zip(path, fractions, strict=True):
-                entry = totals.setdefault((kind, channel), [0.0, 0.0])
-                entry[0] += fraction * conversions
-                entry[1] += fraction * value
-        rows = [
-            (kind, channel, conversions, value)
-            for (kind, channel), (conversions, value) in sorted(totals.items())
-            if conversions != 0 or value != 0
-        ]
-        return pd.DataFrame(rows, columns=TOTAL_COLUMNS)
+        steps = path_steps(journeys)
+        return steps.totals(step_fractions(steps, summary.key.to_numpy(dtype=object)))

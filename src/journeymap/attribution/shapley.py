@@ -30,7 +30,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from journeymap.attribution.aggregate import STATE_SEPARATOR, journey_keys, path_summary
+from journeymap.attribution.aggregate import (
+    STATE_SEPARATOR,
+    journey_keys,
+    path_steps,
+    path_summary,
+)
 from journeymap.attribution.allocate import spread_channel_credit
 from journeymap.attribution.base import (
     CREDIT_COLUMNS,
@@ -75,12 +80,6 @@ class ShapleyResult:
     method: str
     values: pd.DataFrame
     by_position: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def coalition_of(key: str, *, ordered: bool) -> str:
-    """Return a path's coalition: its distinct channels, sorted, or in order of first touch."""
-    seen = list(dict.fromkeys(key.split(STATE_SEPARATOR)))
-    return STATE_SEPARATOR.join(seen if ordered else sorted(seen))
 
 
 def _dividends(coalitions: pd.DataFrame, metric: Metric) -> pd.DataFrame:
@@ -181,7 +180,7 @@ class _ShapleyBase(AttributionModel):
         assert isinstance(p, ShapleyParameters)
         self.results = {}
         summary = path_summary(journeys).copy()
-        summary["coalition"] = [coalition_of(str(key), ordered=self.ordered) for key in summary.key]
+        summary["coalition"] = path_steps(journeys).coalitions(ordered=self.ordered)
         coalitions = (
             summary.groupby(["kind", "coalition"], sort=True)[["conversions", "value", "nulls"]]
             .sum()

@@ -119,6 +119,14 @@ def attribute(
             "removal effects, Shapley values by position.",
         ),
     ] = None,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Credit channels straight from FILE's channel column, without importing "
+            "it into a store: the fastest way through a large touch file.",
+        ),
+    ] = False,
 ) -> None:
     """Print credit per model and channel (or source_medium, campaign, ad)."""
     from journeymap.sources.columns import parse_mapping_options
@@ -126,6 +134,22 @@ def attribute(
     settings = with_options(read_config(config), lookback_days, transform, last_n, kind, entity)
     if order is not None:
         settings = api.with_model_parameters(settings, "markov", {"order": order})
+    if direct:
+        _check_direct(file, input_format, by, store)
+        names = models or settings.attribution.models
+        resolve_models(names, settings.attribution.parameters)
+        assert file is not None
+        direct_result = api.attribute_touch_table(
+            file,
+            config=settings,
+            models=names,
+            mapping=parse_mapping_options(map_ or [], mapping),
+        )
+        if details is not None:
+            for path in api.write_details(direct_result, details):
+                err.print(f"wrote {path}")
+        _print_credits(direct_result.credits, by, output, wide, value_columns)
+        return
     if (
         file is not None
         and input_format is InputFormatOption.paths
@@ -177,6 +201,32 @@ def attribute(
     if details is not None:
         for path in api.write_details(attribution, details):
             err.print(f"wrote {path}")
+    _print_credits(table, by, output, wide, value_columns)
+
+
+def _check_direct(
+    file: Path | None, input_format: InputFormatOption, by: GrainOption, store: str | None
+) -> None:
+    """Reject the options that attributing a touch file without a store cannot follow."""
+    hint = "Drop --direct to import the file into a store"
+    if file is None:
+        raise JourneymapError("--direct needs a touch FILE", hint="Name the file to attribute")
+    if input_format is not InputFormatOption.touchpoints:
+        raise JourneymapError(
+            f"--direct reads touch files, not --input-format {input_format.value}", hint=hint
+        )
+    if by is not GrainOption.channel:
+        raise JourneymapError(
+            f"--direct credits channels only, so --by {by.value} has no data", hint=hint
+        )
+    if store is not None:
+        raise JourneymapError("--direct stores nothing, so --store has no use", hint=hint)
+
+
+def _print_credits(
+    table: pd.DataFrame, by: GrainOption, output: OutputFormat, wide: bool, value_columns: bool
+) -> None:
+    """Print credit rows, or with ``wide`` one column per model."""
     if wide:
         measure = "value" if value_columns else "conversions"
         pivot = table.pivot_table(

@@ -80,12 +80,14 @@ class PathSource:
     ``channel``; ``weights`` has the ``keys`` columns, ``kind``, ``conversions``, ``value``
     and ``nulls``, one row per journey. Without ``weights``, ``touches`` also has ``kind``,
     ``conversions`` and ``value``: a journey's are the sums over its touches, and its
-    ``nulls`` is 1 when it has no conversion.
+    ``nulls`` is 1 when it has no conversion. With ``channels``, ``touches`` has
+    ``channel_code`` (``channels[code - 1]``) in place of ``channel``.
     """
 
     touches: ibis.Table
     weights: ibis.Table | None
     keys: tuple[str, ...]
+    channels: tuple[str, ...] | None = None
 
 
 def _entity(t: ibis.Table, entity: EntityKind) -> ir.StringValue:

@@ -161,8 +161,8 @@ def _type_error(source: str, column: str, wanted: str, values: ir.Column) -> Inp
     )
 
 
-def check_touch_table(touches: TouchTable) -> None:
-    """Check every row in one pass of the engine.
+def check_touch_table(touches: TouchTable) -> list[str]:
+    """Check every row in one pass of the engine, and return the channels, sorted.
 
     Raises:
         InputError: naming the first row (1-based) with an empty person id, timestamp or
@@ -186,7 +186,8 @@ def check_touch_table(touches: TouchTable) -> None:
         ),
     }
     counts = rows.aggregate(
-        **{field: test.cast("int64").sum() for field, (test, _) in problems.items()}
+        _channels=rows.channel.collect(distinct=True),
+        **{field: test.cast("int64").sum() for field, (test, _) in problems.items()},
     ).to_pandas()
     for field, (test, message) in problems.items():
         if field not in touches.columns or not counts[field].iloc[0]:
@@ -198,21 +199,40 @@ def check_touch_table(touches: TouchTable) -> None:
             file=touches.source,
             row=row,
             column=touches.columns[field],
-            hint=f"{int(counts[field].iloc[0]):,} rows have this problem; fix or drop them",
+            hint=f"{_rows(int(counts[field].iloc[0]))} this problem; fix or drop them",
         )
+    found = counts["_channels"].iloc[0]
+    return sorted(str(channel) for channel in (found if found is not None else []))
+
+
+def _rows(count: int) -> str:
+    return "1 row has" if count == 1 else f"{count:,} rows have"
 
 
 def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None = 90.0) -> Journeys:
-    """Cut a touch table into journeys (see the module's rules) and cache the cut touches.
+    """Check the rows, cut them into journeys (see the module's rules) and cache the cut.
 
     ``lookback_days`` None keeps every touch since the previous conversion. The returned
     journeys have the ``journeys`` and ``journey_touches`` columns; touches carry no
     campaign, ad or milestone.
+
+    Raises:
+        InputError: a row is invalid (see :func:`check_touch_table`).
     """
+    channels = check_touch_table(touches)
+    # The cut sorts every column it carries, so the channel travels as a small number.
+    codes = {name: code for code, name in enumerate(channels, start=1)}
     rows = touches.rows
+    rows = rows.select(
+        "entity_id",
+        "occurred_at",
+        "conv",
+        ROW,
+        value=rows.value * rows.conv,
+        code=rows.channel.substitute(codes, else_=0).cast("int16"),
+        _epoch=rows.occurred_at.epoch_seconds().cast("float64"),
+    )
     order = ["occurred_at", ROW]
-    epoch = rows.occurred_at.epoch_seconds().cast("float64")
-    rows = rows.mutate(_epoch=epoch)
 
     # Pass one, over each person's touches: the journey number, and when the journey ends
     # (the next conversion, else the person's last touch).
@@ -237,7 +257,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         "entity_id",
         "idx",
         "occurred_at",
-        "channel",
+        "code",
         "conv",
         "value",
         ROW,
@@ -245,10 +265,11 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         n_touches=rows.count().over(whole).cast("int64"),
         days_before=(rows._converts_at - rows._epoch) / SECONDS_PER_DAY,
     ).cache()
+    channel = cut.code.substitute({code: name for name, code in codes.items()}, else_="")
 
     journey_rows = cut.group_by(journey).aggregate(
         conversions=cut.conv.max().cast("float64"),
-        value=(cut.value * cut.conv).sum(),
+        value=cut.value.sum(),
         n_touches=cut.count(),
         converted_at=ibis.cases((cut.conv == 1, cut.occurred_at), else_=ibis.null(TS)).max(),
         _converting_row=ibis.cases((cut.conv == 1, cut[ROW]), else_=ibis.null("int64")).max(),
@@ -271,7 +292,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         touchpoint_id=_row_id(cut[ROW]),
         occurred_at=cut.occurred_at.cast(TS),
         days_before=cut.days_before,
-        channel=cut.channel,
+        channel=channel,
         source_medium=ibis.literal(NOT_SET),
         campaign=ibis.literal(NOT_SET),
         ad_id=ibis.literal(NOT_SET),
@@ -288,12 +309,12 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     weighted = cut.select(
         *journey,
         "position",
-        "channel",
         kind=ibis.literal(KIND),
         conversions=cut.conv.cast("float64"),
-        value=cut.value * cut.conv,
+        value=cut.value,
+        channel_code=cut.code,
     )
-    result.memo["summary_source"] = PathSource(weighted, None, tuple(journey))
+    result.memo["summary_source"] = PathSource(weighted, None, tuple(journey), tuple(channels))
     result.memo["kinds"] = [KIND]
     # Every row has a timestamp, and a touch table has no milestones and no repeats.
     result.memo["timestamps_complete"] = True

@@ -1,9 +1,10 @@
-"""Vectorised transition counts against a plain loop over the same paths."""
+"""Path steps: vectorised transition counts and coalitions against plain loops."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from journeymap.attribution.aggregate import (
     PathSteps,
     transitions_of_steps,
 )
+from journeymap.attribution.fractribution import step_fractions
 
 CHANNELS = ["Direct", "Email", "Paid Search", "Webinars"]
 
@@ -128,3 +130,58 @@ def test_transitions_of_steps_equals_a_loop_over_paths(
     vectorised = transitions_of_steps(steps_of(paths), order, drop, kind)
     expected = loop_transitions(paths, order, drop, kind)
     pd.testing.assert_frame_equal(vectorised, expected, check_exact=False, rtol=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(paths=st.lists(path, min_size=1, max_size=12), ordered=st.booleans())
+def test_path_steps_coalitions_are_the_distinct_channels(
+    paths: list[tuple[list[int], float, float, float, str]], ordered: bool
+) -> None:
+    found = steps_of(paths).coalitions(ordered=ordered)
+    expected = []
+    for codes, *_ in paths:
+        seen = list(dict.fromkeys(CHANNELS[code - 1] for code in codes))
+        expected.append(STATE_SEPARATOR.join(seen if ordered else sorted(seen)))
+    assert list(found) == expected
+
+
+def loop_fractions(paths: list[tuple[list[int], float, float, float, str]]) -> list[float]:
+    """Fractribution's leave-one-out fractions, path by path, for converting paths."""
+    probability = {}
+    for codes, conversions, _, nulls, kind in paths:
+        seen = conversions + nulls
+        probability[(kind, tuple(codes))] = conversions / seen if seen > 0 else 0.0
+    fractions: list[float] = []
+    for codes, conversions, _, _, kind in paths:
+        if conversions <= 0:
+            continue
+        own = probability[(kind, tuple(codes))]
+        if len(codes) == 1:
+            contributions = [own]
+        else:
+            contributions = [
+                max(own - probability.get((kind, tuple(codes[:at] + codes[at + 1 :])), 0.0), 0.0)
+                for at in range(len(codes))
+            ]
+        total = sum(contributions)
+        if total > 0:
+            fractions.extend(contribution / total for contribution in contributions)
+        else:
+            fractions.extend([0.0] * (len(codes) - 1) + [1.0])
+    return fractions
+
+
+@settings(max_examples=150, deadline=None)
+@given(paths=st.lists(path, min_size=1, max_size=12, unique_by=lambda p: (tuple(p[0]), p[4])))
+def test_path_fractions_equal_a_loop_over_paths(
+    paths: list[tuple[list[int], float, float, float, str]],
+) -> None:
+    steps = steps_of(paths)
+    keys = np.array(
+        [STATE_SEPARATOR.join(CHANNELS[code - 1] for code in codes) for codes, *_ in paths],
+        dtype=object,
+    )
+    fraction = step_fractions(steps, keys)
+    converting = steps.conversions[steps.path] > 0
+    assert fraction[converting] == pytest.approx(loop_fractions(paths), abs=1e-12)
+    assert not fraction[~converting].any()
