@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
+import ibis
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +18,8 @@ from journeymap.attribution import (
     credit_by,
     resolve_models,
 )
+from journeymap.attribution.base import AttributionModel
+from journeymap.attribution.rules import RuleModel
 from journeymap.channels.rules import ChannelClassifier
 from journeymap.journeys.build import JourneyOptions, Journeys, journeys_from_events
 from tests.attribution.test_conservation import event, tables
@@ -114,3 +120,131 @@ def test_sampled_shapley_totals_equal_engine() -> None:
     shortcut = channel_credit_table(journeys, [model])
     engine = credit_by(model.credits(journeys)).to_pandas()
     assert_same_table(shortcut, engine)
+
+
+# Journeys of every length the rule shortcuts branch on (1, 2, several), an all-direct path,
+# repeated channels for the frequency transform, and a non-converting tail. ``kinds`` gives
+# the conversion kind of p1's three converting touches (None: the touch does not convert).
+def rule_events(kinds: dict[str, str | None]) -> list[dict[str, object]]:
+    rows = [
+        ("p1", 0, "Email", None, True),
+        ("p1", 1, "Direct", None, True),
+        ("p1", 2, "Email", kinds["p1_first"], True),
+        ("p1", 3, "Webinars", None, True),
+        ("p1", 4, "Email", kinds["p1_second"], True),
+        ("p1", 5, "Direct", kinds["p1_last"], True),
+        ("p1", 6, "Paid Search", None, True),
+        ("p2", 0, "Paid Search", "conversion", True),
+        ("p3", 0, "Direct", None, True),
+        ("p3", 1, "Direct", "conversion", True),
+        ("p4", 0, "Webinars", None, True),
+        ("p4", 1, "Email", "conversion", True),
+        ("p5", 0, "Organic Search", None, True),
+        ("p5", 1, "Email", None, True),
+        ("p5", 2, "Organic Search", None, True),
+        ("p5", 3, "Direct", "conversion", True),
+    ]
+    return [
+        {
+            "person": person,
+            "minute": minute,
+            "channel": channel,
+            "conversion": kind,
+            "touch": touch,
+            "value": 10 + minute,
+        }
+        for person, minute, channel, kind, touch in rows
+    ]
+
+
+WITHOUT_MILESTONES: dict[str, str | None] = {
+    "p1_first": None,
+    "p1_second": None,
+    "p1_last": "conversion",
+}
+WITH_MILESTONES: dict[str, str | None] = {
+    "p1_first": "lead",
+    "p1_second": "opportunity",
+    "p1_last": "closed_won",
+}
+
+RULE_CASES = [
+    ("first_touch", {}),
+    ("last_touch", {}),
+    ("last_non_direct", {}),
+    ("last_non_direct", {"direct_channels": ["direct", "EMAIL"]}),
+    ("linear", {}),
+    ("position_based", {}),
+    ("position_based", {"first": 0.3, "last": 0.5}),
+    ("position_based", {"first": 0.0, "last": 0.0}),
+    ("custom", {"first": 2.0, "middle": 0.0, "last": 1.0}),
+    ("custom", {"first": 0.0, "middle": 1.0, "last": 0.0}),
+    ("w_shaped", {}),
+    ("w_shaped", {"first": 0.0, "lead": 1.0, "opportunity": 0.0, "rest": 0.0}),
+    ("full_path", {}),
+    ("full_path", {"first": 0.5, "lead": 0.0, "opportunity": 0.0, "won": 0.0, "rest": 0.5}),
+]
+RULE_IDS = [f"{name}-{parameters}" for name, parameters in RULE_CASES]
+
+
+@functools.cache
+def rule_tables(milestones: bool, transform: str) -> tuple[pa.Table, pa.Table]:
+    """Build the rule test journeys once per case and return both tables as Arrow."""
+    touches, conversions, _, _ = tables(
+        rule_events(WITH_MILESTONES if milestones else WITHOUT_MILESTONES)
+    )
+    options = JourneyOptions(transform=transform)  # type: ignore[arg-type]
+    journeys = journeys_from_events(touches, conversions, ChannelClassifier(), options)
+    return journeys.journeys.to_pyarrow(), journeys.touches.to_pyarrow()
+
+
+def rule_journeys(milestones: bool, transform: str = "none") -> Journeys:
+    """Return the rule test journeys with an empty memo, so that no test reuses another's."""
+    journeys, touches = rule_tables(milestones, transform)
+    return Journeys(journeys=ibis.memtable(journeys), touches=ibis.memtable(touches))
+
+
+def assert_rule_equals_engine(
+    journeys: Journeys, name: str, parameters: dict[str, object]
+) -> AttributionModel:
+    model = create_model(name, parameters)
+    shortcut = channel_credit_table(journeys, [model])
+    engine = credit_by(attribute(journeys, [model]), "channel").to_pandas()
+    assert not engine.empty
+    assert_same_table(shortcut, engine)
+    return model
+
+
+@pytest.mark.parametrize(("name", "parameters"), RULE_CASES, ids=RULE_IDS)
+def test_rule_shortcut_equals_engine_without_milestones(
+    name: str, parameters: dict[str, object]
+) -> None:
+    journeys = rule_journeys(milestones=False)
+    assert_rule_equals_engine(journeys, name, parameters)
+    # Without milestones and repeats every rule model sums over distinct paths.
+    assert "steps" in journeys.memo
+
+
+@pytest.mark.parametrize(("name", "parameters"), RULE_CASES, ids=RULE_IDS)
+def test_rule_credit_equals_engine_with_milestones(
+    name: str, parameters: dict[str, object]
+) -> None:
+    journeys = rule_journeys(milestones=True)
+    flagged = journeys.touches.filter(
+        journeys.touches.is_lead_touch | journeys.touches.is_opportunity_touch
+    )
+    assert flagged.count().execute() > 0
+    model = assert_rule_equals_engine(journeys, name, parameters)
+    # Milestone models must run in the engine, but the others still take the shortcut.
+    assert isinstance(model, RuleModel)
+    assert ("steps" in journeys.memo) is not model.uses_milestones
+
+
+@pytest.mark.parametrize(("name", "parameters"), RULE_CASES, ids=RULE_IDS)
+def test_rule_credit_equals_engine_with_frequency(name: str, parameters: dict[str, object]) -> None:
+    journeys = rule_journeys(milestones=False, transform="frequency")
+    assert journeys.touches.repeats.max().execute() > 1
+    model = assert_rule_equals_engine(journeys, name, parameters)
+    # Linear weighs by repeats, so it must run in the engine. The position models need not.
+    assert isinstance(model, RuleModel)
+    assert ("steps" in journeys.memo) is not model.uses_repeats
