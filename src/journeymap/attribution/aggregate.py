@@ -77,13 +77,14 @@ def summarise_paths(source: PathSource) -> tuple[pd.DataFrame, PathSteps]:
     else:
         found = touches.select("channel").distinct().to_pandas().channel.dropna()
         channels = sorted(str(name) for name in found)
-    if not channels:
+    longest = touches.position.max().execute() if channels else None
+    if longest is None or pd.isna(longest):
         empty = pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in SUMMARY_DTYPES.items()})
         return empty, PathSteps.from_codes(np.zeros((0, 0), dtype=np.int64), [], empty)
+    longest = int(longest)
     codes = {name: number for number, name in enumerate(channels, start=1)}
     bits = len(channels).bit_length()
     per_part = 63 // bits
-    longest = int(touches.position.max().execute())
     parts = [f"_part{number}" for number in range(-(-longest // per_part))]
 
     if source.channels is not None:
@@ -91,7 +92,7 @@ def summarise_paths(source: PathSource) -> tuple[pd.DataFrame, PathSteps]:
     else:
         code = touches.channel.substitute(codes, else_=0).cast("int64")
     offset = touches.position - 1
-    # The slot is in range on every row, so no engine sees a negative or too wide shift.
+    # The slot is in range on every row, so no engine gets a negative or too wide shift.
     shifted = code << ((offset % per_part) * bits)
     sums = {
         name: ibis.cases((offset // per_part == number, shifted), else_=0).sum()
@@ -276,7 +277,7 @@ class PathSteps:
     def from_codes(cls, codes: np.ndarray, channels: list[str], summary: pd.DataFrame) -> PathSteps:
         """Build steps from a paths-by-positions array of channel codes (0 past the end).
 
-        Code ``c`` is ``channels[c - 1]``; ``summary`` holds the paths' kinds and weights
+        Code ``c`` is ``channels[c - 1]``; ``summary`` has the paths' kinds and weights
         (a missing ``value`` column counts as 0).
         """
         lengths = (codes > 0).sum(axis=1).astype(np.int64)

@@ -72,7 +72,7 @@ class RuleModel(AttributionModel):
         """Return each step's share of its distinct path, or None without a shortcut.
 
         Only a model whose shares depend on nothing but the positions and channels of the
-        path has one; the shares must equal :meth:`weight` touch for touch.
+        path has one. Its shares must equal those of :meth:`weight`, touch for touch.
         """
         return None
 
@@ -88,7 +88,10 @@ class RuleModel(AttributionModel):
             weight = self.path_weight(steps)
             if weight is not None:
                 return steps.totals(weight)
-        touches = self._converting_touches(journeys)
+        # A journey source may offer its converting touches with their journey's weights.
+        touches = journeys.memo.get("converting_touches")
+        if touches is None:
+            touches = self._converting_touches(journeys)
         weighted = self.weigh(touches)
         summed = weighted.group_by(["kind", "channel"]).aggregate(
             conversions=exact_sum(weighted._weight * weighted.conversions),
@@ -331,7 +334,7 @@ def _first_only_weight(steps: PathSteps, first: float, rest: float) -> np.ndarra
     """Return the milestone shares of paths whose only milestone is the first touch.
 
     The same arithmetic as :func:`_milestone_weigh` with every milestone flag false: the
-    first touch holds ``first``, the others split ``rest``, renormalised per path.
+    first touch gets ``first``, the others split ``rest``, renormalised per path.
     """
     n, position = steps.length, steps.position
     with np.errstate(divide="ignore", invalid="ignore"):

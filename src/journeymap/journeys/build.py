@@ -63,8 +63,13 @@ class JourneyOptions:
 class Journeys:
     """The two journey tables, as Ibis expressions.
 
-    ``memo`` keeps aggregates that several models derive from the same journeys (such as
-    each journey's channel sequence), so that they are computed once per set of journeys.
+    ``memo`` keeps what several models derive from the same journeys, so that it is
+    computed once per set of journeys: the distinct paths (``summary``, ``steps``), the
+    ``kinds``, the ``unattributed`` credit and facts about the touches (``single_repeats``,
+    ``no_milestones``, ``timestamps_complete``). A source of journeys may fill it in advance
+    with cheaper forms of its tables: ``summary_source`` (a :class:`PathSource`) and
+    ``converting_touches`` (the converting journeys' touches with ``kind``, ``conversions``
+    and ``value``, keyed by any ``journey_id``).
     """
 
     journeys: ibis.Table

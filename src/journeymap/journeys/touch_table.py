@@ -24,6 +24,7 @@ model reads it without cutting again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from journeymap.common.errors import InputError
 from journeymap.journeys.build import SECONDS_PER_DAY, Journeys, PathSource, as_schema
 from journeymap.sources.columns import ColumnResolver
 from journeymap.sources.touchpoints import TOUCHPOINT_ALIASES
+from journeymap.sources.values import FALSE_WORDS, TRUE_WORDS
 from journeymap.store.schema import NOT_SET, TS
 
 FIELDS = ("person_id", "occurred_at", "channel", "conversion", "value")
@@ -52,13 +54,16 @@ class TouchTable:
     """A touch table with its columns resolved.
 
     ``rows`` has ``entity_id`` (text), ``occurred_at``, ``channel``, ``conv`` (0 or 1),
-    ``value`` (float) and ``_row`` (the 0-based row in the file, or an order among equal
-    timestamps). ``columns`` names the input column of each field, for error messages.
+    ``value`` (float), ``_bad_flag`` and ``_bad_value`` (text cells that do not parse) and
+    ``_row`` (the 0-based row in the file, or an order among equal timestamps).
+    ``columns`` names the input column of each field, for error messages, and
+    ``has_row_numbers`` is whether ``_row`` is a row of the input.
     """
 
     rows: ibis.Table
     source: str
     columns: dict[str, str]
+    has_row_numbers: bool = True
 
 
 def read_touch_table(
@@ -68,6 +73,9 @@ def read_touch_table(
     con: ibis.BaseBackend | None = None,
 ) -> TouchTable:
     """Open a Parquet or CSV touch file in DuckDB (a new in-memory connection by default).
+
+    A CSV file's person id and channel are read as text, so that ids such as GA client ids
+    keep every digit, and its value and flag columns as text parsed like the importer does.
 
     Raises:
         InputError: the file is missing, is neither Parquet nor CSV, or lacks a column.
@@ -81,7 +89,10 @@ def read_touch_table(
         table = con.read_parquet(file, file_row_number=True)
         return touch_table(table, source=str(file), mapping=mapping, row_column="file_row_number")
     if suffix in {".csv", ".tsv", ".txt"}:
-        table = con.read_csv(file)
+        sniffed = con.read_csv(file)
+        columns = resolve_columns(sniffed.columns, str(file), mapping)
+        text = {columns[field]: "string" for field in TEXT_FIELDS if field in columns}
+        table = con.read_csv(file, types=text)
         # DuckDB reads a CSV file in order, so numbering the rows as read follows the file.
         table = table.mutate(**{ROW: ibis.row_number()})
         return touch_table(table, source=str(file), mapping=mapping, row_column=ROW)
@@ -90,6 +101,28 @@ def read_touch_table(
         file=str(file),
         hint="Give a .parquet or .csv file",
     )
+
+
+TEXT_FIELDS = ("person_id", "channel", "conversion", "value")
+"""Fields that a CSV file's reader keeps as text, for the checks to parse."""
+
+
+def resolve_columns(
+    names: Sequence[str], source: str, mapping: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Return the input column of each field (``value`` only when the table has one).
+
+    Raises:
+        InputError: a required field has no column.
+    """
+    aliases = {field: TOUCHPOINT_ALIASES[field] for field in FIELDS}
+    resolver = ColumnResolver(
+        file=source, columns=list(names), aliases=aliases, mapping=mapping, remedy=REMEDY
+    )
+    columns = {field: resolver.require(field) for field in FIELDS if field != "value"}
+    if resolver.get("value") is not None:
+        columns["value"] = str(resolver.get("value"))
+    return columns
 
 
 def touch_table(
@@ -101,59 +134,79 @@ def touch_table(
 ) -> TouchTable:
     """Resolve the columns of ``table`` and cast them to the touch table's types.
 
-    ``row_column`` orders touches with equal timestamps; without it they are ordered by the
-    conversion flag (touches without a conversion first), then by channel.
+    Person ids and channels are trimmed, as the importer trims them. Naive timestamps are
+    read as UTC. Flags may be booleans, numbers (not 0 is true) or the importer's words
+    (1/0, true/false, t/f, yes/no, y/n); an empty flag is false. Values may be numbers or
+    text numbers; an empty value is 0. ``row_column`` orders touches with equal timestamps;
+    without it they are ordered by the conversion flag (touches without a conversion
+    first), then by channel, and errors name the person instead of a row.
 
     Raises:
-        InputError: a field has no column, or a column has the wrong type.
+        InputError: a field has no column, or a column has a type that cannot hold it.
     """
-    aliases = {field: TOUCHPOINT_ALIASES[field] for field in FIELDS}
-    resolver = ColumnResolver(
-        file=source, columns=table.columns, aliases=aliases, mapping=mapping, remedy=REMEDY
-    )
-    columns = {field: resolver.require(field) for field in FIELDS if field != "value"}
-    if resolver.get("value") is not None:
-        columns["value"] = str(resolver.get("value"))
-
+    columns = resolve_columns(table.columns, source, mapping)
     occurred = table[columns["occurred_at"]]
     if not occurred.type().is_timestamp():
         raise _type_error(source, columns["occurred_at"], "a timestamp", occurred)
-    flag = table[columns["conversion"]]
-    if flag.type().is_boolean():
-        conv = flag.cast("int64")
-    elif flag.type().is_integer():
-        conv = (flag != 0).cast("int64")
-    else:
-        raise _type_error(source, columns["conversion"], "true/false or 0/1", flag)
+    conv, bad_flag = _flags(table[columns["conversion"]], source, columns["conversion"])
     value: ir.FloatingValue = ibis.literal(0.0)
+    bad_value: ir.BooleanValue = ibis.literal(False)
     if "value" in columns:
-        raw = table[columns["value"]]
-        if not raw.type().is_numeric():
-            raise _type_error(source, columns["value"], "a number", raw)
-        value = raw.cast("float64").fill_null(0.0)
+        value, bad_value = _numbers(table[columns["value"]], source, columns["value"])
 
+    person = table[columns["person_id"]].cast("string").strip()
+    channel = table[columns["channel"]].cast("string").strip()
     order = (
         table[row_column].cast("int64")
         if row_column is not None
-        else ibis.row_number().over(
-            order_by=[occurred, conv, table[columns["channel"]]],
-            group_by=table[columns["person_id"]],
-        )
+        # Ordered by person first, so that ties within a person follow the rule above.
+        else ibis.row_number().over(order_by=[person, occurred, conv, channel])
     )
     rows = table.select(
-        entity_id=table[columns["person_id"]].cast("string"),
-        occurred_at=occurred,
-        channel=table[columns["channel"]].cast("string"),
+        entity_id=person,
+        occurred_at=occurred.cast(TS),
+        channel=channel,
         conv=conv,
         value=value,
+        _bad_flag=bad_flag,
+        _bad_value=bad_value,
         **{ROW: order},
     )
-    return TouchTable(rows=rows, source=source, columns=columns)
+    return TouchTable(
+        rows=rows, source=source, columns=columns, has_row_numbers=row_column is not None
+    )
+
+
+def _flags(flag: ir.Column, source: str, column: str) -> tuple[ir.IntegerValue, ir.BooleanValue]:
+    """Return the flag as 0 or 1, and whether the cell is text that is not a flag."""
+    kind = flag.type()
+    if kind.is_boolean():
+        return flag.cast("int64").fill_null(0), ibis.literal(False)
+    if kind.is_numeric():
+        return (flag != 0).cast("int64").fill_null(0), ibis.literal(False)
+    if kind.is_string():
+        word = flag.strip().lower()
+        is_true = word.isin(sorted(TRUE_WORDS))
+        known = is_true | word.isin(sorted(FALSE_WORDS)) | flag.isnull()
+        return is_true.cast("int64").fill_null(0), ~known
+    raise _type_error(source, column, "true/false or 0/1", flag)
+
+
+def _numbers(raw: ir.Column, source: str, column: str) -> tuple[ir.FloatingValue, ir.BooleanValue]:
+    """Return the value as a float (empty is 0), and whether the cell is text but no number."""
+    kind = raw.type()
+    if kind.is_numeric():
+        return raw.cast("float64").fill_null(0.0), ibis.literal(False)
+    if kind.is_string():
+        text = raw.strip().nullif("")
+        number = text.try_cast("float64")
+        return number.fill_null(0.0), text.notnull() & number.isnull()
+    raise _type_error(source, column, "a number", raw)
 
 
 def _type_error(source: str, column: str, wanted: str, values: ir.Column) -> InputError:
     return InputError(
-        f"column {column!r} holds {values.type()}, not {wanted}",
+        f"column {column!r} has type {values.type()}, expected {wanted}",
         file=source,
         column=column,
         hint="Cast the column in the file, or import the file into a store, which parses "
@@ -161,39 +214,56 @@ def _type_error(source: str, column: str, wanted: str, values: ir.Column) -> Inp
     )
 
 
-def check_touch_table(touches: TouchTable) -> list[str]:
-    """Check every row in one pass of the engine, and return the channels, sorted.
+@dataclass(frozen=True)
+class CheckedTouches:
+    """Facts that the check of a touch table collects: its channels and conversions."""
+
+    channels: list[str]
+    conversions: int
+
+
+def check_touch_table(touches: TouchTable) -> CheckedTouches:
+    """Check every row in one pass of the engine.
 
     Raises:
-        InputError: naming the first row (1-based) with an empty person id, timestamp or
-            channel, a missing conversion flag, or a negative or non-finite value.
+        InputError: naming the first bad row (1-based) and its column: an empty person id,
+            timestamp or channel, a flag that is not a flag, or a value that is not a
+            number or is negative. A table without row numbers names the person instead.
     """
     rows = touches.rows
     problems: dict[str, tuple[ir.BooleanValue, str]] = {
         "person_id": (
-            rows.entity_id.isnull() | (rows.entity_id.strip() == ""),
+            rows.entity_id.isnull() | (rows.entity_id == ""),
             "empty person id; every touch needs the person (or visitor) it belongs to",
         ),
         "occurred_at": (rows.occurred_at.isnull(), "empty timestamp"),
         "channel": (
-            rows.channel.isnull() | (rows.channel.strip() == ""),
+            rows.channel.isnull() | (rows.channel == ""),
             "empty channel; a touch table is not classified, so every row needs its channel",
         ),
-        "conversion": (rows.conv.isnull(), "empty conversion flag; write true or false"),
+        "conversion": (
+            rows._bad_flag,
+            "invalid conversion flag; write 1/0, true/false or yes/no",
+        ),
         "value": (
-            rows.value.isnan() | rows.value.isinf() | (rows.value < 0),
-            "value is negative or not a finite number",
+            rows._bad_value | rows.value.isnan() | rows.value.isinf() | (rows.value < 0),
+            "invalid value; write a number of 0 or more, or leave it empty",
         ),
     }
     counts = rows.aggregate(
         _channels=rows.channel.collect(distinct=True),
+        _conversions=rows.conv.sum(),
         **{field: test.cast("int64").sum() for field, (test, _) in problems.items()},
     ).to_pandas()
     for field, (test, message) in problems.items():
         if field not in touches.columns or not counts[field].iloc[0]:
             continue
-        first = rows.filter(test).order_by(ROW).limit(1).to_pandas()
-        row = int(first[ROW].iloc[0]) + 1
+        first = rows.filter(test).order_by([ROW, "entity_id"]).limit(1).to_pandas()
+        row: int | None = int(first[ROW].iloc[0]) + 1
+        if not touches.has_row_numbers:
+            # Without a row order, point at the person and time instead.
+            message += f" (person {first.entity_id.iloc[0]!r} at {first.occurred_at.iloc[0]})"
+            row = None
         raise InputError(
             message,
             file=touches.source,
@@ -202,7 +272,9 @@ def check_touch_table(touches: TouchTable) -> list[str]:
             hint=f"{_rows(int(counts[field].iloc[0]))} this problem; fix or drop them",
         )
     found = counts["_channels"].iloc[0]
-    return sorted(str(channel) for channel in (found if found is not None else []))
+    channels = sorted(str(channel) for channel in (found if found is not None else []))
+    conversions = counts["_conversions"].iloc[0]
+    return CheckedTouches(channels, int(conversions) if pd.notna(conversions) else 0)
 
 
 def _rows(count: int) -> str:
@@ -219,17 +291,21 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     Raises:
         InputError: a row is invalid (see :func:`check_touch_table`).
     """
-    channels = check_touch_table(touches)
+    checked = check_touch_table(touches)
+    channels = checked.channels
     # The cut sorts every column it carries, so the channel travels as a small number.
     codes = {name: code for code, name in enumerate(channels, start=1)}
     rows = touches.rows
+    if not checked.conversions:
+        # As in the store, journeys exist only for the conversion kinds in the data.
+        rows = rows.filter(ibis.literal(False))
     rows = rows.select(
         "entity_id",
         "occurred_at",
         "conv",
         ROW,
         value=rows.value * rows.conv,
-        code=rows.channel.substitute(codes, else_=0).cast("int16"),
+        code=rows.channel.substitute(codes, else_=0).cast("int32"),
         _epoch=rows.occurred_at.epoch_seconds().cast("float64"),
     )
     order = ["occurred_at", ROW]
@@ -264,6 +340,12 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         position=(ibis.row_number().over(in_order) + 1).cast("int64"),
         n_touches=rows.count().over(whole).cast("int64"),
         days_before=(rows._converts_at - rows._epoch) / SECONDS_PER_DAY,
+        # The row of the conversion that ends the journey: a number that keys a converting
+        # journey more cheaply than its text id.
+        _converting_row=ibis.cases((rows.conv == 1, rows[ROW]), else_=ibis.null("int64"))
+        .max()
+        .over(whole),
+        _journey_value=rows.value.sum().over(whole),
     ).cache()
     channel = cut.code.substitute({code: name for name, code in codes.items()}, else_="")
 
@@ -315,12 +397,28 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         channel_code=cut.code,
     )
     result.memo["summary_source"] = PathSource(weighted, None, tuple(journey), tuple(channels))
-    result.memo["kinds"] = [KIND]
+    result.memo["kinds"] = [KIND] if checked.conversions else []
     # Every row has a timestamp, and a touch table has no milestones and no repeats.
     result.memo["timestamps_complete"] = True
     result.memo["no_milestones"] = True
     result.memo["single_repeats"] = True
     # Every conversion is on a touch, so no converting journey is empty.
+    # Rule models without a path shortcut sum their credit over these rows, keyed by number.
+    converting = cut.filter(cut._converting_row.notnull())
+    result.memo["converting_touches"] = converting.select(
+        journey_id=converting._converting_row,
+        position=converting.position,
+        n_touches=converting.n_touches,
+        days_before=converting.days_before,
+        channel=converting.code.substitute({code: name for name, code in codes.items()}, else_=""),
+        repeats=ibis.literal(1, type="int64"),
+        is_lead_touch=ibis.literal(False),
+        is_opportunity_touch=ibis.literal(False),
+        is_won_touch=ibis.literal(False),
+        kind=ibis.literal(KIND),
+        conversions=ibis.literal(1.0),
+        value=converting._journey_value,
+    )
     result.memo["unattributed"] = pd.DataFrame(
         {
             name: pd.Series(dtype="object" if name in {"kind", "channel"} else "float64")
