@@ -473,7 +473,7 @@ def test_text_timestamps_in_parquet_rejected(tmp_path: Path) -> None:
     frame = touch_frame(GOOD_ROWS).rename(columns=ALIASED)
     frame["event_time"] = frame["event_time"].astype(str)
     path = write_frame(frame, tmp_path, ".parquet")
-    with pytest.raises(InputError, match="not a timestamp") as raised:
+    with pytest.raises(InputError, match="expected a timestamp") as raised:
         read_touch_table(path)
     assert raised.value.file == str(path)
     assert raised.value.column == "event_time"
