@@ -119,10 +119,10 @@ def summarise_paths(source: PathSource) -> tuple[pd.DataFrame, PathSteps]:
     # the positions with the separator, all in Arrow's compiled kernels.
     mask = (1 << bits) - 1
     numbers = [frame[name].to_numpy() for name in parts]
-    codes_at = np.stack(
-        [(numbers[at // per_part] >> ((at % per_part) * bits)) & mask for at in range(longest)],
-        axis=1,
-    )
+    # One small integer per path and position: the matrix is paths × longest path.
+    codes_at = np.empty((len(frame), longest), dtype=np.min_scalar_type(len(channels)))
+    for at in range(longest):
+        codes_at[:, at] = (numbers[at // per_part] >> ((at % per_part) * bits)) & mask
     names = pa.array([None, *channels], type=pa.string())
     steps = [pc.take(names, codes_at[:, at]) for at in range(longest)]
     keys = pc.binary_join_element_wise(*steps, STATE_SEPARATOR, null_handling="skip")

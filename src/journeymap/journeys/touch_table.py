@@ -134,12 +134,11 @@ def touch_table(
 ) -> TouchTable:
     """Resolve the columns of ``table`` and cast them to the touch table's types.
 
-    Person ids and channels are trimmed, as the importer trims them. Naive timestamps are
-    read as UTC. Flags may be booleans, numbers (not 0 is true) or the importer's words
-    (1/0, true/false, t/f, yes/no, y/n); an empty flag is false. Values may be numbers or
-    text numbers; an empty value is 0. ``row_column`` orders touches with equal timestamps;
-    without it they are ordered by the conversion flag (touches without a conversion
-    first), then by channel, and errors name the person instead of a row.
+    Naive timestamps are read as UTC. Flags may be booleans, numbers (not 0 is true) or the
+    importer's words (1/0, true/false, t/f, yes/no, y/n), and an empty flag is false. Values
+    may be numbers or text numbers, and an empty value is 0. ``row_column`` orders touches
+    with equal timestamps. Without it, touches without a conversion come first, then
+    touches are ordered by channel, and errors name the person instead of a row.
 
     Raises:
         InputError: a field has no column, or a column has a type that cannot hold it.
@@ -154,8 +153,8 @@ def touch_table(
     if "value" in columns:
         value, bad_value = _numbers(table[columns["value"]], source, columns["value"])
 
-    person = table[columns["person_id"]].cast("string").strip()
-    channel = table[columns["channel"]].cast("string").strip()
+    person = table[columns["person_id"]].cast("string")
+    channel = table[columns["channel"]].cast("string")
     order = (
         table[row_column].cast("int64")
         if row_column is not None
@@ -220,6 +219,8 @@ class CheckedTouches:
 
     channels: list[str]
     conversions: int
+    padded: bool
+    """Whether some person id or channel has spaces around it, which the cut trims."""
 
 
 def check_touch_table(touches: TouchTable) -> CheckedTouches:
@@ -231,14 +232,15 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             number or is negative. A table without row numbers names the person instead.
     """
     rows = touches.rows
+    person, channel = rows.entity_id.strip(), rows.channel.strip()
     problems: dict[str, tuple[ir.BooleanValue, str]] = {
         "person_id": (
-            rows.entity_id.isnull() | (rows.entity_id == ""),
+            person.isnull() | (person == ""),
             "empty person id; every touch needs the person (or visitor) it belongs to",
         ),
         "occurred_at": (rows.occurred_at.isnull(), "empty timestamp"),
         "channel": (
-            rows.channel.isnull() | (rows.channel == ""),
+            channel.isnull() | (channel == ""),
             "empty channel; a touch table is not classified, so every row needs its channel",
         ),
         "conversion": (
@@ -251,8 +253,9 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
         ),
     }
     counts = rows.aggregate(
-        _channels=rows.channel.collect(distinct=True),
+        _channels=channel.collect(distinct=True),
         _conversions=rows.conv.sum(),
+        _padded=((person != rows.entity_id) | (channel != rows.channel)).cast("int64").sum(),
         **{field: test.cast("int64").sum() for field, (test, _) in problems.items()},
     ).to_pandas()
     for field, (test, message) in problems.items():
@@ -274,7 +277,11 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
     found = counts["_channels"].iloc[0]
     channels = sorted(str(channel) for channel in (found if found is not None else []))
     conversions = counts["_conversions"].iloc[0]
-    return CheckedTouches(channels, int(conversions) if pd.notna(conversions) else 0)
+    return CheckedTouches(
+        channels=channels,
+        conversions=int(conversions) if pd.notna(conversions) else 0,
+        padded=bool(counts["_padded"].iloc[0]),
+    )
 
 
 def _rows(count: int) -> str:
@@ -295,18 +302,21 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     channels = checked.channels
     # The cut sorts every column it carries, so the channel travels as a small number.
     codes = {name: code for code, name in enumerate(channels, start=1)}
-    rows = touches.rows
+    source = touches.rows
     if not checked.conversions:
         # As in the store, journeys exist only for the conversion kinds in the data.
-        rows = rows.filter(ibis.literal(False))
-    rows = rows.select(
-        "entity_id",
+        source = source.filter(ibis.literal(False))
+    # The importer trims ids and channels, so the cut does too, where the check found spaces.
+    person = source.entity_id.strip() if checked.padded else source.entity_id
+    channel = source.channel.strip() if checked.padded else source.channel
+    rows = source.select(
         "occurred_at",
         "conv",
         ROW,
-        value=rows.value * rows.conv,
-        code=rows.channel.substitute(codes, else_=0).cast("int32"),
-        _epoch=rows.occurred_at.epoch_seconds().cast("float64"),
+        entity_id=person,
+        value=source.value * source.conv,
+        code=channel.substitute(codes, else_=0).cast("int32"),
+        _epoch=source.occurred_at.epoch_seconds().cast("float64"),
     )
     order = ["occurred_at", ROW]
 
@@ -314,13 +324,13 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     # (the next conversion, else the person's last touch).
     so_far = ibis.window(group_by="entity_id", order_by=order, rows=(None, 0))
     ahead = ibis.window(group_by="entity_id", order_by=order, rows=(0, None))
-    person = ibis.window(group_by="entity_id")
+    everything = ibis.window(group_by="entity_id")
     conversion_epoch = ibis.cases((rows.conv == 1, rows._epoch), else_=ibis.null("float64"))
     next_conversion = conversion_epoch.min().over(ahead)
     rows = rows.mutate(
         idx=(rows.conv.sum().over(so_far) - rows.conv).cast("int64"),
         _converts_at=next_conversion,
-        _ends_at=ibis.coalesce(next_conversion, rows._epoch.max().over(person)),
+        _ends_at=ibis.coalesce(next_conversion, rows._epoch.max().over(everything)),
     )
     if lookback_days is not None:
         rows = rows.filter(rows._epoch >= rows._ends_at - lookback_days * SECONDS_PER_DAY)
@@ -347,7 +357,6 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         .over(whole),
         _journey_value=rows.value.sum().over(whole),
     ).cache()
-    channel = cut.code.substitute({code: name for name, code in codes.items()}, else_="")
 
     journey_rows = cut.group_by(journey).aggregate(
         conversions=cut.conv.max().cast("float64"),
@@ -374,7 +383,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         touchpoint_id=_row_id(cut[ROW]),
         occurred_at=cut.occurred_at.cast(TS),
         days_before=cut.days_before,
-        channel=channel,
+        channel=cut.code.substitute({code: name for name, code in codes.items()}, else_=""),
         source_medium=ibis.literal(NOT_SET),
         campaign=ibis.literal(NOT_SET),
         ad_id=ibis.literal(NOT_SET),
