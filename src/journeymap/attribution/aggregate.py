@@ -180,20 +180,20 @@ def transitions_of_steps(
     ``len(channels) + 1``, the oldest channel first, so that states of different lengths
     differ too.
     """
+    path, position, length, code = steps.path, steps.position, steps.length, steps.channel + 1
     chosen = steps.kind_mask(kind)[steps.path]
-    path = steps.path[chosen]
-    position = steps.position[chosen]
-    length = steps.length[chosen]
-    code = steps.channel[chosen] + 1
+    if not chosen.all():
+        path, position, length, code = path[chosen], position[chosen], length[chosen], code[chosen]
     base = len(steps.channels) + 1
 
     # Each step's state: its own code and up to order - 1 earlier ones of the same path.
-    state = np.zeros(len(code), dtype=np.int64)
-    for back in range(order):
-        earlier = np.roll(code, back) if back else code
+    state = code.astype(np.int64)
+    for back in range(1, order):
+        earlier = np.roll(code, back)
         state += np.where(back < position, earlier * base**back, 0)
-    is_state = (position >= order) | ((length < order) & (position == length))
-    state, path = state[is_state], path[is_state]
+    if order > 1:
+        is_state = (position >= order) | ((length < order) & (position == length))
+        state, path = state[is_state], path[is_state]
     if drop_self_loops and len(state):
         repeat = np.zeros(len(state), dtype=bool)
         repeat[1:] = (path[1:] == path[:-1]) & (state[1:] == state[:-1])
@@ -208,23 +208,19 @@ def transitions_of_steps(
     ends = path[last]
     conversions, value, nulls = steps.conversions[ends], steps.value[ends], steps.nulls[ends]
     converting, dropping = conversions > 0, nulls > 0
-    edges = pd.DataFrame(
-        {
-            "source": np.concatenate([source, state[last][converting], state[last][dropping]]),
-            "target": np.concatenate(
-                [
-                    state,
-                    np.full(int(converting.sum()), CONVERSION_ID),
-                    np.full(int(dropping.sum()), NULL_ID),
-                ]
-            ),
-            "count": np.concatenate([through, conversions[converting], nulls[dropping]]),
-            "value": np.concatenate(
-                [np.zeros(len(state)), value[converting], np.zeros(int(dropping.sum()))]
-            ),
-        }
+    sources = np.concatenate([source, state[last][converting], state[last][dropping]])
+    targets = np.concatenate(
+        [
+            state,
+            np.full(int(converting.sum()), CONVERSION_ID),
+            np.full(int(dropping.sum()), NULL_ID),
+        ]
     )
-    summed = edges.groupby(["source", "target"], sort=True).sum().reset_index()
+    counts = np.concatenate([through, conversions[converting], nulls[dropping]])
+    values = np.concatenate(
+        [np.zeros(len(state)), value[converting], np.zeros(int(dropping.sum()))]
+    )
+    summed = _sum_edges(sources, targets, counts, values)
     numbers = np.unique(np.concatenate([summed.source, summed.target]))
     names = {number: _state_name(int(number), steps.channels, base) for number in numbers}
     frame = pd.DataFrame(
@@ -236,6 +232,32 @@ def transitions_of_steps(
         }
     )
     return frame.sort_values(["source", "target"], ignore_index=True)
+
+
+def _sum_edges(
+    sources: np.ndarray, targets: np.ndarray, counts: np.ndarray, values: np.ndarray
+) -> pd.DataFrame:
+    """Sum counts and values per (source, target) edge; sums follow the input's order.
+
+    Each edge becomes one int64 number when the state numbers allow it, so that hashing
+    replaces a sort; larger state numbers fall back to a group-by on both columns.
+    """
+    offset = -NULL_ID
+    width = int(max(sources.max(initial=0), targets.max(initial=0))) + offset + 1
+    if width * width >= 2**62:
+        edges = pd.DataFrame({"source": sources, "target": targets, "count": counts})
+        edges["value"] = values
+        return edges.groupby(["source", "target"], sort=False).sum().reset_index()
+    combined = (sources + offset) * width + (targets + offset)
+    codes, unique = pd.factorize(combined, sort=False)
+    return pd.DataFrame(
+        {
+            "source": unique // width - offset,
+            "target": unique % width - offset,
+            "count": np.bincount(codes, counts, minlength=len(unique)),
+            "value": np.bincount(codes, values, minlength=len(unique)),
+        }
+    )
 
 
 def _state_name(number: int, channels: list[str], base: int) -> str:
