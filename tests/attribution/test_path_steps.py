@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from journeymap.attribution import fractribution
 from journeymap.attribution.aggregate import (
     CONVERSION,
     NULL,
@@ -177,11 +178,21 @@ def test_path_fractions_equal_a_loop_over_paths(
     paths: list[tuple[list[int], float, float, float, str]],
 ) -> None:
     steps = steps_of(paths)
-    keys = np.array(
-        [STATE_SEPARATOR.join(CHANNELS[code - 1] for code in codes) for codes, *_ in paths],
-        dtype=object,
-    )
-    fraction = step_fractions(steps, keys)
+    fraction = step_fractions(steps)
     converting = steps.conversions[steps.path] > 0
     assert fraction[converting] == pytest.approx(loop_fractions(paths), abs=1e-12)
     assert not fraction[~converting].any()
+
+
+def test_find_rows_survives_hash_collisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = np.array([[1, 2, 0], [2, 1, 0], [1, 0, 0]], dtype=np.uint8)
+    kinds = np.array([0, 0, 1])
+    queries = np.array([[2, 1, 0], [1, 0, 0], [1, 0, 0], [3, 0, 0]], dtype=np.uint8)
+    query_kinds = np.array([0, 1, 0, 0])
+    expected = [1, 2, -1, -1]
+    assert fractribution._find_rows(rows, kinds, queries, query_kinds).tolist() == expected
+    # Every hash equal: the lookup falls back to exact bytes and still finds the same rows.
+    monkeypatch.setattr(
+        fractribution, "_row_hashes", lambda rows, kinds: np.zeros(len(rows), dtype=np.uint64)
+    )
+    assert fractribution._find_rows(rows, kinds, queries, query_kinds).tolist() == expected

@@ -48,28 +48,45 @@ def journey_keys(journeys: Journeys) -> ibis.Table:
 def path_summary(journeys: Journeys) -> pd.DataFrame:
     """Return the distinct paths of each kind: ``kind, key, conversions, value, nulls``.
 
-    The order is the same on every run. Journeys without touches have no path and are left
-    out.
+    The order is that of :func:`path_steps`, the same on every run. Journeys without touches
+    have no path and are left out. The text keys are built on first use and memoised.
     """
     if "summary" not in journeys.memo:
+        steps = path_steps(journeys)
+        journeys.memo["summary"] = pd.DataFrame(
+            {
+                "kind": np.array(steps.kind_names, dtype=object)[steps.kinds],
+                "key": steps.keys(),
+                "conversions": steps.conversions,
+                "value": steps.value,
+                "nulls": steps.nulls,
+            }
+        )
+    frame: pd.DataFrame = journeys.memo["summary"]
+    return frame
+
+
+def path_steps(journeys: Journeys) -> PathSteps:
+    """Return the distinct paths of the journeys as steps, counted in the engine (memoised)."""
+    if "steps" not in journeys.memo:
         source = journeys.memo.get("summary_source")
         if source is None:
             weights = journeys.journeys.select(
                 "journey_id", "kind", "conversions", "value", "nulls"
             )
             source = PathSource(journeys.touches, weights, ("journey_id",))
-        journeys.memo["summary"], journeys.memo["steps"] = summarise_paths(source)
-    frame: pd.DataFrame = journeys.memo["summary"]
-    return frame
+        journeys.memo["steps"] = summarise_paths(source)
+    steps: PathSteps = journeys.memo["steps"]
+    return steps
 
 
-def summarise_paths(source: PathSource) -> tuple[pd.DataFrame, PathSteps]:
+def summarise_paths(source: PathSource) -> PathSteps:
     """Group journeys by their channel sequence and sum their weights, in the engine.
 
     Each channel gets a small integer code, and a path becomes a few int64 numbers with the
     code of position ``p`` in bits ``bits * p`` onwards: sums of shifted codes, which any
-    engine groups faster than ordered lists of text. The distinct paths are decoded here,
-    into the summary (see :func:`path_summary`) and into the same paths as steps.
+    engine groups faster than ordered lists of text. The distinct paths are decoded here
+    into steps.
     """
     touches = source.touches
     if source.channels is not None:
@@ -80,7 +97,7 @@ def summarise_paths(source: PathSource) -> tuple[pd.DataFrame, PathSteps]:
     longest = touches.position.max().execute() if channels else None
     if longest is None or pd.isna(longest):
         empty = pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in SUMMARY_DTYPES.items()})
-        return empty, PathSteps.from_codes(np.zeros((0, 0), dtype=np.int64), [], empty)
+        return PathSteps.from_codes(np.zeros((0, 0), dtype=np.int64), [], empty)
     longest = int(longest)
     codes = {name: number for number, name in enumerate(channels, start=1)}
     bits = len(channels).bit_length()
@@ -115,28 +132,22 @@ def summarise_paths(source: PathSource) -> tuple[pd.DataFrame, PathSteps]:
     # Sorted by the numbers, so that the models add up paths in the same order every run.
     frame = grouped.order_by(["kind", *parts]).to_pyarrow()
 
-    # Decode each position's code into its channel (null past the path's end), then join
-    # the positions with the separator, all in Arrow's compiled kernels.
+    # Decode each position's code (0 past the path's end).
     mask = (1 << bits) - 1
     numbers = [frame[name].to_numpy() for name in parts]
     # One small integer per path and position: the matrix is paths × longest path.
     codes_at = np.empty((len(frame), longest), dtype=np.min_scalar_type(len(channels)))
     for at in range(longest):
         codes_at[:, at] = (numbers[at // per_part] >> ((at % per_part) * bits)) & mask
-    names = pa.array([None, *channels], type=pa.string())
-    steps = [pc.take(names, codes_at[:, at]) for at in range(longest)]
-    keys = pc.binary_join_element_wise(*steps, STATE_SEPARATOR, null_handling="skip")
-    table = pa.table(
+    weights = pd.DataFrame(
         {
-            "kind": frame["kind"].cast(pa.string()),
-            "key": keys,
-            "conversions": frame["conversions"],
-            "value": frame["value"],
-            "nulls": frame["nulls"],
+            "kind": frame["kind"].to_numpy(zero_copy_only=False),
+            "conversions": frame["conversions"].to_numpy(),
+            "value": frame["value"].to_numpy(),
+            "nulls": frame["nulls"].to_numpy(),
         }
     )
-    summary: pd.DataFrame = table.to_pandas()
-    return summary, PathSteps.from_codes(codes_at, channels, summary)
+    return PathSteps.from_codes(codes_at, channels, weights)
 
 
 SUMMARY_DTYPES = {
@@ -274,7 +285,7 @@ def _state_name(number: int, channels: list[str], base: int) -> str:
 
 @dataclass(frozen=True)
 class PathSteps:
-    """The distinct paths of :func:`path_summary`, in its order, one entry per step.
+    """The distinct paths of some journeys, one entry per step, in a fixed order.
 
     Steps of one path are contiguous and in position order. ``path`` indexes the path of a
     step, ``position`` counts from 1 and ``length`` is the path's length; ``channel`` codes
@@ -338,6 +349,23 @@ class PathSteps:
         for row, path in enumerate(split):
             codes[row, : len(path)] = [number[channel] for channel in path]
         return cls.from_codes(codes, channels, summary)
+
+    def code_matrix(self) -> np.ndarray:
+        """Return the paths as rows of channel codes (index + 1), 0 past each path's end."""
+        width = int(self.lengths.max(initial=0))
+        matrix = np.zeros((len(self.lengths), width), dtype=np.min_scalar_type(len(self.channels)))
+        matrix[self.path, self.position - 1] = self.channel + 1
+        return matrix
+
+    def keys(self) -> np.ndarray:
+        """Return each path's channels joined by :data:`STATE_SEPARATOR` (the summary key)."""
+        offsets = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=offsets[1:])
+        names = pa.array(self.channels, type=pa.string()).take(pa.array(self.channel))
+        joined = pc.binary_join(
+            pa.LargeListArray.from_arrays(pa.array(offsets), names), STATE_SEPARATOR
+        )
+        return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
 
     def kind_mask(self, kind: str | None) -> np.ndarray:
         """Return which paths are of ``kind`` (every path for None)."""
@@ -405,10 +433,3 @@ class PathSteps:
 
 
 TOTALS = ("kind", "channel", "conversions", "value")
-
-
-def path_steps(journeys: Journeys) -> PathSteps:
-    """Return the distinct paths of :func:`path_summary` as steps (memoised on ``journeys``)."""
-    path_summary(journeys)
-    steps: PathSteps = journeys.memo["steps"]
-    return steps

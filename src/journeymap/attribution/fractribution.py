@@ -17,11 +17,8 @@ from __future__ import annotations
 import ibis
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from journeymap.attribution.aggregate import (
-    STATE_SEPARATOR,
     PathSteps,
     journey_keys,
     path_steps,
@@ -44,7 +41,7 @@ def path_fractions(summary: pd.DataFrame, steps: PathSteps | None = None) -> pd.
     the caller has them (see :func:`~journeymap.attribution.aggregate.path_steps`).
     """
     steps = steps if steps is not None else PathSteps.from_keys(summary)
-    fraction = step_fractions(steps, summary.key.to_numpy(dtype=object))
+    fraction = step_fractions(steps)
     converting = steps.conversions[steps.path] > 0
     path = steps.path[converting]
     return pd.DataFrame(
@@ -57,12 +54,12 @@ def path_fractions(summary: pd.DataFrame, steps: PathSteps | None = None) -> pd.
     )
 
 
-def step_fractions(steps: PathSteps, keys: np.ndarray) -> np.ndarray:
+def step_fractions(steps: PathSteps) -> np.ndarray:
     """Return each step's fraction of its path (0 on the steps of non-converting paths).
 
-    ``keys`` holds each path's key, in the order of ``steps``. The key of a path without
-    one of its steps is built for every step of every converting path, and its conversion
-    probability looked up among the paths of the same kind, all in compiled code.
+    For every step of every converting path, the path without that step is looked up among
+    the paths of the same kind, and its conversion probability (0 when it never occurs)
+    gives the step's marginal contribution.
     """
     seen = steps.conversions + steps.nulls
     probability = np.divide(steps.conversions, seen, out=np.zeros(len(seen)), where=seen > 0)
@@ -72,25 +69,15 @@ def step_fractions(steps: PathSteps, keys: np.ndarray) -> np.ndarray:
         return fraction
     path, length, position = steps.path[chosen], steps.length[chosen], steps.position[chosen]
 
-    # The path without each chosen step: the other steps of its path, in order.
-    others = length - 1
-    owner = np.repeat(np.arange(len(chosen)), others)
-    offsets = np.zeros(len(chosen) + 1, dtype=np.int64)
-    np.cumsum(others, out=offsets[1:])
-    within = np.arange(int(offsets[-1])) - offsets[:-1][owner]
-    element = steps.starts[path][owner] + within + (within >= position[owner] - 1)
-    names = pa.array(steps.channels, type=pa.string()).take(pa.array(steps.channel[element]))
-    lists = pa.ListArray.from_arrays(pa.array(offsets), names)
-    without = np.asarray(
-        pc.binary_join(lists, STATE_SEPARATOR).to_numpy(zero_copy_only=False), dtype=object
-    )
-
-    shorter = np.zeros(len(chosen))
-    for code in range(len(steps.kind_names)):
-        of_kind = np.flatnonzero(steps.kinds == code)
-        mine = steps.kinds[path] == code
-        found = pd.Index(keys[of_kind]).get_indexer(without[mine])
-        shorter[mine] = np.where(found >= 0, probability[of_kind][found], 0.0)
+    # Each path as a row of channel codes (0 past its end), and each chosen step's path
+    # without that step: the row with the step's column removed.
+    matrix = steps.code_matrix()
+    columns = np.arange(matrix.shape[1] - 1)
+    shifted = columns[np.newaxis, :] + (columns[np.newaxis, :] >= (position - 1)[:, np.newaxis])
+    without = np.zeros((len(chosen), matrix.shape[1]), dtype=matrix.dtype)
+    without[:, :-1] = matrix[path[:, np.newaxis], shifted]
+    found = _find_rows(matrix, steps.kinds, without, steps.kinds[path])
+    shorter = np.where(found >= 0, probability[found], 0.0)
 
     own = probability[path]
     contribution = np.where(length == 1, own, np.maximum(own - shorter, 0.0))
@@ -98,6 +85,51 @@ def step_fractions(steps: PathSteps, keys: np.ndarray) -> np.ndarray:
     last = np.asarray(position == length, dtype=float)
     fraction[chosen] = np.divide(contribution, total, out=last, where=total > 0)
     return fraction
+
+
+_MIX = np.array(
+    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
+    dtype=np.uint64,
+)
+"""Odd 64-bit multipliers that mix a row of numbers into one hash (wrapping arithmetic)."""
+
+
+def _find_rows(
+    rows: np.ndarray, kinds: np.ndarray, queries: np.ndarray, query_kinds: np.ndarray
+) -> np.ndarray:
+    """Return the index of the row (of the same kind) equal to each query row, or -1.
+
+    Rows and queries are hashed into one uint64 each and matched through a hash index;
+    every match is then compared in full, so that a hash collision can cost a lookup but
+    never return a wrong row. Rows whose hashes are not unique are matched by bytes.
+    """
+    row_hashes = _row_hashes(rows, kinds)
+    index = pd.Index(row_hashes)
+    if not index.is_unique:
+        keys = pd.Index(_row_bytes(rows, kinds))
+        found = np.asarray(keys.get_indexer(pd.Index(_row_bytes(queries, query_kinds))))
+    else:
+        found = np.asarray(index.get_indexer(_row_hashes(queries, query_kinds)))
+    hit = found >= 0
+    same = np.zeros(len(found), dtype=bool)
+    same[hit] = (rows[found[hit]] == queries[hit]).all(axis=1) & (
+        kinds[found[hit]] == query_kinds[hit]
+    )
+    return np.where(same, found, -1)
+
+
+def _row_bytes(rows: np.ndarray, kinds: np.ndarray) -> list[bytes]:
+    """Return each row with its kind as bytes, an exact key for the rare collision case."""
+    wide = np.column_stack([kinds.astype(np.int64), rows.astype(np.int64)])
+    return [row.tobytes() for row in wide]
+
+
+def _row_hashes(rows: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """Hash each row of small integers, with its kind, into one uint64 (wrapping)."""
+    hashes = kinds.astype(np.uint64) * _MIX[0]
+    for column in range(rows.shape[1]):
+        hashes = (hashes ^ rows[:, column].astype(np.uint64)) * _MIX[1 + column % 3]
+    return np.asarray(hashes)
 
 
 @register
@@ -153,6 +185,5 @@ class Fractribution(AttributionModel):
 
     def channel_totals(self, journeys: Journeys) -> pd.DataFrame:
         """Return each kind's credit by channel, summed over the distinct paths."""
-        summary = path_summary(journeys)
         steps = path_steps(journeys)
-        return steps.totals(step_fractions(steps, summary.key.to_numpy(dtype=object)))
+        return steps.totals(step_fractions(steps))

@@ -150,7 +150,8 @@ class _ShapleyBase(AttributionModel):
         for kind, estimate in sampled.items():
             parts.append(self._spread_estimate(journeys, kind, estimate))
         if exact:
-            parts.append(self._exact(journeys, summary, pd.concat(exact, ignore_index=True)))
+            keyed = summary.assign(key=path_summary(journeys).key.to_numpy())
+            parts.append(self._exact(journeys, keyed, pd.concat(exact, ignore_index=True)))
         combined = parts[0]
         for part in parts[1:]:
             combined = combined.union(part)
@@ -173,14 +174,23 @@ class _ShapleyBase(AttributionModel):
     ) -> tuple[pd.DataFrame, list[pd.DataFrame], dict[str, pd.DataFrame]]:
         """Compute every kind's coalition worths and record the channel values in ``results``.
 
-        Returns the distinct paths with their ``coalition``, the worth frames of the kinds
-        solved exactly, and the sampled estimates of the other kinds by kind.
+        Returns the distinct paths (``kind``, weights and ``coalition``, in the order of
+        :func:`path_summary`), the worth frames of the kinds solved exactly, and the sampled
+        estimates of the other kinds by kind.
         """
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
         self.results = {}
-        summary = path_summary(journeys).copy()
-        summary["coalition"] = path_steps(journeys).coalitions(ordered=self.ordered)
+        steps = path_steps(journeys)
+        summary = pd.DataFrame(
+            {
+                "kind": np.array(steps.kind_names, dtype=object)[steps.kinds],
+                "conversions": steps.conversions,
+                "value": steps.value,
+                "nulls": steps.nulls,
+                "coalition": steps.coalitions(ordered=self.ordered),
+            }
+        )
         coalitions = (
             summary.groupby(["kind", "coalition"], sort=True)[["conversions", "value", "nulls"]]
             .sum()
