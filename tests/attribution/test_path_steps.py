@@ -196,3 +196,21 @@ def test_find_rows_survives_hash_collisions(monkeypatch: pytest.MonkeyPatch) -> 
         fractribution, "_row_hashes", lambda rows, kinds: np.zeros(len(rows), dtype=np.uint64)
     )
     assert fractribution._find_rows(rows, kinds, queries, query_kinds).tolist() == expected
+
+
+def test_path_steps_coalitions_with_many_channels() -> None:
+    # Twenty channels do not fit a coalition into one number, so the strings are joined.
+    channels = [f"Channel {number:02d}" for number in range(20)]
+    codes = np.array([[20, 3, 20, 1], [1, 3, 0, 0], [5, 0, 0, 0]], dtype=np.int64)
+    summary = pd.DataFrame(
+        {"kind": "lead", "conversions": [1.0, 0.0, 1.0], "nulls": [0.0, 1.0, 0.0]}
+    )
+    steps = PathSteps.from_codes(codes, channels, summary)
+    assert list(steps.coalitions(ordered=True)) == [
+        STATE_SEPARATOR.join(["Channel 19", "Channel 02", "Channel 00"]),
+        STATE_SEPARATOR.join(["Channel 00", "Channel 02"]),
+        "Channel 04",
+    ]
+    assert steps.coalitions(ordered=False)[0] == STATE_SEPARATOR.join(
+        ["Channel 00", "Channel 02", "Channel 19"]
+    )

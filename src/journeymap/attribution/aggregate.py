@@ -389,7 +389,8 @@ class PathSteps:
     def coalitions(self, *, ordered: bool) -> np.ndarray:
         """Return each path's distinct channels joined by :data:`STATE_SEPARATOR`.
 
-        Sorted by name, or with ``ordered`` in the order of their first touch.
+        Sorted by name, or with ``ordered`` in the order of their first touch. Paths share
+        the string of their coalition, which is built once per distinct coalition.
         """
         width = max(len(self.channels), 1)
         _, first = np.unique(self.path * width + self.channel, return_index=True)
@@ -400,10 +401,34 @@ class PathSteps:
             by_name = np.lexsort((channel, path))
             path, channel = path[by_name], channel[by_name]
         counts = np.bincount(path, minlength=len(self.lengths))
-        offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+        slot = np.arange(len(path)) - (np.cumsum(counts) - counts)[path]
+
+        # A coalition fits in one int64 as its members' codes (index + 1) in fixed-width
+        # slots; the distinct numbers are then decoded into strings.
+        bits = len(self.channels).bit_length()
+        if len(self.channels) * bits > 63:
+            return self._join_members(path, channel, counts)
+        numbers = np.zeros(len(self.lengths), dtype=np.int64)
+        np.add.at(numbers, path, (channel + 1).astype(np.int64) << (slot * bits))
+        codes, distinct = pd.factorize(numbers, sort=False)
+        mask = (1 << bits) - 1
+        names = []
+        for number in distinct.tolist():
+            members = []
+            while number:
+                members.append(self.channels[(number & mask) - 1])
+                number >>= bits
+            names.append(STATE_SEPARATOR.join(members))
+        return np.asarray(np.array(names, dtype=object)[codes], dtype=object)
+
+    def _join_members(
+        self, path: np.ndarray, channel: np.ndarray, counts: np.ndarray
+    ) -> np.ndarray:
+        """Join each path's member channels (``counts`` per path) into a string, in Arrow."""
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         names = pa.array(self.channels, type=pa.string()).take(pa.array(channel))
-        lists = pa.ListArray.from_arrays(pa.array(offsets), names)
+        lists = pa.LargeListArray.from_arrays(pa.array(offsets), names)
         joined = pc.binary_join(lists, STATE_SEPARATOR)
         return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
 
