@@ -356,6 +356,8 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         .max()
         .over(whole),
         _journey_value=rows.value.sum().over(whole),
+        # The journey's first row: a number that keys it more cheaply than person and index.
+        _journey=rows[ROW].min().over(whole),
     ).cache()
 
     journey_rows = cut.group_by(journey).aggregate(
@@ -396,16 +398,16 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         journeys=as_schema(journeys, "journeys"),
         touches=as_schema(journey_touches, "journey_touches"),
     )
-    # Paths are counted on the cached cut, keyed by person and number rather than by text id.
+    # Paths are counted on the cached cut, keyed by number rather than by text id.
     weighted = cut.select(
-        *journey,
+        "_journey",
         "position",
         kind=ibis.literal(KIND),
         conversions=cut.conv.cast("float64"),
         value=cut.value,
         channel_code=cut.code,
     )
-    result.memo["summary_source"] = PathSource(weighted, None, tuple(journey), tuple(channels))
+    result.memo["summary_source"] = PathSource(weighted, None, ("_journey",), tuple(channels))
     result.memo["kinds"] = [KIND] if checked.conversions else []
     # Every row has a timestamp, and a touch table has no milestones and no repeats.
     result.memo["timestamps_complete"] = True
