@@ -408,8 +408,9 @@ class PathSteps:
         bits = len(self.channels).bit_length()
         if len(self.channels) * bits > 63:
             return self._join_members(path, channel, counts)
-        numbers = np.zeros(len(self.lengths), dtype=np.int64)
-        np.add.at(numbers, path, (channel + 1).astype(np.int64) << (slot * bits))
+        # Members are contiguous per path and every path has one, so sums run per block.
+        packed = (channel + 1).astype(np.int64) << (slot * bits)
+        numbers = np.add.reduceat(packed, np.cumsum(counts) - counts) if len(packed) else packed
         codes, distinct = pd.factorize(numbers, sort=False)
         mask = (1 << bits) - 1
         names = []
