@@ -101,8 +101,8 @@ def test_attribute_direct_matches_the_store(tmp_path: Path) -> None:
         (["--by", "campaign"], "--by campaign has no data"),
         (["--input-format", "paths"], "not --input-format paths"),
         (["--store", "x.duckdb"], "--store has no use"),
-        (["--transform", "collapse"], "journeys.transform = collapse"),
-        (["--kind", "lead"], "journeys.conversion_kinds"),
+        (["--transform", "collapse"], "--transform collapse"),
+        (["--kind", "lead"], "--kind lead"),
     ],
 )
 def test_attribute_direct_rejects_store_options(

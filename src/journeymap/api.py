@@ -488,15 +488,17 @@ class TableAttribution:
 
 
 def attribute_touch_table(
-    source: str | Path | ibis.Table,
+    source: str | Path | ibis.Table | pd.DataFrame,
     *,
     config: Config | None = None,
     models: Sequence[str] | None = None,
     mapping: dict[str, str] | None = None,
+    separator: str | None = None,
 ) -> TableAttribution:
     """Credit channels straight from a table of touches that carry their channel.
 
-    ``source`` is a Parquet or CSV file, or an Ibis table on any engine, with a person id,
+    ``source`` is a Parquet or CSV file (``separator`` sets a CSV delimiter), a pandas
+    frame, or an Ibis table on any engine, with a person id,
     a timestamp, a channel, a conversion flag and optionally a value (see
     :mod:`journeymap.journeys.touch_table`). Nothing is stored. The journeys follow the
     configured lookback window; the other journey settings need a store.
@@ -514,16 +516,27 @@ def attribute_touch_table(
 
     config = config or Config()
     journeys_config = config.journeys
+    kinds = [kind.lower() for kind in journeys_config.conversion_kinds or []]
     unsupported = [
         setting
         for setting, used in (
-            (f"journeys.entity = {journeys_config.entity}", journeys_config.entity != "person"),
             (
-                f"journeys.transform = {journeys_config.transform}",
+                f"--entity {journeys_config.entity} (journeys.entity)",
+                journeys_config.entity != "person",
+            ),
+            (
+                f"--transform {journeys_config.transform} (journeys.transform)",
                 journeys_config.transform != "none",
             ),
-            (f"journeys.last_n = {journeys_config.last_n}", journeys_config.last_n is not None),
-            ("journeys.conversion_kinds", bool(journeys_config.conversion_kinds)),
+            (
+                f"--last-n {journeys_config.last_n} (journeys.last_n)",
+                journeys_config.last_n is not None,
+            ),
+            (
+                f"--kind {','.join(kinds)} (journeys.conversion_kinds; every conversion of a "
+                "touch table is of the kind 'conversion')",
+                bool(kinds) and kinds != ["conversion"],
+            ),
         )
         if used
     ]
@@ -536,10 +549,12 @@ def attribute_touch_table(
     chosen = resolve_models(
         list(models or config.attribution.models), config.attribution.parameters
     )
+    if isinstance(source, pd.DataFrame):
+        source = ibis.memtable(source)
     if isinstance(source, ibis.Table):
         touches = touch_table(source, mapping=mapping)
     else:
-        touches = read_touch_table(source, mapping=mapping)
+        touches = read_touch_table(source, mapping=mapping, separator=separator)
     journeys = journeys_from_touch_table(touches, journeys_config.lookback_days)
     table = channel_credit_table(journeys, chosen)
     rank = {model.name: number for number, model in enumerate(chosen)}

@@ -423,7 +423,7 @@ def write_bad(tmp_path: Path, suffix: str, column: str, row: int, cell: object) 
     [
         ("user_id", 3, None, "empty person id"),
         ("user_id", 2, "  ", "empty person id"),
-        ("timestamp", 4, None, "empty timestamp"),
+        ("timestamp", 4, None, "empty or invalid timestamp"),
         ("channel", 2, None, "empty channel"),
         ("channel", 3, " ", "empty channel"),
         ("value", 1, -1.0, "invalid value"),
@@ -469,16 +469,72 @@ def test_missing_column_lists_accepted_names(suffix: str, tmp_path: Path) -> Non
     assert raised.value.file == str(path)
 
 
-def test_text_timestamps_in_parquet_rejected(tmp_path: Path) -> None:
+def test_text_timestamps_in_parquet_are_parsed(tmp_path: Path) -> None:
+    typed = touch_frame(GOOD_ROWS).rename(columns=ALIASED)
+    text = typed.assign(event_time=typed["event_time"].astype(str))
+    from_typed = table_journeys(write_frame(typed, tmp_path, ".parquet", name="typed"))
+    from_text = table_journeys(write_frame(text, tmp_path, ".parquet", name="text"))
+    assert paths_by_journey(from_text) == paths_by_journey(from_typed)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_invalid_text_timestamp_names_row(suffix: str, tmp_path: Path) -> None:
     frame = touch_frame(GOOD_ROWS).rename(columns=ALIASED)
-    frame["event_time"] = frame["event_time"].astype(str)
-    path = write_frame(frame, tmp_path, ".parquet")
-    with pytest.raises(InputError, match="expected a timestamp") as raised:
-        read_touch_table(path)
-    assert raised.value.file == str(path)
+    frame["event_time"] = ["2024-03-01T10:00:00Z", "yesterday", "2024-03-03", "2024-03-01"]
+    path = write_frame(frame, tmp_path, suffix)
+    with pytest.raises(InputError, match="'yesterday'") as raised:
+        check_touch_table(read_touch_table(path))
+    assert raised.value.row == 2
     assert raised.value.column == "event_time"
-    # The type is the column's, so the error names no row.
-    assert raised.value.row is None
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_numeric_flags_other_than_zero_and_one_name_row(suffix: str, tmp_path: Path) -> None:
+    frame = touch_frame(GOOD_ROWS).rename(columns=ALIASED)
+    frame["converted"] = [0.0, 0.5, 1.0, 0.0]
+    path = write_frame(frame, tmp_path, suffix)
+    with pytest.raises(InputError, match="invalid conversion flag") as raised:
+        check_touch_table(read_touch_table(path))
+    assert raised.value.row == 2
+
+
+def test_value_above_the_amount_limit_names_row(tmp_path: Path) -> None:
+    frame = touch_frame(GOOD_ROWS).rename(columns=ALIASED)
+    frame["revenue"] = [None, None, 1e23, None]
+    path = write_frame(frame, tmp_path, ".parquet")
+    with pytest.raises(InputError, match="micros or cents") as raised:
+        check_touch_table(read_touch_table(path))
+    assert raised.value.row == 3
+
+
+def test_header_only_and_empty_files_rejected(tmp_path: Path) -> None:
+    header = tmp_path / "header.csv"
+    header.write_text("user_id,timestamp,channel,conversion,value\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no rows"):
+        check_touch_table(read_touch_table(header))
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="file is empty"):
+        read_touch_table(empty)
+
+
+def test_latin1_csv_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(
+        b"user_id,timestamp,channel,conversion,value\nu1,2024-01-01 10:00:00,R\xe9seau,1,5\n"
+    )
+    with pytest.raises(InputError, match="cannot read the file"):
+        check_touch_table(read_touch_table(path))
+
+
+def test_gzipped_csv_is_read(tmp_path: Path) -> None:
+    import gzip
+
+    frame = touch_frame(GOOD_ROWS)
+    plain = write_frame(frame, tmp_path, ".csv")
+    packed = tmp_path / "touches.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert paths_by_journey(table_journeys(packed)) == paths_by_journey(table_journeys(plain))
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)

@@ -144,11 +144,16 @@ def attribute(
             config=settings,
             models=names,
             mapping=parse_mapping_options(map_ or [], mapping),
+            separator=sep,
         )
-        if details is not None:
-            for path in api.write_details(direct_result, details):
-                err.print(f"wrote {path}")
+        if direct_result.credits.empty:
+            err.print(
+                Text.assemble(("note: ", "yellow"), "the file has no conversions to credit"),
+                highlight=False,
+            )
         _print_credits(direct_result.credits, by, output, wide, value_columns)
+        if details is not None:
+            _write_details(direct_result, details)
         return
     if (
         file is not None
@@ -198,10 +203,22 @@ def attribute(
         opened.close()
     for note in notes:
         err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
-    if details is not None:
-        for path in api.write_details(attribution, details):
-            err.print(f"wrote {path}")
     _print_credits(table, by, output, wide, value_columns)
+    if details is not None:
+        _write_details(attribution, details)
+
+
+def _write_details(attribution: api.Attribution | api.TableAttribution, folder: Path) -> None:
+    """Write the data-driven models' details, or raise one clear error."""
+    try:
+        written = api.write_details(attribution, folder)
+    except OSError as exc:
+        raise JourneymapError(
+            f"cannot write the model details to {folder}: {exc.strerror or exc}",
+            hint="Give --details a folder that can be created or written",
+        ) from exc
+    for path in written:
+        err.print(f"wrote {path}")
 
 
 def _check_direct(
@@ -227,7 +244,7 @@ def _print_credits(
     table: pd.DataFrame, by: GrainOption, output: OutputFormat, wide: bool, value_columns: bool
 ) -> None:
     """Print credit rows, or with ``wide`` one column per model."""
-    if wide:
+    if wide and not table.empty:
         measure = "value" if value_columns else "conversions"
         pivot = table.pivot_table(
             index=by.value, columns="model", values=measure, aggfunc="sum", fill_value=0.0

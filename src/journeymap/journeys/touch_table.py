@@ -28,11 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
 from journeymap.common.errors import InputError
+from journeymap.common.numbers import MAX_AMOUNT
 from journeymap.journeys.build import SECONDS_PER_DAY, Journeys, PathSource, as_schema
 from journeymap.sources.columns import ColumnResolver
 from journeymap.sources.touchpoints import TOUCHPOINT_ALIASES
@@ -71,11 +73,14 @@ def read_touch_table(
     *,
     mapping: dict[str, str] | None = None,
     con: ibis.BaseBackend | None = None,
+    separator: str | None = None,
 ) -> TouchTable:
     """Open a Parquet or CSV touch file in DuckDB (a new in-memory connection by default).
 
     A CSV file's person id and channel are read as text, so that ids such as GA client ids
     keep every digit, and its value and flag columns as text parsed like the importer does.
+    ``separator`` is the CSV delimiter (sniffed by default); a ``.gz`` file is read as the
+    file type before it, and a file without a suffix as CSV.
 
     Raises:
         InputError: the file is missing, is neither Parquet nor CSV, or lacks a column.
@@ -83,16 +88,29 @@ def read_touch_table(
     file = Path(path)
     if not file.is_file():
         raise InputError("file not found", file=str(file), hint="Check the path")
+    if file.stat().st_size == 0:
+        raise InputError("file is empty", file=str(file), hint="Export the rows with a header")
     con = con or ibis.duckdb.connect()
     suffix = file.suffix.lower()
+    if suffix == ".gz":
+        suffix = Path(file.stem).suffix.lower() or ".csv"
     if suffix in {".parquet", ".pq"}:
         table = con.read_parquet(file, file_row_number=True)
         return touch_table(table, source=str(file), mapping=mapping, row_column="file_row_number")
-    if suffix in {".csv", ".tsv", ".txt"}:
-        sniffed = con.read_csv(file)
-        columns = resolve_columns(sniffed.columns, str(file), mapping)
-        text = {columns[field]: "string" for field in TEXT_FIELDS if field in columns}
-        table = con.read_csv(file, types=text)
+    if suffix in {".csv", ".tsv", ".txt", ""}:
+        options = {"delim": separator} if separator else {}
+        try:
+            sniffed = con.read_csv(file, **options)
+            columns = resolve_columns(sniffed.columns, str(file), mapping)
+            text = {columns[field]: "string" for field in TEXT_FIELDS if field in columns}
+            table = con.read_csv(file, types=text, **options)
+        except duckdb.Error as exc:
+            raise InputError(
+                f"cannot read the file: {str(exc).splitlines()[0]}",
+                file=str(file),
+                hint="Save it as UTF-8 CSV with one header line, and pass --sep when the "
+                "separator is not a comma",
+            ) from exc
         # DuckDB reads a CSV file in order, so numbering the rows as read follows the file.
         table = table.mutate(**{ROW: ibis.row_number()})
         return touch_table(table, source=str(file), mapping=mapping, row_column=ROW)
@@ -144,9 +162,7 @@ def touch_table(
         InputError: a field has no column, or a column has a type that cannot hold it.
     """
     columns = resolve_columns(table.columns, source, mapping)
-    occurred = table[columns["occurred_at"]]
-    if not occurred.type().is_timestamp():
-        raise _type_error(source, columns["occurred_at"], "a timestamp", occurred)
+    occurred, bad_time = _timestamps(table[columns["occurred_at"]], source, columns["occurred_at"])
     conv, bad_flag = _flags(table[columns["conversion"]], source, columns["conversion"])
     value: ir.FloatingValue = ibis.literal(0.0)
     bad_value: ir.BooleanValue = ibis.literal(False)
@@ -163,17 +179,42 @@ def touch_table(
     )
     rows = table.select(
         entity_id=person,
-        occurred_at=occurred.cast(TS),
+        occurred_at=occurred,
         channel=channel,
         conv=conv,
         value=value,
+        _bad_time=bad_time,
         _bad_flag=bad_flag,
         _bad_value=bad_value,
+        _value_text=(
+            table[columns["value"]].cast("string") if "value" in columns else ibis.literal("")
+        ),
+        _time_text=table[columns["occurred_at"]].cast("string"),
         **{ROW: order},
     )
     return TouchTable(
         rows=rows, source=source, columns=columns, has_row_numbers=row_column is not None
     )
+
+
+def _timestamps(
+    column: ir.Column, source: str, name: str
+) -> tuple[ir.TimestampValue, ir.BooleanValue]:
+    """Return the column as UTC timestamps, and whether the cell is text but no timestamp.
+
+    Dates are midnight UTC; text is parsed by the engine (ISO 8601, with or without an
+    offset).
+    """
+    kind = column.type()
+    if kind.is_timestamp():
+        return column.cast(TS), ibis.literal(False)
+    if kind.is_date():
+        return column.cast("timestamp").cast(TS), ibis.literal(False)
+    if kind.is_string():
+        text = column.strip().nullif("")
+        parsed = text.try_cast(TS)
+        return parsed, text.notnull() & parsed.isnull()
+    raise _type_error(source, name, "a timestamp", column)
 
 
 def _flags(flag: ir.Column, source: str, column: str) -> tuple[ir.IntegerValue, ir.BooleanValue]:
@@ -182,7 +223,11 @@ def _flags(flag: ir.Column, source: str, column: str) -> tuple[ir.IntegerValue, 
     if kind.is_boolean():
         return flag.cast("int64").fill_null(0), ibis.literal(False)
     if kind.is_numeric():
-        return (flag != 0).cast("int64").fill_null(0), ibis.literal(False)
+        # As the importer reads them: 1 and 0 only (NaN and null are empty, so false).
+        number = flag.cast("float64")
+        if kind.is_floating():
+            number = ibis.cases((number.isnan(), ibis.null("float64")), else_=number)
+        return (number == 1).cast("int64").fill_null(0), ~number.isin([0.0, 1.0]).fill_null(True)
     if kind.is_string():
         word = flag.strip().lower()
         is_true = word.isin(sorted(TRUE_WORDS))
@@ -195,11 +240,16 @@ def _numbers(raw: ir.Column, source: str, column: str) -> tuple[ir.FloatingValue
     """Return the value as a float (empty is 0), and whether the cell is text but no number."""
     kind = raw.type()
     if kind.is_numeric():
-        return raw.cast("float64").fill_null(0.0), ibis.literal(False)
+        number = raw.cast("float64")
+        # NaN is an empty cell, as the importer reads it.
+        number = ibis.cases((number.isnan(), 0.0), else_=number)
+        return number.fill_null(0.0), ibis.literal(False)
     if kind.is_string():
         text = raw.strip().nullif("")
         number = text.try_cast("float64")
-        return number.fill_null(0.0), text.notnull() & number.isnull()
+        # Text such as "nan" parses to NaN, which is no amount.
+        invalid = text.notnull() & (number.isnull() | number.isnan())
+        return ibis.cases((invalid, 0.0), else_=number.fill_null(0.0)), invalid
     raise _type_error(source, column, "a number", raw)
 
 
@@ -238,7 +288,10 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             person.isnull() | (person == ""),
             "empty person id; every touch needs the person (or visitor) it belongs to",
         ),
-        "occurred_at": (rows.occurred_at.isnull(), "empty timestamp"),
+        "occurred_at": (
+            rows.occurred_at.isnull() | rows._bad_time,
+            "empty or invalid timestamp; write ISO 8601, such as 2024-03-01T10:00:00Z",
+        ),
         "channel": (
             channel.isnull() | (channel == ""),
             "empty channel; a touch table is not classified, so every row needs its channel",
@@ -248,21 +301,40 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             "invalid conversion flag; write 1/0, true/false or yes/no",
         ),
         "value": (
-            rows._bad_value | rows.value.isnan() | rows.value.isinf() | (rows.value < 0),
-            "invalid value; write a number of 0 or more, or leave it empty",
+            rows._bad_value | rows.value.isinf() | (rows.value < 0) | (rows.value > MAX_AMOUNT),
+            f"invalid value; write a number from 0 to {MAX_AMOUNT:,.0f}, or leave it empty "
+            "(check the unit of the column: micros or cents?)",
         ),
     }
-    counts = rows.aggregate(
-        _channels=channel.collect(distinct=True),
-        _conversions=rows.conv.sum(),
-        _padded=((person != rows.entity_id) | (channel != rows.channel)).cast("int64").sum(),
-        **{field: test.cast("int64").sum() for field, (test, _) in problems.items()},
-    ).to_pandas()
+    try:
+        counts = rows.aggregate(
+            _rows=rows.count(),
+            _channels=channel.collect(distinct=True),
+            _conversions=rows.conv.sum(),
+            _padded=((person != rows.entity_id) | (channel != rows.channel)).cast("int64").sum(),
+            **{field: test.cast("int64").sum() for field, (test, _) in problems.items()},
+        ).to_pandas()
+    except duckdb.Error as exc:
+        # The file is read here for the first time, so unreadable bytes surface here.
+        reason = str(exc).splitlines()[0]
+        raise InputError(
+            f"cannot read the file: {reason}",
+            file=touches.source,
+            hint="Save it as UTF-8 CSV or Parquet with one header line, and pass --sep when "
+            "the separator is not a comma",
+        ) from exc
+    if not int(counts["_rows"].iloc[0]):
+        raise InputError(
+            "the table has a header but no rows", file=touches.source, hint="Export the rows too"
+        )
     for field, (test, message) in problems.items():
         if field not in touches.columns or not counts[field].iloc[0]:
             continue
         first = rows.filter(test).order_by([ROW, "entity_id"]).limit(1).to_pandas()
         row: int | None = int(first[ROW].iloc[0]) + 1
+        shown = {"value": "_value_text", "occurred_at": "_time_text"}.get(field)
+        if shown is not None and first[shown].iloc[0] is not None:
+            message += f" (found {first[shown].iloc[0]!r})"
         if not touches.has_row_numbers:
             # Without a row order, point at the person and time instead.
             message += f" (person {first.entity_id.iloc[0]!r} at {first.occurred_at.iloc[0]})"
@@ -272,7 +344,7 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             file=touches.source,
             row=row,
             column=touches.columns[field],
-            hint=f"{_rows(int(counts[field].iloc[0]))} this problem; fix or drop them",
+            hint=f"{_rows(int(counts[field].iloc[0]))} this problem; fix or drop the rows",
         )
     found = counts["_channels"].iloc[0]
     channels = sorted(str(channel) for channel in (found if found is not None else []))
@@ -315,7 +387,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         ROW,
         entity_id=person,
         value=source.value * source.conv,
-        code=channel.substitute(codes, else_=0).cast("int32"),
+        code=channel.substitute(codes, else_=0).cast("int32") if codes else ibis.literal(0),
         _epoch=source.occurred_at.epoch_seconds().cast("float64"),
     )
     order = ["occurred_at", ROW]
