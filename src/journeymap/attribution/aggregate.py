@@ -392,9 +392,11 @@ class PathSteps:
         Sorted by name, or with ``ordered`` in the order of their first touch. Paths share
         the string of their coalition, which is built once per distinct coalition.
         """
-        width = max(len(self.channels), 1)
-        _, first = np.unique(self.path * width + self.channel, return_index=True)
-        first.sort()
+        if not len(self.path):
+            return np.array([""] * len(self.lengths), dtype=object)
+        width = len(self.channels)
+        # A step is a member when its channel has not occurred earlier in its path.
+        first = ~pd.Series(self.path * width + self.channel).duplicated().to_numpy()
         path, channel = self.path[first], self.channel[first]
         if not ordered:
             # Codes follow the channels' sorted names.
@@ -413,14 +415,17 @@ class PathSteps:
         numbers = np.add.reduceat(packed, np.cumsum(counts) - counts) if len(packed) else packed
         codes, distinct = pd.factorize(numbers, sort=False)
         mask = (1 << bits) - 1
-        names = []
-        for number in distinct.tolist():
-            members = []
-            while number:
-                members.append(self.channels[(number & mask) - 1])
-                number >>= bits
-            names.append(STATE_SEPARATOR.join(members))
-        return np.asarray(np.array(names, dtype=object)[codes], dtype=object)
+        slots = np.stack(
+            [(distinct >> (at * bits)) & mask for at in range(len(self.channels))], axis=1
+        )
+        present = slots > 0
+        sizes = present.sum(axis=1)
+        offsets = np.zeros(len(distinct) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        names = pa.array(self.channels, type=pa.string()).take(pa.array(slots[present] - 1))
+        lists = pa.LargeListArray.from_arrays(pa.array(offsets), names)
+        joined = pc.binary_join(lists, STATE_SEPARATOR).to_numpy(zero_copy_only=False)
+        return np.asarray(np.asarray(joined, dtype=object)[codes], dtype=object)
 
     def _join_members(
         self, path: np.ndarray, channel: np.ndarray, counts: np.ndarray
