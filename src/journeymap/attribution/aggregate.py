@@ -392,8 +392,16 @@ class PathSteps:
         Sorted by name, or with ``ordered`` in the order of their first touch. Paths share
         the string of their coalition, which is built once per distinct coalition.
         """
+        codes, names = self.coalition_codes(ordered=ordered)
+        return np.asarray(names[codes], dtype=object)
+
+    def coalition_codes(self, *, ordered: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Return each path's coalition as a number, and the coalitions' strings by number.
+
+        The strings are those of :meth:`coalitions`; numbers follow first appearance.
+        """
         if not len(self.path):
-            return np.array([""] * len(self.lengths), dtype=object)
+            return np.zeros(len(self.lengths), dtype=np.int64), np.array([""], dtype=object)
         width = len(self.channels)
         # A step is a member when its channel has not occurred earlier in its path.
         first = ~pd.Series(self.path * width + self.channel).duplicated().to_numpy()
@@ -409,7 +417,9 @@ class PathSteps:
         # slots; the distinct numbers are then decoded into strings.
         bits = len(self.channels).bit_length()
         if len(self.channels) * bits > 63:
-            return self._join_members(path, channel, counts)
+            joined = self._join_members(path, channel, counts)
+            codes, distinct_names = pd.factorize(joined, sort=False)
+            return np.asarray(codes), np.asarray(distinct_names, dtype=object)
         # Members are contiguous per path and every path has one, so sums run per block.
         packed = (channel + 1).astype(np.int64) << (slot * bits)
         numbers = np.add.reduceat(packed, np.cumsum(counts) - counts) if len(packed) else packed
@@ -425,7 +435,7 @@ class PathSteps:
         names = pa.array(self.channels, type=pa.string()).take(pa.array(slots[present] - 1))
         lists = pa.LargeListArray.from_arrays(pa.array(offsets), names)
         joined = pc.binary_join(lists, STATE_SEPARATOR).to_numpy(zero_copy_only=False)
-        return np.asarray(np.asarray(joined, dtype=object)[codes], dtype=object)
+        return np.asarray(codes), np.asarray(joined, dtype=object)
 
     def _join_members(
         self, path: np.ndarray, channel: np.ndarray, counts: np.ndarray

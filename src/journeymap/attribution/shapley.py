@@ -182,21 +182,32 @@ class _ShapleyBase(AttributionModel):
         assert isinstance(p, ShapleyParameters)
         self.results = {}
         steps = path_steps(journeys)
+        kind_names = np.array(steps.kind_names, dtype=object)
+        numbers, names = steps.coalition_codes(ordered=self.ordered)
         summary = pd.DataFrame(
             {
-                "kind": np.array(steps.kind_names, dtype=object)[steps.kinds],
+                "kind": kind_names[steps.kinds],
                 "conversions": steps.conversions,
                 "value": steps.value,
                 "nulls": steps.nulls,
-                "coalition": steps.coalitions(ordered=self.ordered),
+                "coalition": names[numbers],
             }
         )
-        coalitions = (
-            summary.groupby(["kind", "coalition"], sort=True)[["conversions", "value", "nulls"]]
-            .sum()
-            .reset_index()
-            .rename(columns={"coalition": "key"})
+        # Grouped by numbers, which is faster than by strings, then ordered by the strings.
+        weights = pd.DataFrame(
+            {
+                "_kind": steps.kinds,
+                "_number": numbers,
+                "conversions": steps.conversions,
+                "value": steps.value,
+                "nulls": steps.nulls,
+            }
         )
+        coalitions = weights.groupby(["_kind", "_number"], sort=False).sum().reset_index()
+        coalitions.insert(0, "kind", kind_names[coalitions["_kind"].to_numpy()])
+        coalitions.insert(1, "key", names[coalitions["_number"].to_numpy()])
+        coalitions = coalitions.drop(columns=["_kind", "_number"])
+        coalitions = coalitions.sort_values(["kind", "key"], ignore_index=True)
         coalitions["size"] = [len(str(key).split(STATE_SEPARATOR)) for key in coalitions.key]
         exact: list[pd.DataFrame] = []
         sampled: dict[str, pd.DataFrame] = {}
