@@ -11,7 +11,7 @@ their conversion:
 
 * A person's touches are ordered by timestamp, then by their row in the file (for a table
   that is not a file: touches without a conversion first, then by channel).
-* A touch flagged as a conversion ends a journey and belongs to it. Its journey holds the
+* A touch flagged as a conversion ends a journey and belongs to it. Its journey contains the
   touches after the person's previous conversion, no older than the lookback window.
 * Touches after the last conversion form one non-converting journey, cut to the lookback
   window before its last touch.
