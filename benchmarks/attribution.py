@@ -213,19 +213,12 @@ def _model(name: str) -> Any:
     return create_model("markov", {"order": 2}) if name == "markov_order_2" else create_model(name)
 
 
-def run_journeymap(path: Path, stored_credits: bool = False) -> dict[str, Any]:
-    """Time ``journeymap attribute FILE --direct``: the touch file cut into journeys in place."""
-    # Load the modules first: the peers' times do not include their imports either.
+def _time_models(journeys: Any, timings: dict[str, float]) -> None:
+    """Time the distinct paths (as ``paths``), then each model's credit by channel."""
     from journeymap.attribution import channel_credit_table
     from journeymap.attribution.aggregate import path_summary
-    from journeymap.journeys.touch_table import journeys_from_touch_table, read_touch_table
 
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    touches = read_touch_table(path)
-    journeys = journeys_from_touch_table(touches)
-    timings["cut"] = time.perf_counter() - started
-    # Every model but time decay reads the distinct paths; counting them once here charges
+    # Every model but time decay reads the distinct paths. Counting them once here charges
     # each model with them, as a run of that model alone would be.
     step = time.perf_counter()
     path_summary(journeys)
@@ -233,8 +226,23 @@ def run_journeymap(path: Path, stored_credits: bool = False) -> dict[str, Any]:
     for name in OURS:
         model = _model(name)
         step = time.perf_counter()
+        # Credit by channel, as the peers return it.
         channel_credit_table(journeys, [model])
         timings[name] = time.perf_counter() - step
+
+
+def run_journeymap(path: Path, stored_credits: bool = False) -> dict[str, Any]:
+    """Time ``journeymap attribute FILE --direct``: the touch file cut into journeys in place."""
+    # Load the modules first: the peers' times do not include their imports either.
+    from journeymap.attribution import channel_credit_table  # noqa: F401
+    from journeymap.journeys.touch_table import journeys_from_touch_table, read_touch_table
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    touches = read_touch_table(path)
+    journeys = journeys_from_touch_table(touches)
+    timings["cut"] = time.perf_counter() - started
+    _time_models(journeys, timings)
     timings["total"] = time.perf_counter() - started
     return {"tool": "journeymap", "timings": timings, "shared": timings["cut"] + timings["paths"]}
 
@@ -275,23 +283,13 @@ def _time_journeymap_store(
     store: Any, path: Path, stored_credits: bool, timings: dict[str, float], started: float
 ) -> dict[str, Any]:
     from journeymap import api
-    from journeymap.attribution import channel_credit_table
-    from journeymap.attribution.aggregate import path_summary
 
     api.import_file(store, path, input_format="touchpoints")
     timings["import"] = time.perf_counter() - started
     step = time.perf_counter()
     journeys = api.build(store)
     timings["build"] = time.perf_counter() - step
-    step = time.perf_counter()
-    path_summary(journeys)
-    timings["paths"] = time.perf_counter() - step
-    for name in OURS:
-        model = _model(name)
-        step = time.perf_counter()
-        # Credit by channel, as the peers return it.
-        channel_credit_table(journeys, [model])
-        timings[name] = time.perf_counter() - step
+    _time_models(journeys, timings)
     timings["total"] = time.perf_counter() - started
     # The peak of the comparison; storing credits below may raise the process's peak.
     peak = peak_memory_mb()

@@ -82,7 +82,7 @@ def loop_transitions(
     return frame.sort_values(["source", "target"], ignore_index=True)
 
 
-def test_transitions_of_steps_counts_second_order_states_by_hand() -> None:
+def test_transitions_second_order_by_hand() -> None:
     # Email > Direct > Email converts; Email alone is a null.
     paths = [([2, 1, 2], 1.0, 10.0, 0.0, "lead"), ([2], 0.0, 0.0, 1.0, "lead")]
     edges = transitions_of_steps(steps_of(paths), order=2, drop_self_loops=True)

@@ -489,7 +489,7 @@ def test_invalid_text_timestamp_names_row(suffix: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
-def test_numeric_flags_other_than_zero_and_one_name_row(suffix: str, tmp_path: Path) -> None:
+def test_numeric_flag_not_binary_names_row(suffix: str, tmp_path: Path) -> None:
     frame = touch_frame(GOOD_ROWS).rename(columns=ALIASED)
     frame["converted"] = [0.0, 0.5, 1.0, 0.0]
     path = write_frame(frame, tmp_path, suffix)

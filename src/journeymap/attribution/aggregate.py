@@ -248,10 +248,10 @@ def transitions_of_steps(
 def _sum_edges(
     sources: np.ndarray, targets: np.ndarray, counts: np.ndarray, values: np.ndarray
 ) -> pd.DataFrame:
-    """Sum counts and values per (source, target) edge; sums follow the input's order.
+    """Sum counts and values per (source, target) edge, adding in the input's order.
 
     Each edge becomes one int64 number when the state numbers allow it, so that hashing
-    replaces a sort; larger state numbers fall back to a group-by on both columns.
+    replaces a sort. Larger state numbers fall back to a group-by on both columns.
     """
     offset = -NULL_ID
     width = int(max(sources.max(initial=0), targets.max(initial=0))) + offset + 1

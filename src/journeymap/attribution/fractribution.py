@@ -99,9 +99,9 @@ def _find_rows(
 ) -> np.ndarray:
     """Return the index of the row (of the same kind) equal to each query row, or -1.
 
-    Rows and queries are hashed into one uint64 each and matched through a hash index;
-    every match is then compared in full, so that a hash collision can cost a lookup but
-    never return a wrong row. Rows whose hashes are not unique are matched by bytes.
+    Rows and queries are hashed into one uint64 each and matched through a hash index.
+    Every match is then compared in full, so a hash collision can cost a lookup but never
+    return a wrong row. Rows whose hashes are not unique are matched by bytes.
     """
     row_hashes = _row_hashes(rows, kinds)
     index = pd.Index(row_hashes)

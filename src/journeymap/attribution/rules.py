@@ -44,8 +44,8 @@ def _no_milestones(journeys: Journeys) -> bool:
 def _repeats_are_one(journeys: Journeys) -> bool:
     """Return whether every touch stands for one touch (no frequency transform); memoised."""
     if "single_repeats" not in journeys.memo:
-        most = journeys.touches.repeats.max().execute()
-        journeys.memo["single_repeats"] = most is None or pd.isna(most) or int(most) <= 1
+        largest = journeys.touches.repeats.max().execute()
+        journeys.memo["single_repeats"] = largest is None or pd.isna(largest) or int(largest) <= 1
     return bool(journeys.memo["single_repeats"])
 
 

@@ -79,13 +79,13 @@ class Journeys:
 
 @dataclass(frozen=True)
 class PathSource:
-    """Where distinct paths are counted from.
+    """The tables that distinct paths are counted from, and the columns keying a journey.
 
     ``touches`` has the ``keys`` columns, ``position`` (from 1, without gaps) and
-    ``channel``; ``weights`` has the ``keys`` columns, ``kind``, ``conversions``, ``value``
+    ``channel``. ``weights`` has the ``keys`` columns, ``kind``, ``conversions``, ``value``
     and ``nulls``, one row per journey. Without ``weights``, ``touches`` also has ``kind``,
-    ``conversions`` and ``value``: a journey's are the sums over its touches, and its
-    ``nulls`` is 1 when it has no conversion. With ``channels``, ``touches`` has
+    ``conversions`` and ``value``. A journey's weights are then the sums over its touches,
+    and its ``nulls`` is 1 when it has no conversion. With ``channels``, ``touches`` has
     ``channel_code`` (``channels[code - 1]``) in place of ``channel``.
     """
 

@@ -79,8 +79,8 @@ def read_touch_table(
 
     A CSV file's person id and channel are read as text, so that ids such as GA client ids
     keep every digit, and its value and flag columns as text parsed like the importer does.
-    ``separator`` is the CSV delimiter (sniffed by default); a ``.gz`` file is read as the
-    file type before it, and a file without a suffix as CSV.
+    ``separator`` is the CSV delimiter, sniffed when not given. A ``.gz`` file is read as
+    the file type before that suffix, and a file without a suffix as CSV.
 
     Raises:
         InputError: the file is missing, is neither Parquet nor CSV, or lacks a column.
@@ -253,9 +253,9 @@ def _numbers(raw: ir.Column, source: str, column: str) -> tuple[ir.FloatingValue
     raise _type_error(source, column, "a number", raw)
 
 
-def _type_error(source: str, column: str, wanted: str, values: ir.Column) -> InputError:
+def _type_error(source: str, column: str, expected: str, values: ir.Column) -> InputError:
     return InputError(
-        f"column {column!r} has type {values.type()}, expected {wanted}",
+        f"column {column!r} has type {values.type()}, expected {expected}",
         file=source,
         column=column,
         hint="Cast the column in the file, or import the file into a store, which parses "
@@ -332,9 +332,9 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             continue
         first = rows.filter(test).order_by([ROW, "entity_id"]).limit(1).to_pandas()
         row: int | None = int(first[ROW].iloc[0]) + 1
-        shown = {"value": "_value_text", "occurred_at": "_time_text"}.get(field)
-        if shown is not None and first[shown].iloc[0] is not None:
-            message += f" (found {first[shown].iloc[0]!r})"
+        cell_column = {"value": "_value_text", "occurred_at": "_time_text"}.get(field)
+        if cell_column is not None and first[cell_column].iloc[0] is not None:
+            message += f" (found {first[cell_column].iloc[0]!r})"
         if not touches.has_row_numbers:
             # Without a row order, point at the person and time instead.
             message += f" (person {first.entity_id.iloc[0]!r} at {first.occurred_at.iloc[0]})"
@@ -374,6 +374,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     channels = checked.channels
     # The cut sorts every column it carries, so the channel travels as a small number.
     codes = {name: code for code, name in enumerate(channels, start=1)}
+    names_by_code = {code: name for name, code in codes.items()}
     source = touches.rows
     if not checked.conversions:
         # As in the store, journeys exist only for the conversion kinds in the data.
@@ -437,7 +438,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         value=cut.value.sum(),
         n_touches=cut.count(),
         converted_at=ibis.cases((cut.conv == 1, cut.occurred_at), else_=ibis.null(TS)).max(),
-        _converting_row=ibis.cases((cut.conv == 1, cut[ROW]), else_=ibis.null("int64")).max(),
+        _converting_row=cut._converting_row.max(),
     )
     journeys = journey_rows.select(
         journey_id=_journey_id(journey_rows),
@@ -457,7 +458,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         touchpoint_id=_row_id(cut[ROW]),
         occurred_at=cut.occurred_at.cast(TS),
         days_before=cut.days_before,
-        channel=cut.code.substitute({code: name for name, code in codes.items()}, else_=""),
+        channel=cut.code.substitute(names_by_code, else_=""),
         source_medium=ibis.literal(NOT_SET),
         campaign=ibis.literal(NOT_SET),
         ad_id=ibis.literal(NOT_SET),
@@ -493,7 +494,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         position=converting.position,
         n_touches=converting.n_touches,
         days_before=converting.days_before,
-        channel=converting.code.substitute({code: name for name, code in codes.items()}, else_=""),
+        channel=converting.code.substitute(names_by_code, else_=""),
         repeats=ibis.literal(1, type="int64"),
         is_lead_touch=ibis.literal(False),
         is_opportunity_touch=ibis.literal(False),
