@@ -216,12 +216,12 @@ def _model(name: str) -> Any:
 def _time_models(journeys: Any, timings: dict[str, float]) -> None:
     """Time the distinct paths (as ``paths``), then each model's credit by channel."""
     from journeymap.attribution import channel_credit_table
-    from journeymap.attribution.aggregate import path_summary
+    from journeymap.attribution.aggregate import path_steps
 
-    # Every model but time decay reads the distinct paths. Counting them once here charges
-    # each model with them, as a run of that model alone would be.
+    # Every model but time decay reads the distinct paths as step arrays. Counting them once
+    # here charges each model with them, as a run of that model alone would be.
     step = time.perf_counter()
-    path_summary(journeys)
+    path_steps(journeys)
     timings["paths"] = time.perf_counter() - step
     for name in OURS:
         model = _model(name)

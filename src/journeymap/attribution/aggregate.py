@@ -198,7 +198,7 @@ def transitions_of_steps(
     base = len(steps.channels) + 1
 
     # Each step's state: its own code and up to order - 1 earlier ones of the same path.
-    state = code.astype(np.int64)
+    state = code.astype(np.int64, copy=order > 1)
     for back in range(1, order):
         earlier = np.roll(code, back)
         state += np.where(back < position, earlier * base**back, 0)
@@ -214,24 +214,29 @@ def transitions_of_steps(
     first[1:] = path[1:] != path[:-1]
     last = np.ones(len(state), dtype=bool)
     last[:-1] = path[1:] != path[:-1]
-    source = np.where(first, START_ID, np.roll(state, 1))
-    through = steps.conversions[path] + steps.nulls[path]
+    # Moves between states, summed apart from the few edges that end paths, so that no
+    # array with one entry per step is copied into a longer one.
+    before = np.roll(state, 1)
+    before[first] = START_ID
+    moves = _sum_edges(before, state, (steps.conversions + steps.nulls)[path])
+    del before
     ends = path[last]
     conversions, value, nulls = steps.conversions[ends], steps.value[ends], steps.nulls[ends]
     converting, dropping = conversions > 0, nulls > 0
-    sources = np.concatenate([source, state[last][converting], state[last][dropping]])
-    targets = np.concatenate(
-        [
-            state,
-            np.full(int(converting.sum()), CONVERSION_ID),
-            np.full(int(dropping.sum()), NULL_ID),
-        ]
+    end_states = state[last]
+    endings = _sum_edges(
+        np.concatenate([end_states[converting], end_states[dropping]]),
+        np.concatenate(
+            [
+                np.full(int(converting.sum()), CONVERSION_ID),
+                np.full(int(dropping.sum()), NULL_ID),
+            ]
+        ),
+        np.concatenate([conversions[converting], nulls[dropping]]),
+        np.concatenate([value[converting], np.zeros(int(dropping.sum()))]),
     )
-    counts = np.concatenate([through, conversions[converting], nulls[dropping]])
-    values = np.concatenate(
-        [np.zeros(len(state)), value[converting], np.zeros(int(dropping.sum()))]
-    )
-    summed = _sum_edges(sources, targets, counts, values)
+    # The two sets of edges are disjoint: moves never end in the conversion or null state.
+    summed = pd.concat([moves, endings], ignore_index=True)
     numbers = np.unique(np.concatenate([summed.source, summed.target]))
     names = {number: _state_name(int(number), steps.channels, base) for number in numbers}
     frame = pd.DataFrame(
@@ -246,9 +251,11 @@ def transitions_of_steps(
 
 
 def _sum_edges(
-    sources: np.ndarray, targets: np.ndarray, counts: np.ndarray, values: np.ndarray
+    sources: np.ndarray, targets: np.ndarray, counts: np.ndarray, values: np.ndarray | None = None
 ) -> pd.DataFrame:
     """Sum counts and values per (source, target) edge, adding in the input's order.
+
+    ``values`` None is a value of 0 on every edge.
 
     Each edge becomes one int64 number when the state numbers allow it, so that hashing
     replaces a sort. Larger state numbers fall back to a group-by on both columns.
@@ -257,16 +264,24 @@ def _sum_edges(
     width = int(max(sources.max(initial=0), targets.max(initial=0))) + offset + 1
     if width * width >= 2**62:
         edges = pd.DataFrame({"source": sources, "target": targets, "count": counts})
-        edges["value"] = values
+        edges["value"] = 0.0 if values is None else values
         return edges.groupby(["source", "target"], sort=False).sum().reset_index()
-    combined = (sources + offset) * width + (targets + offset)
+    combined = sources + offset
+    combined *= width
+    combined += targets
+    combined += offset
     codes, unique = pd.factorize(combined, sort=False)
+    del combined
     return pd.DataFrame(
         {
             "source": unique // width - offset,
             "target": unique % width - offset,
             "count": np.bincount(codes, counts, minlength=len(unique)),
-            "value": np.bincount(codes, values, minlength=len(unique)),
+            "value": (
+                np.zeros(len(unique))
+                if values is None
+                else np.bincount(codes, values, minlength=len(unique))
+            ),
         }
     )
 

@@ -90,7 +90,11 @@ def read_touch_table(
         raise InputError("file not found", file=str(file), hint="Check the path")
     if file.stat().st_size == 0:
         raise InputError("file is empty", file=str(file), hint="Export the rows with a header")
-    con = con or ibis.duckdb.connect()
+    if con is None:
+        con = ibis.duckdb.connect()
+        # Background threads hand memory that sorts and group-bys free back to the system,
+        # which keeps the process's peak near what the cached cut needs.
+        con.raw_sql("SET allocator_background_threads = true")
     suffix = file.suffix.lower()
     if suffix == ".gz":
         suffix = Path(file.stem).suffix.lower() or ".csv"
@@ -392,9 +396,11 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         _epoch=source.occurred_at.epoch_seconds().cast("float64"),
     )
     order = ["occurred_at", ROW]
+    touches_by_row = rows.select(ROW, "entity_id", "occurred_at")
 
-    # Pass one, over each person's touches: the journey number, and when the journey ends
-    # (the next conversion, else the person's last touch).
+    # Pass one, over each person's touches in order: the journey number, and when the journey
+    # ends (the next conversion, else the person's last touch). The person is keyed by the
+    # number of their first row, so that pass two sorts numbers, not text.
     so_far = ibis.window(group_by="entity_id", order_by=order, rows=(None, 0))
     ahead = ibis.window(group_by="entity_id", order_by=order, rows=(0, None))
     everything = ibis.window(group_by="entity_id")
@@ -402,29 +408,28 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     next_conversion = conversion_epoch.min().over(ahead)
     rows = rows.mutate(
         idx=(rows.conv.sum().over(so_far) - rows.conv).cast("int64"),
+        _person=rows[ROW].min().over(everything),
         _converts_at=next_conversion,
         _ends_at=ibis.coalesce(next_conversion, rows._epoch.max().over(everything)),
     )
     if lookback_days is not None:
         rows = rows.filter(rows._epoch >= rows._ends_at - lookback_days * SECONDS_PER_DAY)
 
-    # Pass two, over each journey's kept touches: position and length.
-    journey = ["entity_id", "idx"]
+    # Pass two, over each journey's kept touches: position and length. Only numbers are
+    # cached; the person and the time of each touch are looked up by row when the journey
+    # tables are read.
+    journey = ["_person", "idx"]
     in_order = ibis.window(group_by=journey, order_by=order)
     whole = ibis.window(group_by=journey)
     cut = rows.select(
-        "entity_id",
         "idx",
-        "occurred_at",
-        "code",
-        "conv",
-        "value",
         ROW,
-        position=(ibis.row_number().over(in_order) + 1).cast("int64"),
-        n_touches=rows.count().over(whole).cast("int64"),
+        code=rows.code.cast("int16"),
+        conv=rows.conv.cast("int8"),
+        position=(ibis.row_number().over(in_order) + 1).cast("int32"),
+        n_touches=rows.count().over(whole).cast("int32"),
         days_before=(rows._converts_at - rows._epoch) / SECONDS_PER_DAY,
-        # The row of the conversion that ends the journey: a number that keys a converting
-        # journey more cheaply than its text id.
+        # The row of the conversion that ends the journey, null for a non-converting one.
         _converting_row=ibis.cases((rows.conv == 1, rows[ROW]), else_=ibis.null("int64"))
         .max()
         .over(whole),
@@ -432,13 +437,18 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         # The journey's first row: a number that keys it more cheaply than person and index.
         _journey=rows[ROW].min().over(whole),
     ).cache()
+    # The converting touch carries its journey's value; every other touch carries none.
+    value = ibis.cases((cut.conv == 1, cut._journey_value), else_=0.0)
 
-    journey_rows = cut.group_by(journey).aggregate(
-        conversions=cut.conv.max().cast("float64"),
-        value=cut.value.sum(),
-        n_touches=cut.count(),
-        converted_at=ibis.cases((cut.conv == 1, cut.occurred_at), else_=ibis.null(TS)).max(),
-        _converting_row=cut._converting_row.max(),
+    found = cut.inner_join(touches_by_row, ROW)
+    journey_rows = found.group_by(["entity_id", "idx"]).aggregate(
+        conversions=found.conv.max().cast("float64"),
+        value=found._journey_value.max(),
+        n_touches=found.count(),
+        converted_at=ibis.cases(
+            (found.conv == 1, found.occurred_at), else_=ibis.null(TS)
+        ).max(),
+        _converting_row=found._converting_row.max(),
     )
     journeys = journey_rows.select(
         journey_id=_journey_id(journey_rows),
@@ -451,14 +461,14 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         nulls=1.0 - journey_rows.conversions,
         n_touches=journey_rows.n_touches.cast("int64"),
     )
-    journey_touches = cut.select(
-        journey_id=_journey_id(cut),
-        position=cut.position,
-        n_touches=cut.n_touches,
-        touchpoint_id=_row_id(cut[ROW]),
-        occurred_at=cut.occurred_at.cast(TS),
-        days_before=cut.days_before,
-        channel=cut.code.substitute(names_by_code, else_=""),
+    journey_touches = found.select(
+        journey_id=_journey_id(found),
+        position=found.position.cast("int64"),
+        n_touches=found.n_touches.cast("int64"),
+        touchpoint_id=_row_id(found[ROW]),
+        occurred_at=found.occurred_at.cast(TS),
+        days_before=found.days_before,
+        channel=found.code.substitute(names_by_code, else_=""),
         source_medium=ibis.literal(NOT_SET),
         campaign=ibis.literal(NOT_SET),
         ad_id=ibis.literal(NOT_SET),
@@ -474,10 +484,10 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     # Paths are counted on the cached cut, keyed by number rather than by text id.
     weighted = cut.select(
         "_journey",
-        "position",
+        position=cut.position.cast("int64"),
         kind=ibis.literal(KIND),
         conversions=cut.conv.cast("float64"),
-        value=cut.value,
+        value=value,
         channel_code=cut.code,
     )
     result.memo["summary_source"] = PathSource(weighted, None, ("_journey",), tuple(channels))
@@ -491,8 +501,8 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     converting = cut.filter(cut._converting_row.notnull())
     result.memo["converting_touches"] = converting.select(
         journey_id=converting._converting_row,
-        position=converting.position,
-        n_touches=converting.n_touches,
+        position=converting.position.cast("int64"),
+        n_touches=converting.n_touches.cast("int64"),
         days_before=converting.days_before,
         channel=converting.code.substitute(names_by_code, else_=""),
         repeats=ibis.literal(1, type="int64"),
