@@ -445,9 +445,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         conversions=found.conv.max().cast("float64"),
         value=found._journey_value.max(),
         n_touches=found.count(),
-        converted_at=ibis.cases(
-            (found.conv == 1, found.occurred_at), else_=ibis.null(TS)
-        ).max(),
+        converted_at=ibis.cases((found.conv == 1, found.occurred_at), else_=ibis.null(TS)).max(),
         _converting_row=found._converting_row.max(),
     )
     journeys = journey_rows.select(
