@@ -28,6 +28,8 @@ from typing import Literal
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from journeymap.attribution.aggregate import (
@@ -100,6 +102,41 @@ def _dividends(coalitions: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     frame["worth"] = rate / total_rate * frame.conversions.sum() if total_rate > 0 else 0.0
     frame["value_worth"] = rate / total_rate * frame.value.sum() if total_rate > 0 else 0.0
     return frame
+
+
+@dataclass(frozen=True)
+class Members:
+    """The members of coalitions given as keys (channels joined by the state separator).
+
+    ``coalition`` (the coalition's index), ``position`` (1-based) and ``channel`` (an index
+    into ``channels``, the distinct names in order of appearance) have one entry per member,
+    in the order of the keys; ``sizes`` has one entry per coalition.
+    """
+
+    coalition: np.ndarray
+    position: np.ndarray
+    channel: np.ndarray
+    channels: np.ndarray
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, keys: pd.Series) -> Members:
+        """Split the keys in Arrow, with no loop over them in Python."""
+        lists = pc.split_pattern(
+            pa.array(keys.astype(str), type=pa.large_string()), STATE_SEPARATOR
+        )
+        offsets = lists.offsets.to_numpy()
+        sizes = np.diff(offsets)
+        coalition = np.repeat(np.arange(len(sizes)), sizes)
+        position = np.arange(len(coalition)) - offsets[coalition] + 1
+        channel, channels = pd.factorize(lists.flatten().to_numpy(zero_copy_only=False))
+        return cls(
+            coalition=coalition,
+            position=position,
+            channel=np.asarray(channel, dtype=np.int64),
+            channels=np.asarray(channels, dtype=object),
+            sizes=sizes,
+        )
 
 
 def sampled_shapley(coalitions: pd.DataFrame, samples: int, seed: int) -> pd.DataFrame:
@@ -208,16 +245,16 @@ class _ShapleyBase(AttributionModel):
         coalitions.insert(1, "key", names[coalitions["_number"].to_numpy()])
         coalitions = coalitions.drop(columns=["_kind", "_number"])
         coalitions = coalitions.sort_values(["kind", "key"], ignore_index=True)
-        coalitions["size"] = [len(str(key).split(STATE_SEPARATOR)) for key in coalitions.key]
         exact: list[pd.DataFrame] = []
         sampled: dict[str, pd.DataFrame] = {}
         for kind, of_kind in coalitions.groupby("kind", sort=True):
-            worth = _dividends(of_kind, p.metric)
-            channels = {channel for key in worth.key for channel in str(key).split(STATE_SEPARATOR)}
-            if p.method == "sampled" or len(channels) > p.max_exact_channels:
+            worth = _dividends(of_kind.reset_index(drop=True), p.metric)
+            members = Members.of(worth.key)
+            worth["size"] = members.sizes
+            if p.method == "sampled" or len(members.channels) > p.max_exact_channels:
                 sampled[str(kind)] = self._estimate(str(kind), worth)
                 continue
-            self._record(str(kind), worth)
+            self._record(str(kind), worth, members)
             exact.append(worth)
         return summary, exact, sampled
 
@@ -287,37 +324,57 @@ class _ShapleyBase(AttributionModel):
         nonzero = credited.filter((credited.credit != 0) | (credited.value_credit != 0))
         return nonzero.select(*CREDIT_COLUMNS)
 
-    def _record(self, kind: str, worth: pd.DataFrame) -> None:
+    def _record(self, kind: str, worth: pd.DataFrame, members: Members) -> None:
+        """Give each coalition's worth (and value worth) in equal parts to its members.
+
+        Each channel's parts are added in the order of the coalitions, as a loop over them
+        would add them, so the sums do not depend on how the arithmetic is vectorised.
+        """
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
-        values: dict[str, list[float]] = {}
-        positions: dict[tuple[str, int], list[float]] = {}
-        for key, amount, value, size in zip(
-            worth.key, worth.worth, worth.value_worth, worth["size"], strict=True
-        ):
-            if amount == 0 and value == 0:
-                continue
-            for position, channel in enumerate(str(key).split(STATE_SEPARATOR), start=1):
-                entry = values.setdefault(channel, [0.0, 0.0])
-                entry[0] += float(amount) / float(size)
-                entry[1] += float(value) / float(size)
-                if self.ordered:
-                    slot = positions.setdefault((channel, position), [0.0, 0.0])
-                    slot[0] += float(amount) / float(size)
-                    slot[1] += float(value) / float(size)
+        amount = worth.worth.to_numpy(dtype=float)
+        value = worth.value_worth.to_numpy(dtype=float)
+        sizes = members.sizes.astype(float)
+        # Coalitions that are worth nothing name no channel.
+        counted = ((amount != 0) | (value != 0))[members.coalition]
+        coalition, channel = members.coalition[counted], members.channel[counted]
+        share, value_share = (amount / sizes)[coalition], (value / sizes)[coalition]
+        width = len(members.channels)
+        found = np.bincount(channel, minlength=width) > 0
         frame = pd.DataFrame(
-            [(channel, amount, amount, value, 0.0) for channel, (amount, value) in values.items()],
-            columns=["channel", "shapley", "conversions", "value", "standard_error"],
-        ).sort_values(["conversions", "channel"], ascending=[False, True], ignore_index=True)
-        by_position = pd.DataFrame(
-            [
-                (channel, position, amount, value)
-                for (channel, position), (amount, value) in sorted(positions.items())
-            ],
-            columns=["channel", "position", "conversions", "value"],
+            {
+                "channel": members.channels[found],
+                "shapley": np.bincount(channel, share, minlength=width)[found],
+                "value": np.bincount(channel, value_share, minlength=width)[found],
+                "standard_error": 0.0,
+            }
         )
+        frame.insert(2, "conversions", frame.shapley)
+        frame = frame.sort_values(["conversions", "channel"], ascending=[False, True])
+        by_position = pd.DataFrame(columns=["channel", "position", "conversions", "value"])
+        if self.ordered and len(coalition):
+            # One cell per channel (by name) and position.
+            longest = int(members.position.max(initial=0))
+            by_name = np.argsort(members.channels, kind="stable")
+            rank = np.empty(width, dtype=np.int64)
+            rank[by_name] = np.arange(width)
+            cells = rank[channel] * longest + members.position[counted] - 1
+            size = width * longest
+            used = np.bincount(cells, minlength=size) > 0
+            name, position = np.divmod(np.arange(size)[used], longest)
+            by_position = pd.DataFrame(
+                {
+                    "channel": members.channels[by_name][name],
+                    "position": position + 1,
+                    "conversions": np.bincount(cells, share, minlength=size)[used],
+                    "value": np.bincount(cells, value_share, minlength=size)[used],
+                }
+            )
         self.results[kind] = ShapleyResult(
-            metric=p.metric, method="exact", values=frame, by_position=by_position
+            metric=p.metric,
+            method="exact",
+            values=frame.reset_index(drop=True),
+            by_position=by_position,
         )
 
     def _estimate(self, kind: str, worth: pd.DataFrame) -> pd.DataFrame:
