@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import product
 from pathlib import Path
 
 import ibis
@@ -21,6 +22,9 @@ from journeymap.common.config import Config, JourneyConfig
 from journeymap.common.errors import InputError
 from journeymap.journeys.build import Journeys
 from journeymap.journeys.touch_table import (
+    WHITESPACE,
+    _blank,
+    _padded,
     check_touch_table,
     journeys_from_touch_table,
     read_touch_table,
@@ -426,6 +430,7 @@ def write_bad(tmp_path: Path, suffix: str, column: str, row: int, cell: object) 
         ("timestamp", 4, None, "empty or invalid timestamp"),
         ("channel", 2, None, "empty channel"),
         ("channel", 3, " ", "empty channel"),
+        ("channel", 1, "\t\n", "empty channel"),
         ("value", 1, -1.0, "invalid value"),
         ("value", 4, float("inf"), "invalid value"),
     ],
@@ -611,6 +616,24 @@ def test_csv_empty_value_column_counts_as_zero(tmp_path: Path) -> None:
 def test_padded_ids_and_channels_match_store(tmp_path: Path) -> None:
     rows = [("u1 ", 0, " Email", False, None), ("u1", 1, "Email ", True, 3.0)]
     assert_same_as_store(write_touches(rows, tmp_path))
+
+
+def test_padded_and_blank_agree_with_strip_on_every_short_text() -> None:
+    # Every text of up to three characters from the strip set and a letter, and spaces that
+    # strip keeps (inside the text, a no-break space).
+    alphabet = [*WHITESPACE, "a"]
+    texts = ["".join(chars) for size in range(4) for chars in product(alphabet, repeat=size)]
+    texts += ["a b", "\u00a0a"]
+    table = ibis.memtable(pd.DataFrame({"text": texts}))
+    padded = _padded(table.text)
+    found = table.select(
+        "text",
+        padded=padded,
+        blank=_blank(table.text, padded),
+        stripped=table.text.strip(),
+    ).to_pandas()
+    assert (found.padded == (found.stripped != found.text)).all()
+    assert (found.blank == (found.stripped == "")).all()
 
 
 def test_file_without_conversions_credits_nothing(tmp_path: Path) -> None:

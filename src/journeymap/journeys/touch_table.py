@@ -285,11 +285,16 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             timestamp or channel, a flag that is not a flag, or a value that is not a
             number or is negative. A table without row numbers names the person instead.
     """
-    rows = touches.rows
-    person, channel = rows.entity_id.strip(), rows.channel.strip()
+    # Trimming every id costs more than looking at its ends, so only padded ones are trimmed.
+    # The ends are looked at once per row, in a projection that the checks below share.
+    rows = touches.rows.mutate(
+        _padded_person=_padded(touches.rows.entity_id),
+        _padded_channel=_padded(touches.rows.channel),
+    )
+    padded_person, padded_channel = rows._padded_person, rows._padded_channel
     problems: dict[str, tuple[ir.BooleanValue, str]] = {
         "person_id": (
-            person.isnull() | (person == ""),
+            rows.entity_id.isnull() | _blank(rows.entity_id, padded_person),
             "empty person id; every touch needs the person (or visitor) it belongs to",
         ),
         "occurred_at": (
@@ -297,7 +302,7 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             "empty or invalid timestamp; write ISO 8601, such as 2024-03-01T10:00:00Z",
         ),
         "channel": (
-            channel.isnull() | (channel == ""),
+            rows.channel.isnull() | _blank(rows.channel, padded_channel),
             "empty channel; a touch table is not classified, so every row needs its channel",
         ),
         "conversion": (
@@ -313,9 +318,9 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
     try:
         counts = rows.aggregate(
             _rows=rows.count(),
-            _channels=channel.collect(distinct=True),
+            _channels=rows.channel.collect(distinct=True),
             _conversions=rows.conv.sum(),
-            _padded=((person != rows.entity_id) | (channel != rows.channel)).cast("int64").sum(),
+            _padded=(padded_person | padded_channel).cast("int64").sum(),
             **{field: test.cast("int64").sum() for field, (test, _) in problems.items()},
         ).to_pandas()
     except duckdb.Error as exc:
@@ -351,13 +356,32 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             hint=f"{_rows(int(counts[field].iloc[0]))} this problem; fix or drop the rows",
         )
     found = counts["_channels"].iloc[0]
-    channels = sorted(str(channel) for channel in (found if found is not None else []))
+    # Spellings that differ only by spaces around them are one channel, as the cut trims them.
+    channels = sorted(
+        {str(channel).strip(WHITESPACE) for channel in (found if found is not None else [])}
+    )
     conversions = counts["_conversions"].iloc[0]
     return CheckedTouches(
         channels=channels,
         conversions=int(conversions) if pd.notna(conversions) else 0,
         padded=bool(counts["_padded"].iloc[0]),
     )
+
+
+WHITESPACE = " \t\n\r\v\f"
+"""The characters that the engine's strip removes."""
+PADDED = r"^[ \t\n\r\x0b\f]|[ \t\n\r\x0b\f]$"
+"""A pattern for text that starts or ends with one of :data:`WHITESPACE`."""
+
+
+def _padded(text: ir.StringValue) -> ir.BooleanValue:
+    """Return whether the text starts or ends with a character that strip removes."""
+    return text.re_search(PADDED)
+
+
+def _blank(text: ir.StringValue, padded: ir.BooleanValue) -> ir.BooleanValue:
+    """Return whether the text is empty once stripped, stripping only padded text."""
+    return ibis.cases((padded, text.strip() == ""), else_=text == "")
 
 
 def _rows(count: int) -> str:
