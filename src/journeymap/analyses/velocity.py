@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import ibis
 
+from journeymap.common.epoch import epoch_seconds
 from journeymap.store.schema import TS
 
 QUANTILES: dict[str, float] = {"median_days": 0.5, "p75_days": 0.75, "p90_days": 0.9}
@@ -143,7 +144,7 @@ def days_between(start: ibis.TimestampValue, end: ibis.TimestampValue) -> ibis.F
 
 def _whole_seconds(moment: ibis.TimestampValue) -> ibis.IntegerValue:
     # DuckDB's epoch has a fractional part and Spark's has none, so both are floored.
-    return moment.epoch_seconds().cast("float64").floor()
+    return epoch_seconds(moment).floor()
 
 
 def _utc_literal(moment: datetime) -> ibis.TimestampScalar:

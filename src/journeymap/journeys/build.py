@@ -27,6 +27,7 @@ import ibis.expr.types as ir
 
 from journeymap.channels.rules import ChannelClassifier
 from journeymap.common.config import Config, EntityKind, MilestoneConfig, TransformName
+from journeymap.common.epoch import epoch_seconds
 from journeymap.journeys.transforms import apply_transform
 from journeymap.store.schema import DERIVED_TABLES, NOT_SET, TS
 from journeymap.store.store import Store
@@ -183,7 +184,7 @@ def _journey_id(table: ibis.Table) -> ir.StringValue:
 
 
 def _epoch(timestamp: ir.TimestampValue) -> ir.FloatingValue:
-    return timestamp.epoch_seconds().cast("float64")
+    return epoch_seconds(timestamp)
 
 
 def _journey_ends(targets: ibis.Table) -> ibis.Table:

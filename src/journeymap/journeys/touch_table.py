@@ -33,6 +33,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from journeymap.common.epoch import epoch_seconds
 from journeymap.common.errors import InputError
 from journeymap.common.numbers import MAX_AMOUNT
 from journeymap.journeys.build import SECONDS_PER_DAY, Journeys, PathSource, as_schema
@@ -417,7 +418,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         entity_id=person,
         value=source.value * source.conv,
         code=channel.substitute(codes, else_=0).cast("int32") if codes else ibis.literal(0),
-        _epoch=source.occurred_at.epoch_seconds().cast("float64"),
+        _epoch=epoch_seconds(source.occurred_at),
     )
     order = ["occurred_at", ROW]
     touches_by_row = rows.select(ROW, "entity_id", "occurred_at")

@@ -1,0 +1,40 @@
+"""Instants as numbers in the engine: seconds since 1970-01-01 UTC, as float64."""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+from ibis.common.exceptions import IbisError
+
+
+def _epoch(moment: ir.TimestampValue) -> ir.FloatingValue:
+    """DuckDB's ``epoch`` of an instant with a time zone, which needs no time zone lookup."""
+    raise NotImplementedError("runs in DuckDB only")
+
+
+_duckdb_epoch = ibis.udf.scalar.builtin(
+    _epoch, name="epoch", signature=((dt.Timestamp(timezone="UTC"),), dt.float64)
+)
+
+
+def epoch_seconds(moment: ir.TimestampValue) -> ir.FloatingValue:
+    """Return the instant's seconds since the Unix epoch, microseconds kept as the fraction.
+
+    Ibis casts an instant to a local timestamp before taking its epoch, which DuckDB does
+    through its time zone library for every row. On DuckDB an instant with a time zone goes
+    straight to ``epoch``, which gives the same number several times faster.
+    """
+    timezone = moment.type().timezone if isinstance(moment.type(), dt.Timestamp) else None
+    if timezone is not None and _backend_name(moment) == "duckdb":
+        return _duckdb_epoch(moment)
+    return moment.epoch_seconds().cast("float64")
+
+
+def _backend_name(expression: ir.Expr) -> str | None:
+    """Return the name of the engine that runs the expression (DuckDB for in-memory tables)."""
+    try:
+        return str(expression._find_backend(use_default=True).name)
+    except IbisError:
+        # An expression over tables of several engines has no one engine.
+        return None
