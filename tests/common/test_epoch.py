@@ -28,7 +28,7 @@ def test_epoch_seconds_on_duckdb_skips_the_local_cast() -> None:
     assert "EPOCH(CAST" not in ibis.to_sql(table.select(seconds=epoch_seconds(table.at)))
 
 
-def test_epoch_seconds_of_naive_timestamps_reads_them_as_utc() -> None:
+def test_epoch_seconds_reads_naive_as_utc() -> None:
     naive = [moment.replace(tzinfo=None) for moment in INSTANTS]
     table = ibis.memtable(pd.DataFrame({"at": naive}))
     assert table.at.type().timezone is None

@@ -618,7 +618,7 @@ def test_padded_ids_and_channels_match_store(tmp_path: Path) -> None:
     assert_same_as_store(write_touches(rows, tmp_path))
 
 
-def test_padded_and_blank_agree_with_strip_on_every_short_text() -> None:
+def test_padded_and_blank_match_strip() -> None:
     # Every text of up to three characters from the strip set and a letter, and spaces that
     # strip keeps (inside the text, a no-break space).
     alphabet = [*WHITESPACE, "a"]

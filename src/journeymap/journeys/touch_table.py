@@ -424,8 +424,8 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     touches_by_row = rows.select(ROW, "entity_id", "occurred_at")
 
     # Pass one, over each person's touches in order: the journey number, and when the journey
-    # ends (the next conversion, else the person's last touch). The person is keyed by the
-    # number of their first row, so that pass two sorts numbers, not text.
+    # ends (the next conversion, else the person's last touch). The person is keyed by
+    # their lowest row number, so that pass two partitions by numbers, not by text.
     so_far = ibis.window(group_by="entity_id", order_by=order, rows=(None, 0))
     ahead = ibis.window(group_by="entity_id", order_by=order, rows=(0, None))
     everything = ibis.window(group_by="entity_id")
