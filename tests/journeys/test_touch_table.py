@@ -613,6 +613,18 @@ def test_csv_empty_value_column_counts_as_zero(tmp_path: Path) -> None:
     assert_same_as_store(write_touches(rows, tmp_path, ".csv"))
 
 
+def test_repeated_column_reads_first_as_store(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(
+        "user_id,timestamp,channel,conversion,value,channel\n"
+        "u1,2024-03-01T00:00:00Z,Email,0,,Direct\n"
+        "u1,2024-03-02T00:00:00Z,Webinars,1,5,Direct\n",
+        encoding="utf-8",
+    )
+    assert_same_as_store(path)
+    assert sorted(table_journeys(path).touches.channel.to_pandas()) == ["Email", "Webinars"]
+
+
 def test_padded_ids_and_channels_match_store(tmp_path: Path) -> None:
     rows = [("u1 ", 0, " Email", False, None), ("u1", 1, "Email ", True, 3.0)]
     assert_same_as_store(write_touches(rows, tmp_path))

@@ -116,8 +116,16 @@ def test_arrow_reader_matches_pandas_on_parquet(tmp_path: Path) -> None:
         "user_id,timestamp,channel\n,2024-03-01T10:00:00Z,Email\n",
         "user_id,timestamp,url\nu1,2024-03-01T10:00:00Z,https://x.io/?utm_source=a\n",
         "user_id,timestamp,channel,conversion\nu1,2024-03-01T10:00:00Z,Email,maybe\n",
+        "user_id,timestamp,channel,channel\nu1,2024-03-01T10:00:00Z,Email,Direct\n",
     ],
-    ids=["negative-value", "text-timestamp", "empty-person", "landing-url", "bad-flag"],
+    ids=[
+        "negative-value",
+        "text-timestamp",
+        "empty-person",
+        "landing-url",
+        "bad-flag",
+        "repeated-column",
+    ],
 )
 def test_arrow_reader_defers_unusual_files(tmp_path: Path, text: str) -> None:
     path = tmp_path / "touches.csv"
