@@ -22,6 +22,12 @@ def _first_row(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0])
 
 
+def _cell(values: pd.Series, row: int) -> object:
+    """Return the cell at ``row`` as a plain Python value, so that messages show ``-1.0``."""
+    value = values.iloc[row]
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def unique_ids(
     values: pd.Series,
     *,
@@ -127,11 +133,11 @@ def numbers(
         if bad.any():
             row = _first_row(bad)
             raise InputError(
-                f"{what} {values.iloc[row]!r} is not a number",
+                f"{what} {_cell(values, row)!r} is not a number",
                 file=file,
                 row=row + 1,
                 column=column,
-                value=values.iloc[row],
+                value=_cell(values, row),
                 hint="Write numbers with a dot as the decimal mark and no thousands separator",
             )
     infinite = present & ~np.isfinite(parsed.fillna(0.0))
@@ -142,11 +148,11 @@ def numbers(
     if huge.any():
         row = _first_row(huge)
         raise InputError(
-            f"{what} {values.iloc[row]!r} is above {MAX_AMOUNT:,.0f}",
+            f"{what} {_cell(values, row)!r} is above {MAX_AMOUNT:,.0f}",
             file=file,
             row=row + 1,
             column=column,
-            value=values.iloc[row],
+            value=_cell(values, row),
             hint="Check the unit of the column (micros or cents?) and fix the row",
         )
     if not allow_negative:
@@ -154,11 +160,11 @@ def numbers(
         if negative.any():
             row = _first_row(negative)
             raise InputError(
-                f"{what} {values.iloc[row]!r} is negative",
+                f"{what} {_cell(values, row)!r} is negative",
                 file=file,
                 row=row + 1,
                 column=column,
-                value=values.iloc[row],
+                value=_cell(values, row),
                 hint=f"The {what} must be zero or more; fix the row or drop it",
             )
     if default is not None:
@@ -180,11 +186,11 @@ def flags(values: pd.Series, *, file: str, column: str) -> pd.Series:
     if bad.any():
         row = _first_row(bad)
         raise InputError(
-            f"conversion flag {values.iloc[row]!r} is not 1/0, true/false or yes/no",
+            f"conversion flag {_cell(values, row)!r} is not 1/0, true/false or yes/no",
             file=file,
             row=row + 1,
             column=column,
-            value=values.iloc[row],
+            value=_cell(values, row),
             hint="Mark converting rows with 1 and other rows with 0 or an empty cell",
         )
     return is_true.astype(bool)
@@ -207,11 +213,11 @@ def true_false(frame: pd.DataFrame, column: str | None, *, file: str, default: b
     if bad.any():
         row = _first_row(bad)
         raise InputError(
-            f"flag {values.iloc[row]!r} is neither true nor false",
+            f"flag {_cell(values, row)!r} is neither true nor false",
             file=file,
             row=row + 1,
             column=column,
-            value=values.iloc[row],
+            value=_cell(values, row),
             hint="Write true or false (or 1 and 0) in this column",
         )
     return is_true | (words.isna() & default)
