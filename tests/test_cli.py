@@ -115,6 +115,35 @@ def test_attribute_direct_rejects_store_options(
     assert message in str(result.exception)
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "store"])
+def test_attribute_details_writes_markov_and_shapley(tmp_path: Path, direct: bool) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(DIRECT_TOUCHES, encoding="utf-8")
+    folder = tmp_path / "details"
+    arguments = ["attribute", str(path), "--models", "markov,shapley", "--details", str(folder)]
+    result = runner.invoke(app, [*arguments, *(["--direct"] if direct else [])])
+    assert result.exit_code == 0, result.output
+    assert sorted(file.name for file in folder.iterdir()) == [
+        "markov_conversion_removal_effects.csv",
+        "markov_conversion_transitions.csv",
+        "shapley_conversion_values.csv",
+    ]
+    values = pd.read_csv(folder / "shapley_conversion_values.csv")
+    assert values.conversions.sum() == pytest.approx(1.0)
+
+
+def test_attribute_details_rule_models_write_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(DIRECT_TOUCHES, encoding="utf-8")
+    folder = tmp_path / "details"
+    result = run_cli(
+        "attribute", str(path), "--direct", "--models", "linear", "--details", str(folder)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no model details written" in result.stderr
+    assert not folder.exists()
+
+
 def test_attribute_direct_names_the_bad_row(tmp_path: Path) -> None:
     path = tmp_path / "touches.csv"
     path.write_text(DIRECT_TOUCHES + "u3,2024-03-03T10:00:00Z,,true,10\n", encoding="utf-8")

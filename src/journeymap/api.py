@@ -621,10 +621,11 @@ def write_details(attribution: Attribution | TableAttribution, folder: str | Pat
     from journeymap.attribution.shapley import OrderedShapley, Shapley
 
     target = Path(folder)
-    target.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
     def save(frame: pd.DataFrame, name: str) -> None:
+        # The folder is made with the first file, so models without details leave none.
+        target.mkdir(parents=True, exist_ok=True)
         path = target / name
         frame.to_csv(path, index=False)
         written.append(path)

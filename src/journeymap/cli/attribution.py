@@ -219,6 +219,11 @@ def _write_details(attribution: api.Attribution | api.TableAttribution, folder: 
         ) from exc
     for path in written:
         err.print(f"wrote {path}")
+    if not written:
+        err.print(
+            f"no model details written to {folder}: only markov, shapley and "
+            "shapley_ordered have details; add one of them to --models"
+        )
 
 
 def _check_direct(
