@@ -24,8 +24,18 @@ def test_epoch_seconds_of_instants_keeps_microseconds() -> None:
 
 
 def test_epoch_seconds_on_duckdb_skips_the_local_cast() -> None:
-    table = ibis.memtable(pd.DataFrame({"at": INSTANTS}))
-    assert "EPOCH(CAST" not in ibis.to_sql(table.select(seconds=epoch_seconds(table.at)))
+    con = ibis.duckdb.connect()
+    table = con.create_table("touches", pd.DataFrame({"at": INSTANTS}))
+    query = table.select(seconds=epoch_seconds(table.at))
+    assert "EPOCH(CAST" not in ibis.to_sql(query)
+    assert query.to_pandas().seconds.tolist() == [moment.timestamp() for moment in INSTANTS]
+
+
+def test_epoch_seconds_of_literal_is_portable() -> None:
+    # A literal joins queries on any engine, so it must not name DuckDB's function.
+    moment = ibis.literal(INSTANTS[0])
+    query = ibis.memtable(pd.DataFrame({"n": [1]})).select(seconds=epoch_seconds(moment))
+    assert "EPOCH" not in ibis.to_sql(query, dialect="pyspark").upper()
 
 
 def test_epoch_seconds_reads_naive_as_utc() -> None:

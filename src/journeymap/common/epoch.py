@@ -33,9 +33,13 @@ def epoch_seconds(moment: ir.TimestampValue) -> ir.FloatingValue:
 
 
 def _backend_name(expression: ir.Expr) -> str | None:
-    """Return the name of the engine that runs the expression (DuckDB for in-memory tables)."""
+    """Return the name of the engine whose tables the expression reads, if it reads any.
+
+    A literal or an in-memory table belongs to no engine: it may still be combined with the
+    tables of any engine, so it gets the portable expression.
+    """
     try:
-        return str(expression._find_backend(use_default=True).name)
+        return str(expression._find_backend(use_default=False).name)
     except IbisError:
-        # An expression over tables of several engines has no one engine.
+        # No engine, or tables of several.
         return None
