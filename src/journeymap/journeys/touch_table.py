@@ -449,7 +449,7 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
     cut = rows.select(
         "idx",
         ROW,
-        code=rows.code.cast("int16"),
+        "code",
         conv=rows.conv.cast("int8"),
         position=(ibis.row_number().over(in_order) + 1).cast("int32"),
         n_touches=rows.count().over(whole).cast("int32"),
@@ -459,7 +459,8 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         .max()
         .over(whole),
         _journey_value=rows.value.sum().over(whole),
-        # The journey's first row: a number that keys it more cheaply than person and index.
+        # The journey's lowest row number: it keys the journey more cheaply than the person's
+        # id and the journey number.
         _journey=rows[ROW].min().over(whole),
     ).cache()
     # The converting touch carries its journey's value; every other touch carries none.
