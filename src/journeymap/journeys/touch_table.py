@@ -35,6 +35,7 @@ import pandas as pd
 
 from journeymap.common.epoch import epoch_seconds
 from journeymap.common.errors import InputError
+from journeymap.common.whitespace import blank, padded, trimmed
 from journeymap.common.numbers import MAX_AMOUNT
 from journeymap.journeys.build import SECONDS_PER_DAY, Journeys, PathSource, as_schema
 from journeymap.sources.columns import ColumnResolver
@@ -216,7 +217,7 @@ def _timestamps(
     if kind.is_date():
         return column.cast("timestamp").cast(TS), ibis.literal(False)
     if kind.is_string():
-        text = column.strip().nullif("")
+        text = trimmed(column).nullif("")
         parsed = text.try_cast(TS)
         return parsed, text.notnull() & parsed.isnull()
     raise _type_error(source, name, "a timestamp", column)
@@ -234,7 +235,7 @@ def _flags(flag: ir.Column, source: str, column: str) -> tuple[ir.IntegerValue, 
             number = ibis.cases((number.isnan(), ibis.null("float64")), else_=number)
         return (number == 1).cast("int64").fill_null(0), ~number.isin([0.0, 1.0]).fill_null(True)
     if kind.is_string():
-        word = flag.strip().lower()
+        word = trimmed(flag).lower()
         is_true = word.isin(sorted(TRUE_WORDS))
         known = is_true | word.isin(sorted(FALSE_WORDS)) | flag.isnull()
         return is_true.cast("int64").fill_null(0), ~known
@@ -250,7 +251,7 @@ def _numbers(raw: ir.Column, source: str, column: str) -> tuple[ir.FloatingValue
         number = ibis.cases((number.isnan(), 0.0), else_=number)
         return number.fill_null(0.0), ibis.literal(False)
     if kind.is_string():
-        text = raw.strip().nullif("")
+        text = trimmed(raw).nullif("")
         number = text.try_cast("float64")
         # Text such as "nan" parses to NaN, which is no amount.
         invalid = text.notnull() & (number.isnull() | number.isnan())
@@ -289,13 +290,13 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
     # Trimming every id costs more than looking at its ends, so only padded ones are trimmed.
     # The ends are looked at once per row, in a projection that the checks below share.
     rows = touches.rows.mutate(
-        _padded_person=_padded(touches.rows.entity_id),
-        _padded_channel=_padded(touches.rows.channel),
+        _padded_person=padded(touches.rows.entity_id),
+        _padded_channel=padded(touches.rows.channel),
     )
     padded_person, padded_channel = rows._padded_person, rows._padded_channel
     problems: dict[str, tuple[ir.BooleanValue, str]] = {
         "person_id": (
-            rows.entity_id.isnull() | _blank(rows.entity_id, padded_person),
+            rows.entity_id.isnull() | blank(rows.entity_id, padded_person),
             "empty person id; every touch needs the person (or visitor) it belongs to",
         ),
         "occurred_at": (
@@ -303,7 +304,7 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             "empty or invalid timestamp; write ISO 8601, such as 2024-03-01T10:00:00Z",
         ),
         "channel": (
-            rows.channel.isnull() | _blank(rows.channel, padded_channel),
+            rows.channel.isnull() | blank(rows.channel, padded_channel),
             "empty channel; a touch table is not classified, so every row needs its channel",
         ),
         "conversion": (
@@ -359,7 +360,7 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
     found = counts["_channels"].iloc[0]
     # Spellings that differ only by spaces around them are one channel, as the cut trims them.
     channels = sorted(
-        {str(channel).strip(WHITESPACE) for channel in (found if found is not None else [])}
+        {str(channel).strip() for channel in (found if found is not None else [])}
     )
     conversions = counts["_conversions"].iloc[0]
     return CheckedTouches(
@@ -367,22 +368,6 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
         conversions=int(conversions) if pd.notna(conversions) else 0,
         padded=bool(counts["_padded"].iloc[0]),
     )
-
-
-WHITESPACE = " \t\n\r\v\f"
-"""The characters that the engine's strip removes."""
-PADDED = r"^[ \t\n\r\x0b\f]|[ \t\n\r\x0b\f]$"
-"""A pattern for text that starts or ends with one of :data:`WHITESPACE`."""
-
-
-def _padded(text: ir.StringValue) -> ir.BooleanValue:
-    """Return whether the text starts or ends with a character that strip removes."""
-    return text.re_search(PADDED)
-
-
-def _blank(text: ir.StringValue, padded: ir.BooleanValue) -> ir.BooleanValue:
-    """Return whether the text is empty once stripped, stripping only padded text."""
-    return ibis.cases((padded, text.strip() == ""), else_=text == "")
 
 
 def _rows(count: int) -> str:
@@ -409,8 +394,8 @@ def journeys_from_touch_table(touches: TouchTable, lookback_days: float | None =
         # As in the store, journeys exist only for the conversion kinds in the data.
         source = source.filter(ibis.literal(False))
     # The importer trims ids and channels, so the cut does too, where the check found spaces.
-    person = source.entity_id.strip() if checked.padded else source.entity_id
-    channel = source.channel.strip() if checked.padded else source.channel
+    person = trimmed(source.entity_id) if checked.padded else source.entity_id
+    channel = trimmed(source.channel) if checked.padded else source.channel
     rows = source.select(
         "occurred_at",
         "conv",
