@@ -13,7 +13,7 @@ from journeymap.common.whitespace import WHITESPACE, blank, padded, stripped, tr
 
 def test_whitespace_is_every_isspace_character() -> None:
     expected = "".join(chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace())
-    assert WHITESPACE == expected
+    assert expected == WHITESPACE
 
 
 def test_trim_helpers_match_python_strip() -> None:

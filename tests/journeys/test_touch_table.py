@@ -428,8 +428,8 @@ def write_bad(tmp_path: Path, suffix: str, column: str, row: int, cell: object) 
         ("channel", 2, None, "empty channel"),
         ("channel", 3, " ", "empty channel"),
         ("channel", 1, "\t\n", "empty channel"),
-        ("value", 1, -1.0, "invalid value"),
-        ("value", 4, float("inf"), "invalid value"),
+        ("value", 1, -1.0, "value is negative"),
+        ("value", 4, float("inf"), "value is not finite"),
     ],
 )
 def test_check_names_file_row_and_column(
@@ -555,6 +555,7 @@ def test_invalid_text_conversion_flag_names_row(suffix: str, tmp_path: Path) -> 
     path = write_frame(frame, tmp_path, suffix)
     with pytest.raises(InputError, match="invalid conversion flag") as raised:
         check_touch_table(read_touch_table(path))
+    assert "(found 'maybe')" in str(raised.value)
     assert raised.value.file == str(path)
     assert raised.value.row == 2
     assert raised.value.column == "converted"
@@ -564,8 +565,9 @@ def test_text_value_names_row(tmp_path: Path) -> None:
     frame = touch_frame(GOOD_ROWS).rename(columns=ALIASED)
     frame["revenue"] = ["", "", "ten", ""]
     path = write_frame(frame, tmp_path, ".parquet")
-    with pytest.raises(InputError, match="invalid value") as raised:
+    with pytest.raises(InputError, match="value is not a number") as raised:
         check_touch_table(read_touch_table(path))
+    assert "(found 'ten')" in str(raised.value)
     assert raised.value.row == 3
     assert raised.value.column == "revenue"
 

@@ -24,6 +24,7 @@ model reads it without cutting again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,8 @@ import pandas as pd
 
 from journeymap.common.epoch import epoch_seconds
 from journeymap.common.errors import InputError
-from journeymap.common.whitespace import blank, padded, trimmed
 from journeymap.common.numbers import MAX_AMOUNT
+from journeymap.common.whitespace import blank, padded, trimmed
 from journeymap.journeys.build import SECONDS_PER_DAY, Journeys, PathSource, as_schema
 from journeymap.sources.columns import ColumnResolver
 from journeymap.sources.touchpoints import TOUCHPOINT_ALIASES
@@ -196,6 +197,7 @@ def touch_table(
             table[columns["value"]].cast("string") if "value" in columns else ibis.literal("")
         ),
         _time_text=table[columns["occurred_at"]].cast("string"),
+        _flag_text=table[columns["conversion"]].cast("string"),
         **{ROW: order},
     )
     return TouchTable(
@@ -313,8 +315,7 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
         ),
         "value": (
             rows._bad_value | rows.value.isinf() | (rows.value < 0) | (rows.value > MAX_AMOUNT),
-            f"invalid value; write a number from 0 to {MAX_AMOUNT:,.0f}, or leave it empty "
-            "(check the unit of the column: micros or cents?)",
+            "invalid value",
         ),
     }
     try:
@@ -343,7 +344,13 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
             continue
         first = rows.filter(test).order_by([ROW, "entity_id"]).limit(1).to_pandas()
         row: int | None = int(first[ROW].iloc[0]) + 1
-        cell_column = {"value": "_value_text", "occurred_at": "_time_text"}.get(field)
+        if field == "value":
+            message = _value_problem(first.iloc[0])
+        cell_column = {
+            "value": "_value_text",
+            "occurred_at": "_time_text",
+            "conversion": "_flag_text",
+        }.get(field)
         if cell_column is not None and first[cell_column].iloc[0] is not None:
             message += f" (found {first[cell_column].iloc[0]!r})"
         if not touches.has_row_numbers:
@@ -359,15 +366,28 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
         )
     found = counts["_channels"].iloc[0]
     # Spellings that differ only by spaces around them are one channel, as the cut trims them.
-    channels = sorted(
-        {str(channel).strip() for channel in (found if found is not None else [])}
-    )
+    channels = sorted({str(channel).strip() for channel in (found if found is not None else [])})
     conversions = counts["_conversions"].iloc[0]
     return CheckedTouches(
         channels=channels,
         conversions=int(conversions) if pd.notna(conversions) else 0,
         padded=bool(counts["_padded"].iloc[0]),
     )
+
+
+def _value_problem(row: pd.Series) -> str:
+    """Return what is wrong with the value of a row that failed the value check."""
+    if row["_bad_value"]:
+        return (
+            "value is not a number; write numbers with a dot as the decimal mark and no "
+            "thousands separator or currency sign, or leave the cell empty"
+        )
+    value = float(row["value"])
+    if math.isinf(value):
+        return "value is not finite; write a number, or leave the cell empty"
+    if value < 0:
+        return "value is negative; a conversion's value must be zero or more"
+    return f"value is above {MAX_AMOUNT:,.0f}; check the unit of the column (micros or cents?)"
 
 
 def _rows(count: int) -> str:
