@@ -624,6 +624,23 @@ def test_repeated_column_reads_first_as_store(tmp_path: Path) -> None:
     assert sorted(table_journeys(path).touches.channel.to_pandas()) == ["Email", "Webinars"]
 
 
+def test_repeated_parquet_column_rejected_as_store(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "touches.parquet"
+    table = pa.table(
+        [["u1"], ["2024-03-01T00:00:00Z"], ["Email"], [True], ["Direct"]],
+        names=["user_id", "timestamp", "channel", "conversion", "channel"],
+    )
+    pq.write_table(table, path)
+    with pytest.raises(InputError, match="column names repeat in the file: 'channel'"):
+        read_touch_table(path)
+    store = Store.open()
+    with pytest.raises(InputError, match="column names repeat"):
+        import_file(store, path, input_format="touchpoints")
+
+
 @pytest.mark.parametrize("space", [" ", "\t", "\u00a0", "\u3000"], ids=repr)
 def test_padded_ids_and_channels_match_store(tmp_path: Path, space: str) -> None:
     rows = [

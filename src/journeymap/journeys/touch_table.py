@@ -33,6 +33,7 @@ import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow.parquet as pq
 
 from journeymap.common.epoch import epoch_seconds
 from journeymap.common.errors import InputError
@@ -102,6 +103,15 @@ def read_touch_table(
     if suffix == ".gz":
         suffix = Path(file.stem).suffix.lower() or ".csv"
     if suffix in {".parquet", ".pq"}:
+        # As the importer does: two columns of one name leave the reader to guess.
+        names = [str(name).strip() for name in pq.read_schema(file).names]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise InputError(
+                f"column names repeat in the file: {', '.join(map(repr, repeated))}",
+                file=str(file),
+                hint="Rename or drop the repeated columns so that each name appears once",
+            )
         table = con.read_parquet(file, file_row_number=True)
         return touch_table(table, source=str(file), mapping=mapping, row_column="file_row_number")
     if suffix in {".csv", ".tsv", ".txt", ""}:

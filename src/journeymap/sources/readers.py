@@ -154,6 +154,14 @@ def read_input(path: str | Path | InputSource, *, separator: str | None = None) 
     source = path if isinstance(path, InputSource) else prepare_input(path, separator=separator)
     file, shown, sha = source.file, source.path, source.sha256
     if source.is_parquet:
+        names = header_names(source)
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise InputError(
+                f"column names repeat in the file: {', '.join(map(repr, repeated))}",
+                file=shown,
+                hint="Rename or drop the repeated columns so that each name appears once",
+            )
         try:
             frame = pd.read_parquet(file)
         except Exception as exc:  # pyarrow raises ArrowInvalid and OSError variants
