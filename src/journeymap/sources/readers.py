@@ -58,6 +58,32 @@ def _first_bad_utf8(path: Path) -> tuple[int, int]:
     return 0, 0
 
 
+def _gunzipped(file: Path, shown: str) -> Path:
+    """Return a temporary copy of a gzip file's content, named with the suffix before .gz.
+
+    Raises:
+        InputError: the file is not gzip data.
+    """
+    import gzip
+    import shutil
+    import tempfile
+
+    suffix = Path(file.stem).suffix or ".csv"
+    try:
+        with (
+            gzip.open(file, "rb") as packed,
+            tempfile.NamedTemporaryFile(delete=False, suffix=suffix) as plain,
+        ):
+            shutil.copyfileobj(packed, plain)
+    except (OSError, EOFError) as exc:
+        raise InputError(
+            f"cannot decompress the file: {exc}",
+            file=shown,
+            hint="Check that the file is gzip data, or decompress it first",
+        ) from exc
+    return Path(plain.name)
+
+
 @dataclass(frozen=True)
 class InputSource:
     """A file checked for existence and size, with its content hash and separator."""
@@ -90,6 +116,8 @@ def prepare_input(path: str | Path, *, separator: str | None = None) -> InputSou
         raise InputError(
             "file is empty", file=shown, hint="Export the data again; the file has no header"
         )
+    if file.suffix.lower() == ".gz":
+        file = _gunzipped(file, shown)
     is_parquet = file.suffix.lower() in {".parquet", ".pq"}
     sep = None if is_parquet else (separator if separator is not None else sniff_separator(file))
     return InputSource(shown, file, file_sha256(file), sep, is_parquet)
