@@ -525,8 +525,9 @@ def test_latin1_csv_is_an_input_error(tmp_path: Path) -> None:
     path.write_bytes(
         b"user_id,timestamp,channel,conversion,value\nu1,2024-01-01 10:00:00,R\xe9seau,1,5\n"
     )
-    with pytest.raises(InputError, match="cannot read the file"):
+    with pytest.raises(InputError, match=r"line 2 is not UTF-8 text \(byte 0xE9") as raised:
         check_touch_table(read_touch_table(path))
+    assert raised.value.row == 1
 
 
 def test_gzipped_csv_is_read(tmp_path: Path) -> None:

@@ -38,3 +38,12 @@ def test_prepare_input_rejects_bytes_that_are_not_gzip(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot decompress") as raised:
         prepare_input(fake)
     assert raised.value.file == str(fake)
+
+
+def test_read_input_names_the_first_byte_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_bytes(b"user_id,channel\nu1,R\xe9seau\n")
+    with pytest.raises(InputError) as raised:
+        read_input(path)
+    assert "line 2 is not UTF-8 text (byte 0xE9 at offset 20 of the file" in str(raised.value)
+    assert raised.value.row == 1

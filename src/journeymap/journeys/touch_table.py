@@ -41,6 +41,7 @@ from journeymap.common.numbers import MAX_AMOUNT
 from journeymap.common.whitespace import blank, padded, trimmed
 from journeymap.journeys.build import SECONDS_PER_DAY, Journeys, PathSource, as_schema
 from journeymap.sources.columns import ColumnResolver
+from journeymap.sources.readers import first_bad_utf8
 from journeymap.sources.touchpoints import TOUCHPOINT_ALIASES
 from journeymap.sources.values import FALSE_WORDS, TRUE_WORDS
 from journeymap.store.schema import NOT_SET, TS
@@ -122,12 +123,7 @@ def read_touch_table(
             text = {columns[field]: "string" for field in TEXT_FIELDS if field in columns}
             table = con.read_csv(file, types=text, **options)
         except duckdb.Error as exc:
-            raise InputError(
-                f"cannot read the file: {str(exc).splitlines()[0]}",
-                file=str(file),
-                hint="Save it as UTF-8 CSV with one header line, and pass --sep when the "
-                "separator is not a comma",
-            ) from exc
+            raise _unreadable(str(file), exc) from exc
         # DuckDB reads a CSV file in order, so numbering the rows as read follows the file.
         table = table.mutate(**{ROW: ibis.row_number()})
         return touch_table(table, source=str(file), mapping=mapping, row_column=ROW)
@@ -338,13 +334,7 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
         ).to_pandas()
     except duckdb.Error as exc:
         # The file is read here for the first time, so unreadable bytes surface here.
-        reason = str(exc).splitlines()[0]
-        raise InputError(
-            f"cannot read the file: {reason}",
-            file=touches.source,
-            hint="Save it as UTF-8 CSV or Parquet with one header line, and pass --sep when "
-            "the separator is not a comma",
-        ) from exc
+        raise _unreadable(touches.source, exc) from exc
     if not int(counts["_rows"].iloc[0]):
         raise InputError(
             "the table has a header but no rows", file=touches.source, hint="Export the rows too"
@@ -382,6 +372,26 @@ def check_touch_table(touches: TouchTable) -> CheckedTouches:
         channels=channels,
         conversions=int(conversions) if pd.notna(conversions) else 0,
         padded=bool(counts["_padded"].iloc[0]),
+    )
+
+
+def _unreadable(source: str, exc: duckdb.Error) -> InputError:
+    """Return the error for a file that DuckDB cannot read, naming the first non-UTF-8 byte."""
+    path = Path(source)
+    if "not utf-8" in str(exc).lower() and path.is_file() and path.suffix.lower() != ".gz":
+        line, offset, byte = first_bad_utf8(path)
+        return InputError(
+            f"line {line} is not UTF-8 text (byte 0x{byte:02X} at offset {offset} of the file "
+            "cannot be decoded)",
+            file=source,
+            row=max(line - 1, 0) or None,
+            hint="Save the file as UTF-8 CSV (in Excel: CSV UTF-8)",
+        )
+    return InputError(
+        f"cannot read the file: {str(exc).splitlines()[0]}",
+        file=source,
+        hint="Save it as UTF-8 CSV or Parquet with one header line, and pass --sep when the "
+        "separator is not a comma",
     )
 
 

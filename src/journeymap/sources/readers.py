@@ -48,14 +48,17 @@ def sniff_separator(path: Path) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _first_bad_utf8(path: Path) -> tuple[int, int]:
-    """Return the 1-based line and the byte offset of the first byte that is not UTF-8."""
+def first_bad_utf8(path: Path) -> tuple[int, int, int]:
+    """Return the line (1-based), offset and value of the file's first byte that is not UTF-8.
+
+    All three are 0 when every byte is UTF-8.
+    """
     data = path.read_bytes()
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return data.count(b"\n", 0, exc.start) + 1, exc.start
-    return 0, 0
+        return data.count(b"\n", 0, exc.start) + 1, exc.start, data[exc.start]
+    return 0, 0, 0
 
 
 def _gunzipped(file: Path, shown: str) -> Path:
@@ -211,9 +214,10 @@ def read_input(path: str | Path | InputSource, *, separator: str | None = None) 
             engine="c",
         )
     except UnicodeDecodeError as exc:
-        line, offset = _first_bad_utf8(file)
+        line, offset, byte = first_bad_utf8(file)
         raise InputError(
-            f"line {line} is not UTF-8 text (byte {offset} cannot be decoded)",
+            f"line {line} is not UTF-8 text (byte 0x{byte:02X} at offset {offset} of the file "
+            "cannot be decoded)",
             file=shown,
             row=max(line - 1, 0) or None,
             hint="Save the file as UTF-8 CSV (in Excel: CSV UTF-8) and import it again",
