@@ -144,6 +144,17 @@ def test_attribute_details_rule_models_write_nothing(tmp_path: Path) -> None:
     assert not folder.exists()
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "store"])
+def test_attribute_without_conversions_says_so(tmp_path: Path, direct: bool) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(DIRECT_TOUCHES.replace("true", "false"), encoding="utf-8")
+    arguments = ["attribute", str(path), "--models", "linear", "--format", "csv"]
+    result = run_cli(*arguments, *(["--direct"] if direct else []))
+    assert result.returncode == 0, result.stderr
+    assert "no conversions to credit" in result.stderr
+    assert result.stdout.strip() == "model,channel,conversions,value"
+
+
 def test_attribute_direct_names_the_bad_row(tmp_path: Path) -> None:
     path = tmp_path / "touches.csv"
     path.write_text(DIRECT_TOUCHES + "u3,2024-03-03T10:00:00Z,,true,10\n", encoding="utf-8")

@@ -27,3 +27,10 @@ def test_flags_numeric_cell_shows_plain_value() -> None:
         flags(pd.Series([0, 2]), file="touches.parquet", column="conversion")
     assert "conversion flag 2 is not" in str(raised.value)
     assert "np." not in str(raised.value)
+
+
+def test_numbers_infinite_shows_cell_and_remedy() -> None:
+    with pytest.raises(InputError) as raised:
+        numbers(pd.Series(["1", "inf"]), file="touches.csv", column="value")
+    assert "value 'inf' is not finite" in str(raised.value)
+    assert "leave the cell empty" in str(raised.value)

@@ -201,6 +201,8 @@ def attribute(
         )
     finally:
         opened.close()
+    if table.empty:
+        notes.append("the journeys have no conversions to credit")
     for note in notes:
         err.print(Text.assemble(("note: ", "yellow"), note), highlight=False)
     _print_credits(table, by, output, wide, value_columns)

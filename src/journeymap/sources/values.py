@@ -143,7 +143,14 @@ def numbers(
     infinite = present & ~np.isfinite(parsed.fillna(0.0))
     if infinite.any():
         row = _first_row(infinite)
-        raise InputError(f"{what} is not finite", file=file, row=row + 1, column=column)
+        raise InputError(
+            f"{what} {_cell(values, row)!r} is not finite",
+            file=file,
+            row=row + 1,
+            column=column,
+            value=_cell(values, row),
+            hint="Write a number, or leave the cell empty",
+        )
     huge = present & (parsed.abs() > MAX_AMOUNT)
     if huge.any():
         row = _first_row(huge)
