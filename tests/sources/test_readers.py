@@ -40,7 +40,7 @@ def test_prepare_input_rejects_bytes_that_are_not_gzip(tmp_path: Path) -> None:
     assert raised.value.file == str(fake)
 
 
-def test_read_input_names_the_first_byte_that_is_not_utf8(tmp_path: Path) -> None:
+def test_read_input_names_non_utf8_byte(tmp_path: Path) -> None:
     path = tmp_path / "touches.csv"
     path.write_bytes(b"user_id,channel\nu1,R\xe9seau\n")
     with pytest.raises(InputError) as raised:
