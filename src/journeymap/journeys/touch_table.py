@@ -41,7 +41,7 @@ from journeymap.common.numbers import MAX_AMOUNT
 from journeymap.common.whitespace import blank, padded, trimmed
 from journeymap.journeys.build import SECONDS_PER_DAY, Journeys, PathSource, as_schema
 from journeymap.sources.columns import ColumnResolver
-from journeymap.sources.readers import first_bad_utf8
+from journeymap.sources.readers import check_unique_names, not_utf8
 from journeymap.sources.touchpoints import TOUCHPOINT_ALIASES
 from journeymap.sources.values import FALSE_WORDS, TRUE_WORDS
 from journeymap.store.schema import NOT_SET, TS
@@ -104,15 +104,7 @@ def read_touch_table(
     if suffix == ".gz":
         suffix = Path(file.stem).suffix.lower() or ".csv"
     if suffix in {".parquet", ".pq"}:
-        # As the importer does: two columns of one name leave the reader to guess.
-        names = [str(name).strip() for name in pq.read_schema(file).names]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise InputError(
-                f"column names repeat in the file: {', '.join(map(repr, repeated))}",
-                file=str(file),
-                hint="Rename or drop the repeated columns so that each name appears once",
-            )
+        check_unique_names([str(name).strip() for name in pq.read_schema(file).names], str(file))
         table = con.read_parquet(file, file_row_number=True)
         return touch_table(table, source=str(file), mapping=mapping, row_column="file_row_number")
     if suffix in {".csv", ".tsv", ".txt", ""}:
@@ -379,14 +371,7 @@ def _unreadable(source: str, exc: duckdb.Error) -> InputError:
     """Return the error for a file that DuckDB cannot read, naming the first non-UTF-8 byte."""
     path = Path(source)
     if "not utf-8" in str(exc).lower() and path.is_file() and path.suffix.lower() != ".gz":
-        line, offset, byte = first_bad_utf8(path)
-        return InputError(
-            f"line {line} is not UTF-8 text (byte 0x{byte:02X} at offset {offset} of the file "
-            "cannot be decoded)",
-            file=source,
-            row=max(line - 1, 0) or None,
-            hint="Save the file as UTF-8 CSV (in Excel: CSV UTF-8)",
-        )
+        return not_utf8(path, source)
     return InputError(
         f"cannot read the file: {str(exc).splitlines()[0]}",
         file=source,

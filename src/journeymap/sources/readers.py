@@ -61,6 +61,33 @@ def first_bad_utf8(path: Path) -> tuple[int, int, int]:
     return 0, 0, 0
 
 
+def not_utf8(file: Path, shown: str) -> InputError:
+    """Return the error for a text file with bytes that are not UTF-8, naming the first."""
+    line, offset, byte = first_bad_utf8(file)
+    return InputError(
+        f"line {line} is not UTF-8 text (byte 0x{byte:02X} at offset {offset} of the file "
+        "cannot be decoded)",
+        file=shown,
+        row=max(line - 1, 0) or None,
+        hint="Save the file as UTF-8 CSV (in Excel: CSV UTF-8) and read it again",
+    )
+
+
+def check_unique_names(names: Sequence[str], shown: str) -> None:
+    """Raise when a column name appears more than once, which leaves readers to guess.
+
+    Raises:
+        InputError: naming the repeated columns.
+    """
+    repeated = sorted({name for name in names if list(names).count(name) > 1})
+    if repeated:
+        raise InputError(
+            f"column names repeat in the file: {', '.join(map(repr, repeated))}",
+            file=shown,
+            hint="Rename or drop the repeated columns so that each name appears once",
+        )
+
+
 def _gunzipped(file: Path, shown: str) -> Path:
     """Return a temporary copy of a gzip file's content, named with the suffix before .gz.
 
@@ -185,14 +212,7 @@ def read_input(path: str | Path | InputSource, *, separator: str | None = None) 
     source = path if isinstance(path, InputSource) else prepare_input(path, separator=separator)
     file, shown, sha = source.file, source.path, source.sha256
     if source.is_parquet:
-        names = header_names(source)
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise InputError(
-                f"column names repeat in the file: {', '.join(map(repr, repeated))}",
-                file=shown,
-                hint="Rename or drop the repeated columns so that each name appears once",
-            )
+        check_unique_names(header_names(source), shown)
         try:
             frame = pd.read_parquet(file)
         except Exception as exc:  # pyarrow raises ArrowInvalid and OSError variants
@@ -214,14 +234,7 @@ def read_input(path: str | Path | InputSource, *, separator: str | None = None) 
             engine="c",
         )
     except UnicodeDecodeError as exc:
-        line, offset, byte = first_bad_utf8(file)
-        raise InputError(
-            f"line {line} is not UTF-8 text (byte 0x{byte:02X} at offset {offset} of the file "
-            "cannot be decoded)",
-            file=shown,
-            row=max(line - 1, 0) or None,
-            hint="Save the file as UTF-8 CSV (in Excel: CSV UTF-8) and import it again",
-        ) from exc
+        raise not_utf8(file, shown) from exc
     except pd.errors.ParserError as exc:
         raise InputError(
             f"cannot parse as a {sep!r}-separated file: {exc}",
