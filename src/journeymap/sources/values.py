@@ -28,6 +28,15 @@ def _cell(values: pd.Series, row: int) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _bad_cell(
+    values: pd.Series, row: int, message: str, *, file: str, column: str, hint: str
+) -> InputError:
+    """Return the error for the cell at 0-based ``row``, naming its 1-based row and value."""
+    return InputError(
+        message, file=file, row=row + 1, column=column, value=_cell(values, row), hint=hint
+    )
+
+
 def unique_ids(
     values: pd.Series,
     *,
@@ -132,46 +141,46 @@ def numbers(
         bad = present & parsed.isna()
         if bad.any():
             row = _first_row(bad)
-            raise InputError(
+            raise _bad_cell(
+                values,
+                row,
                 f"{what} {_cell(values, row)!r} is not a number",
                 file=file,
-                row=row + 1,
                 column=column,
-                value=_cell(values, row),
                 hint="Write numbers with a dot as the decimal mark and no thousands separator",
             )
     infinite = present & ~np.isfinite(parsed.fillna(0.0))
     if infinite.any():
         row = _first_row(infinite)
-        raise InputError(
+        raise _bad_cell(
+            values,
+            row,
             f"{what} {_cell(values, row)!r} is not finite",
             file=file,
-            row=row + 1,
             column=column,
-            value=_cell(values, row),
             hint="Write a number, or leave the cell empty",
         )
     huge = present & (parsed.abs() > MAX_AMOUNT)
     if huge.any():
         row = _first_row(huge)
-        raise InputError(
+        raise _bad_cell(
+            values,
+            row,
             f"{what} {_cell(values, row)!r} is above {MAX_AMOUNT:,.0f}",
             file=file,
-            row=row + 1,
             column=column,
-            value=_cell(values, row),
             hint="Check the unit of the column (micros or cents?) and fix the row",
         )
     if not allow_negative:
         negative = present & (parsed < 0)
         if negative.any():
             row = _first_row(negative)
-            raise InputError(
+            raise _bad_cell(
+                values,
+                row,
                 f"{what} {_cell(values, row)!r} is negative",
                 file=file,
-                row=row + 1,
                 column=column,
-                value=_cell(values, row),
                 hint=f"The {what} must be zero or more; fix the row or drop it",
             )
     if default is not None:
@@ -192,12 +201,12 @@ def flags(values: pd.Series, *, file: str, column: str) -> pd.Series:
     bad = ~is_true & ~words.isin(FALSE_WORDS)
     if bad.any():
         row = _first_row(bad)
-        raise InputError(
+        raise _bad_cell(
+            values,
+            row,
             f"conversion flag {_cell(values, row)!r} is not 1/0, true/false or yes/no",
             file=file,
-            row=row + 1,
             column=column,
-            value=_cell(values, row),
             hint="Mark converting rows with 1 and other rows with 0 or an empty cell",
         )
     return is_true.astype(bool)
@@ -219,12 +228,12 @@ def true_false(frame: pd.DataFrame, column: str | None, *, file: str, default: b
     bad = (words.notna() & ~is_true & ~words.isin(FALSE_WORDS)).fillna(False).astype(bool)
     if bad.any():
         row = _first_row(bad)
-        raise InputError(
+        raise _bad_cell(
+            values,
+            row,
             f"flag {_cell(values, row)!r} is neither true nor false",
             file=file,
-            row=row + 1,
             column=column,
-            value=_cell(values, row),
             hint="Write true or false (or 1 and 0) in this column",
         )
     return is_true | (words.isna() & default)
