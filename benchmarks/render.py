@@ -55,9 +55,9 @@ def _gaps(report: dict[str, Any]) -> list[str]:
         )
         lines += [
             f"At one million journeys journeymap runs every model (thirteen, and the Markov "
-            f"chain of order 2 as a fourteenth run) from the file in "
-            f"{total:.1f} s: {peer_sum / total:.2f}× faster than the peers' {peer_sum:.1f} s "
-            f"for their eight comparable models added up (target 3×). "
+            f"chain of order 2 as a fourteenth run) from the file in {total:.1f} s. That is "
+            f"{peer_sum / total:.2f}× faster than the peers' {peer_sum:.1f} s for their eight "
+            f"comparable models added up (target 3×). "
             f"Models at least 2× faster than the fastest peer: {', '.join(wins) or 'none'}; "
             f"below 2×: {', '.join(misses) or 'none'}. Peak memory: {memory_text}; "
             f"journeymap's is {memory_verdict}.",

@@ -108,9 +108,10 @@ def _dividends(coalitions: pd.DataFrame, metric: Metric) -> pd.DataFrame:
 class Members:
     """The members of coalitions given as keys (channels joined by the state separator).
 
-    ``coalition`` (the coalition's index), ``position`` (1-based) and ``channel`` (an index
-    into ``channels``, the distinct names in order of appearance) have one entry per member,
-    in the order of the keys; ``sizes`` has one entry per coalition.
+    ``coalition``, ``position`` and ``channel`` have one entry per member, in the order of
+    the keys. They are the coalition's index, the member's 1-based position in it, and an
+    index into ``channels``, the distinct names in order of appearance. ``sizes`` has one
+    entry per coalition.
     """
 
     coalition: np.ndarray
@@ -138,19 +139,27 @@ class Members:
             sizes=sizes,
         )
 
+    def by_name(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the channel names sorted, and each member's index among those names."""
+        order = np.argsort(self.channels)
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return self.channels[order], rank[self.channel]
 
-def sampled_shapley(coalitions: pd.DataFrame, samples: int, seed: int) -> pd.DataFrame:
+
+def sampled_shapley(
+    coalitions: pd.DataFrame, samples: int, seed: int, members: Members | None = None
+) -> pd.DataFrame:
     """Estimate Shapley values from random channel orders, with standard errors.
 
     In a random order, the worth of coalition T goes to the member of T that comes last
     (the one that completes it), so each order gives an unbiased draw of every channel's
     value. Returns ``channel, shapley, standard_error`` for the ``worth`` column.
+    ``members`` are those of ``coalitions.key`` when the caller has split the keys already.
     """
-    members = [str(key).split(STATE_SEPARATOR) for key in coalitions.key]
-    channels = sorted({channel for group in members for channel in group})
-    index = {channel: number for number, channel in enumerate(channels)}
-    starts = np.cumsum([0] + [len(group) for group in members[:-1]])
-    flat = np.array([index[channel] for group in members for channel in group], dtype=np.int64)
+    members = members or Members.of(coalitions.key)
+    channels, flat = members.by_name()
+    starts = np.cumsum(members.sizes) - members.sizes
     worth = coalitions.worth.to_numpy(dtype=float)
     n = len(channels)
     rng = np.random.default_rng(seed)
@@ -170,7 +179,7 @@ def sampled_shapley(coalitions: pd.DataFrame, samples: int, seed: int) -> pd.Dat
         ).reshape(size, n)
     estimate = draws.mean(axis=0)
     error = draws.std(axis=0, ddof=1) / np.sqrt(samples)
-    return pd.DataFrame({"channel": channels, "shapley": estimate, "standard_error": error})
+    return pd.DataFrame({"channel": list(channels), "shapley": estimate, "standard_error": error})
 
 
 class _ShapleyBase(AttributionModel):
@@ -252,7 +261,7 @@ class _ShapleyBase(AttributionModel):
             members = Members.of(worth.key)
             worth["size"] = members.sizes
             if p.method == "sampled" or len(members.channels) > p.max_exact_channels:
-                sampled[str(kind)] = self._estimate(str(kind), worth)
+                sampled[str(kind)] = self._estimate(str(kind), worth, members)
                 continue
             self._record(str(kind), worth, members)
             exact.append(worth)
@@ -355,16 +364,14 @@ class _ShapleyBase(AttributionModel):
         if self.ordered and len(coalition):
             # One cell per channel (by name) and position.
             longest = int(members.position.max(initial=0))
-            by_name = np.argsort(members.channels, kind="stable")
-            rank = np.empty(width, dtype=np.int64)
-            rank[by_name] = np.arange(width)
-            cells = rank[channel] * longest + members.position[counted] - 1
+            names, ranks = members.by_name()
+            cells = ranks[counted] * longest + members.position[counted] - 1
             size = width * longest
             used = np.bincount(cells, minlength=size) > 0
             name, position = np.divmod(np.arange(size)[used], longest)
             by_position = pd.DataFrame(
                 {
-                    "channel": members.channels[by_name][name],
+                    "channel": names[name],
                     "position": position + 1,
                     "conversions": np.bincount(cells, share, minlength=size)[used],
                     "value": np.bincount(cells, value_share, minlength=size)[used],
@@ -377,11 +384,11 @@ class _ShapleyBase(AttributionModel):
             by_position=by_position,
         )
 
-    def _estimate(self, kind: str, worth: pd.DataFrame) -> pd.DataFrame:
+    def _estimate(self, kind: str, worth: pd.DataFrame, members: Members) -> pd.DataFrame:
         """Estimate channel values by sampling, scaled to the kind's conversions and value."""
         p = self.parameters
         assert isinstance(p, ShapleyParameters)
-        estimate = sampled_shapley(worth, p.samples, p.seed)
+        estimate = sampled_shapley(worth, p.samples, p.seed, members)
         total = float(estimate.shapley.sum())
         conversions_scale = float(worth.worth.sum()) / total if total > 0 else 0.0
         value_scale = float(worth.value_worth.sum()) / total if total > 0 else 0.0

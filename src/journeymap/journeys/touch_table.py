@@ -157,7 +157,7 @@ def touch_table(
 ) -> TouchTable:
     """Resolve the columns of ``table`` and cast them to the touch table's types.
 
-    Naive timestamps are read as UTC. Flags may be booleans, numbers (not 0 is true) or the
+    Naive timestamps are read as UTC. Flags may be booleans, the numbers 1 and 0 or the
     importer's words (1/0, true/false, t/f, yes/no, y/n), and an empty flag is false. Values
     may be numbers or text numbers, and an empty value is 0. ``row_column`` orders touches
     with equal timestamps. Without it, touches without a conversion come first, then

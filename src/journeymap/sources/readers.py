@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,7 @@ def check_unique_names(names: Sequence[str], shown: str) -> None:
     Raises:
         InputError: naming the repeated columns.
     """
-    repeated = sorted({name for name in names if list(names).count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise InputError(
             f"column names repeat in the file: {', '.join(map(repr, repeated))}",
@@ -94,16 +95,19 @@ def _gunzipped(file: Path, shown: str) -> Path:
     Raises:
         InputError: the file is not gzip data.
     """
+    import atexit
     import gzip
+    import os
     import shutil
     import tempfile
 
-    suffix = Path(file.stem).suffix or ".csv"
+    handle, name = tempfile.mkstemp(suffix=Path(file.stem).suffix or ".csv")
+    os.close(handle)
+    copy = Path(name)
+    # The readers open the copy by name, so it stays until the process ends.
+    atexit.register(copy.unlink, missing_ok=True)
     try:
-        with (
-            gzip.open(file, "rb") as packed,
-            tempfile.NamedTemporaryFile(delete=False, suffix=suffix) as plain,
-        ):
+        with gzip.open(file, "rb") as packed, copy.open("wb") as plain:
             shutil.copyfileobj(packed, plain)
     except (OSError, EOFError) as exc:
         raise InputError(
@@ -111,7 +115,7 @@ def _gunzipped(file: Path, shown: str) -> Path:
             file=shown,
             hint="Check that the file is gzip data, or decompress it first",
         ) from exc
-    return Path(plain.name)
+    return copy
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,12 @@ def _cell(values: pd.Series, row: int) -> object:
 
 
 def _bad_cell(
-    values: pd.Series, row: int, message: str, *, file: str, column: str, hint: str
+    values: pd.Series, row: int, what: str, problem: str, *, file: str, column: str, hint: str
 ) -> InputError:
-    """Return the error for the cell at 0-based ``row``, naming its 1-based row and value."""
+    """Return the error ``<what> <cell> <problem>`` for the cell at 0-based ``row``."""
+    cell = _cell(values, row)
     return InputError(
-        message, file=file, row=row + 1, column=column, value=_cell(values, row), hint=hint
+        f"{what} {cell!r} {problem}", file=file, row=row + 1, column=column, value=cell, hint=hint
     )
 
 
@@ -144,7 +145,8 @@ def numbers(
             raise _bad_cell(
                 values,
                 row,
-                f"{what} {_cell(values, row)!r} is not a number",
+                what,
+                "is not a number",
                 file=file,
                 column=column,
                 hint="Write numbers with a dot as the decimal mark and no thousands separator",
@@ -155,7 +157,8 @@ def numbers(
         raise _bad_cell(
             values,
             row,
-            f"{what} {_cell(values, row)!r} is not finite",
+            what,
+            "is not finite",
             file=file,
             column=column,
             hint="Write a number, or leave the cell empty",
@@ -166,7 +169,8 @@ def numbers(
         raise _bad_cell(
             values,
             row,
-            f"{what} {_cell(values, row)!r} is above {MAX_AMOUNT:,.0f}",
+            what,
+            f"is above {MAX_AMOUNT:,.0f}",
             file=file,
             column=column,
             hint="Check the unit of the column (micros or cents?) and fix the row",
@@ -178,7 +182,8 @@ def numbers(
             raise _bad_cell(
                 values,
                 row,
-                f"{what} {_cell(values, row)!r} is negative",
+                what,
+                "is negative",
                 file=file,
                 column=column,
                 hint=f"The {what} must be zero or more; fix the row or drop it",
@@ -204,7 +209,8 @@ def flags(values: pd.Series, *, file: str, column: str) -> pd.Series:
         raise _bad_cell(
             values,
             row,
-            f"conversion flag {_cell(values, row)!r} is not 1/0, true/false or yes/no",
+            "conversion flag",
+            "is not 1/0, true/false or yes/no",
             file=file,
             column=column,
             hint="Mark converting rows with 1 and other rows with 0 or an empty cell",
@@ -231,7 +237,8 @@ def true_false(frame: pd.DataFrame, column: str | None, *, file: str, default: b
         raise _bad_cell(
             values,
             row,
-            f"flag {_cell(values, row)!r} is neither true nor false",
+            "flag",
+            "is neither true nor false",
             file=file,
             column=column,
             hint="Write true or false (or 1 and 0) in this column",
