@@ -576,6 +576,25 @@ def test_text_value_names_row(tmp_path: Path) -> None:
     assert raised.value.column == "revenue"
 
 
+@pytest.mark.parametrize("cell", ["NaN", "nan", "NA", "null", "#N/A"])
+def test_missing_value_words_rejected_as_store(tmp_path: Path, cell: str) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(
+        # Naive timestamps and numbers, which the store's Arrow reader reads typed.
+        "user_id,timestamp,channel,conversion,value\n"
+        "u1,2024-03-01T10:00:00,Email,0,0\n"
+        f"u1,2024-03-02T10:00:00,Direct,1,{cell}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match="value is not a number") as raised:
+        check_touch_table(read_touch_table(path))
+    assert raised.value.row == 2
+    store = Store.open()
+    with pytest.raises(InputError, match=f"value '{cell}' is not a number") as stored:
+        import_file(store, path, input_format="touchpoints")
+    assert stored.value.row == 2
+
+
 def test_missing_file_rejected(tmp_path: Path) -> None:
     path = tmp_path / "absent.parquet"
     with pytest.raises(InputError, match="file not found") as raised:

@@ -193,6 +193,9 @@ def read_arrow(source: InputSource, *, typed: Sequence[str] = ()) -> pa.Table | 
                 parse_options=pv.ParseOptions(delimiter=source.separator or ","),
                 convert_options=pv.ConvertOptions(
                     column_types={name: pa.string() for name in names if name not in typed},
+                    # Only an empty cell is missing, as in the pandas reader: words such as
+                    # NaN or NA in a typed column fail here and reach that reader's checks.
+                    null_values=[""],
                     strings_can_be_null=False,
                 ),
             )
