@@ -140,7 +140,22 @@ def test_attribute_details_rule_models_write_nothing(tmp_path: Path) -> None:
         "attribute", str(path), "--direct", "--models", "linear", "--details", str(folder)
     )
     assert result.returncode == 0, result.stderr
-    assert "no model details written" in result.stderr
+    # The console wraps long lines, so words are compared with single spaces.
+    said = " ".join(result.stderr.split())
+    assert "no model details written" in said
+    assert "add one of them to --models" in said
+    assert not folder.exists()
+
+
+def test_attribute_details_without_conversions_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "touches.csv"
+    path.write_text(DIRECT_TOUCHES.replace("true", "false"), encoding="utf-8")
+    folder = tmp_path / "details"
+    result = run_cli(
+        "attribute", str(path), "--direct", "--models", "markov", "--details", str(folder)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "there are no conversions to credit" in " ".join(result.stderr.split())
     assert not folder.exists()
 
 

@@ -221,7 +221,12 @@ def _write_details(attribution: api.Attribution | api.TableAttribution, folder: 
         ) from exc
     for path in written:
         err.print(f"wrote {path}")
-    if not written:
+    if written:
+        return
+    with_details = {"markov", "shapley", "shapley_ordered"}
+    if with_details & {model.name for model in attribution.models}:
+        err.print(f"no model details written to {folder}: there are no conversions to credit")
+    else:
         err.print(
             f"no model details written to {folder}: only markov, shapley and "
             "shapley_ordered have details; add one of them to --models"
