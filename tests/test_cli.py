@@ -141,9 +141,9 @@ def test_attribute_details_rule_models_write_nothing(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     # The console wraps long lines, so words are compared with single spaces.
-    said = " ".join(result.stderr.split())
-    assert "no model details written" in said
-    assert "add one of them to --models" in said
+    message = " ".join(result.stderr.split())
+    assert "no model details written" in message
+    assert "add one of them to --models" in message
     assert not folder.exists()
 
 

@@ -41,7 +41,7 @@ from journeymap.common.numbers import MAX_AMOUNT
 from journeymap.common.whitespace import blank, padded, trimmed
 from journeymap.journeys.build import SECONDS_PER_DAY, Journeys, PathSource, as_schema
 from journeymap.sources.columns import ColumnResolver
-from journeymap.sources.readers import check_unique_names, not_utf8
+from journeymap.sources.readers import check_unique_names, csv_header, not_utf8
 from journeymap.sources.touchpoints import TOUCHPOINT_ALIASES
 from journeymap.sources.values import FALSE_WORDS, TRUE_WORDS
 from journeymap.store.schema import NOT_SET, TS
@@ -108,6 +108,7 @@ def read_touch_table(
         table = con.read_parquet(file, file_row_number=True)
         return touch_table(table, source=str(file), mapping=mapping, row_column="file_row_number")
     if suffix in {".csv", ".tsv", ".txt", ""}:
+        check_unique_names(csv_header(file, separator), str(file))
         options = {"delim": separator} if separator else {}
         try:
             sniffed = con.read_csv(file, **options)

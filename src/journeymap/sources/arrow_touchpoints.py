@@ -113,8 +113,7 @@ def _read(
     default_kind: str,
 ) -> tuple[pa.Table, pa.Table]:
     if len(set(table.column_names)) < len(table.column_names):
-        # Arrow keeps a repeated header name twice; pandas renames the repeats and reads
-        # the first, as the touch-table reader does.
+        # Arrow keeps a repeated header name twice, so the pandas reader's check names it.
         raise _UnsupportedError
     columns = ColumnResolver(
         file=file, columns=table.column_names, aliases=aliases, mapping=mapping

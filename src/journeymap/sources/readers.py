@@ -42,8 +42,27 @@ def file_sha256(path: Path) -> str:
 
 def sniff_separator(path: Path) -> str:
     """Return the separator of a delimited text file, judged from its header line."""
+    return _separator_of(_first_line(path))
+
+
+def csv_header(path: Path, separator: str | None = None) -> list[str]:
+    """Return the column names in the header line of a CSV file, which may be gzipped."""
+    line = _first_line(path)
+    names = next(csv.reader([line], delimiter=separator or _separator_of(line)), [])
+    return [name.strip() for name in names]
+
+
+def _first_line(path: Path) -> str:
+    import gzip
+
+    if path.suffix.lower() == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8-sig", errors="replace") as packed:
+            return packed.readline()
     with path.open(encoding="utf-8-sig", errors="replace") as handle:
-        header = handle.readline()
+        return handle.readline()
+
+
+def _separator_of(header: str) -> str:
     counts = {sep: header.count(sep) for sep in SEPARATORS}
     best = max(counts, key=lambda sep: counts[sep])
     return best if counts[best] > 0 else ","
@@ -80,7 +99,8 @@ def check_unique_names(names: Sequence[str], shown: str) -> None:
     Raises:
         InputError: naming the repeated columns.
     """
-    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    # Empty names, as trailing separators leave, are columns no reader looks up.
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1 and name)
     if repeated:
         raise InputError(
             f"column names repeat in the file: {', '.join(map(repr, repeated))}",
@@ -166,9 +186,7 @@ def header_names(source: InputSource) -> list[str]:
             return [str(name).strip() for name in pq.read_schema(source.file).names]
         except (pa.ArrowInvalid, OSError):
             return []
-    with source.file.open(encoding="utf-8-sig", errors="replace") as handle:
-        header = next(csv.reader([handle.readline()], delimiter=source.separator or ","), [])
-    return [name.strip() for name in header]
+    return csv_header(source.file, source.separator or ",")
 
 
 def read_arrow(source: InputSource, *, typed: Sequence[str] = ()) -> pa.Table | None:
@@ -218,8 +236,8 @@ def read_input(path: str | Path | InputSource, *, separator: str | None = None) 
     """
     source = path if isinstance(path, InputSource) else prepare_input(path, separator=separator)
     file, shown, sha = source.file, source.path, source.sha256
+    check_unique_names(header_names(source), shown)
     if source.is_parquet:
-        check_unique_names(header_names(source), shown)
         try:
             frame = pd.read_parquet(file)
         except Exception as exc:  # pyarrow raises ArrowInvalid and OSError variants
